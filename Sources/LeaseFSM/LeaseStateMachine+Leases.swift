@@ -1,0 +1,204 @@
+import DequeModule
+
+/// Create, renew, release and expire.
+extension LeaseStateMachine {
+    mutating func create(_ c: LeaseCommand.CreateLease, index: UInt64,
+                         events: inout EventRecorder) -> Result<CommandResult, LeaseError> {
+        let id = LeaseID(index: index, suffix: c.leaseIDSuffix)
+        guard leases[id] == nil else {
+            return .failure(LeaseError(.alreadyExists, "lease id \(id) is already taken"))
+        }
+        let held = indexes.activeByService[c.serviceID, default: 0]
+        guard held < limits.maxLeasesPerService else {
+            return .failure(LeaseError(.resourceExhausted, "service '\(c.serviceID)' already holds \(held) active leases, the limit (GC_MAX_LEASES_PER_SERVICE) is \(limits.maxLeasesPerService): release or let some expire first", field: "service_id"))
+        }
+        let duration = limits.resolvedDuration(c.durationSeconds)
+        let spec = c.cleanup.flatMap { $0.target == nil ? nil : $0.resolved(with: limits) }
+
+        let incarnation: UInt64
+        if let existing = objects[c.object] {
+            incarnation = existing.incarnation
+        } else {
+            incarnation = index
+            supersedeOpenJob(of: c.object, newIncarnation: index, events: &events)
+        }
+        let lease = Lease(
+            id: id, object: c.object, serviceID: c.serviceID, metadata: c.metadata, cleanup: spec,
+            createdAt: now, expiresAt: now.adding(seconds: duration), lastRenewedAt: now,
+            durationSeconds: duration, renewalCount: 0, fencingToken: index, incarnation: incarnation,
+            state: .active, endedAt: nil, cleanupJobID: nil, createdIndex: index)
+
+        var record = objects[c.object] ?? ObjectRecord(incarnation: incarnation, activeLeases: [], cleanupSource: nil)
+        record.activeLeases.insert(id)
+        if let spec { record.cleanupSource = CleanupSource(lease, spec: spec) }
+        objects[c.object] = record
+        leases[id] = lease
+        indexes.orderedLeaseIDs.append(id)
+        indexActive(lease)
+        stats.created += 1
+        events.record(.created, lease: lease, at: now)
+        return .success(.created(lease))
+    }
+
+    mutating func renew(_ r: LeaseCommand.RenewLeases, index: UInt64, events: inout EventRecorder) -> [RenewOutcome] {
+        var done: [LeaseID: Result<Lease, LeaseError>] = [:]
+        return r.leaseIDs.map { id in
+            if let earlier = done[id] { return RenewOutcome(leaseID: id, result: earlier) }
+            let result = renewOne(id, serviceID: r.serviceID, extendSeconds: r.extendSeconds, index: index, events: &events)
+            done[id] = result
+            return RenewOutcome(leaseID: id, result: result)
+        }
+    }
+
+    private mutating func renewOne(_ id: LeaseID, serviceID: String, extendSeconds: UInt64, index: UInt64,
+                                   events: inout EventRecorder) -> Result<Lease, LeaseError> {
+        guard var lease = leases[id] else { return .failure(notFound(id)) }
+        if let error = checkOwnerAndActive(lease, serviceID: serviceID, verb: "renew") { return .failure(error) }
+        unindexExpiry(lease)
+        let extend = extendSeconds == 0 ? lease.durationSeconds : extendSeconds
+        lease.expiresAt = now.adding(seconds: extend)
+        lease.lastRenewedAt = now
+        lease.renewalCount = lease.renewalCount == .max ? .max : lease.renewalCount + 1
+        lease.fencingToken = index
+        leases[id] = lease
+        indexExpiry(lease)
+        stats.renewed += 1
+        events.record(.renewed, lease: lease, at: now)
+        return .success(lease)
+    }
+
+    mutating func release(_ r: LeaseCommand.ReleaseLease, events: inout EventRecorder) -> Result<CommandResult, LeaseError> {
+        guard let lease = leases[r.leaseID] else { return .failure(notFound(r.leaseID)) }
+        if let error = checkOwnerAndActive(lease, serviceID: r.serviceID, verb: "release") { return .failure(error) }
+        let ended = end(lease, as: .released, events: &events, reason: "released by \(r.serviceID)")
+        stats.released += 1
+        return .success(.released(ended))
+    }
+
+    mutating func expire(_ e: LeaseCommand.ExpireLeases, events: inout EventRecorder) -> [LeaseID] {
+        let grace = limits.cleanupGraceSeconds.saturatingMilliseconds
+        var expired: [LeaseID] = []
+        for id in Set(e.leaseIDs).sorted() {
+            // Re-checked at apply time: a lease renewed after the leader decided
+            // to expire it must survive (the renewal is earlier in the log).
+            guard let lease = leases[id], lease.isActive, lease.expiresAt.adding(milliseconds: grace) <= now else {
+                continue
+            }
+            end(lease, as: .expired, events: &events, reason: "not renewed before \(lease.expiresAt.milliseconds) ms")
+            stats.expired += 1
+            expired.append(id)
+        }
+        return expired
+    }
+
+    private func notFound(_ id: LeaseID) -> LeaseError {
+        LeaseError(.notFound, "lease '\(id.rawValue.prefix(300))' does not exist (never created, or ended more than GC_ENDED_LEASE_RETENTION ago)", field: "lease_id")
+    }
+
+    private func checkOwnerAndActive(_ lease: Lease, serviceID: String, verb: String) -> LeaseError? {
+        guard lease.serviceID == serviceID else {
+            return LeaseError(.permissionDenied, "lease \(lease.id) belongs to service '\(lease.serviceID)', not '\(serviceID)': only its holder may \(verb) it", field: "service_id")
+        }
+        switch lease.state {
+        case .released:
+            return LeaseError(.failedPrecondition, "lease \(lease.id) was already released; create a new lease")
+        case .expired:
+            return LeaseError(.failedPrecondition, "lease \(lease.id) expired at \(lease.expiresAt.milliseconds) ms (Unix); create a new lease")
+        case .active:
+            guard lease.expiresAt > now else {
+                return LeaseError(.failedPrecondition, "lease \(lease.id) expired at \(lease.expiresAt.milliseconds) ms (Unix), before this \(verb) arrived at \(now.milliseconds) ms; create a new lease")
+            }
+            return nil
+        }
+    }
+
+    /// Ends an active lease; when it was its object's last, schedules the
+    /// object's cleanup (if any lease of this incarnation named a target).
+    @discardableResult
+    private mutating func end(_ active: Lease, as state: Lease.State, events: inout EventRecorder, reason: String) -> Lease {
+        precondition(active.isActive, "only active leases end")
+        unindexActive(active)
+        var lease = active
+        lease.state = state
+        lease.endedAt = now
+        guard var record = objects[lease.object] else {
+            preconditionFailure("an active lease's object has a record")
+        }
+        record.activeLeases.remove(lease.id)
+        if record.activeLeases.isEmpty {
+            objects.removeValue(forKey: lease.object)
+            let source = lease.cleanup.map { CleanupSource(lease, spec: $0) } ?? record.cleanupSource
+            if let source {
+                lease.cleanupJobID = scheduleCleanup(of: lease.object, incarnation: record.incarnation, source: source)
+            }
+        } else {
+            objects[lease.object] = record
+        }
+        leases[lease.id] = lease
+        indexes.endedLeases.append(lease.id)
+        events.record(state == .released ? .released : .expired, lease: lease, at: now, reason: reason)
+        return lease
+    }
+
+    // MARK: Index upkeep
+
+    private mutating func indexActive(_ lease: Lease) {
+        indexes.activeCount += 1
+        indexes.activeByService[lease.serviceID, default: 0] += 1
+        indexes.activeByType[lease.object.type, default: 0] += 1
+        indexExpiry(lease)
+    }
+
+    private mutating func unindexActive(_ lease: Lease) {
+        indexes.activeCount -= 1
+        decrement(&indexes.activeByService, lease.serviceID)
+        decrement(&indexes.activeByType, lease.object.type)
+        unindexExpiry(lease)
+    }
+
+    private func decrement<K: Hashable>(_ counts: inout [K: Int], _ key: K) {
+        let n = counts[key, default: 0] - 1
+        counts[key] = n > 0 ? n : nil
+    }
+
+    static func bucket(of time: WallTime) -> Int64 {
+        let (q, r) = time.milliseconds.quotientAndRemainder(dividingBy: 1000)
+        return r < 0 ? q - 1 : q
+    }
+
+    mutating func indexExpiry(_ lease: Lease) {
+        indexes.expiryBuckets[Self.bucket(of: lease.expiresAt), default: []].insert(lease.id)
+    }
+
+    private mutating func unindexExpiry(_ lease: Lease) {
+        let key = Self.bucket(of: lease.expiresAt)
+        indexes.expiryBuckets[key]?.remove(lease.id)
+        if indexes.expiryBuckets[key]?.isEmpty == true { indexes.expiryBuckets[key] = nil }
+    }
+
+    /// Rebuilds every derived index from the replicated state.
+    mutating func rebuildIndexes() {
+        indexes = Indexes()
+        indexes.orderedLeaseIDs = leases.keys.sorted()
+        for id in indexes.orderedLeaseIDs {
+            guard let lease = leases[id] else { continue }
+            if lease.isActive { indexActive(lease) }
+        }
+        let ended = leases.values.filter { !$0.isActive }.sorted { ($0.endedAt ?? .zero, $0.id) < ($1.endedAt ?? .zero, $1.id) }
+        indexes.endedLeases = Deque(ended.map(\.id))
+        for job in jobs.values.sorted(by: { $0.id < $1.id }) {
+            switch job.state {
+            case .pending:
+                indexes.pendingJobs.insert(job.id)
+                indexes.openJobByObject[job.object] = job.id
+            case .deadLettered:
+                indexes.deadLetteredJobs.insert(job.id)
+                indexes.openJobByObject[job.object] = job.id
+            case .succeeded, .superseded:
+                break
+            }
+        }
+        let finished = jobs.values.filter { !$0.isOpen }.sorted { ($0.finishedAt ?? .zero, $0.id) < ($1.finishedAt ?? .zero, $1.id) }
+        indexes.finishedJobs = Deque(finished.map(\.id))
+    }
+}

@@ -1,0 +1,96 @@
+import SwiftProtobuf
+
+/// The log entry encoding of commands (proto/lease_fsm.proto, `FsmCommand`).
+extension StampedCommand {
+    /// The command schema this code writes. Readers accept this and older.
+    public static let encodingVersion: UInt32 = 1
+
+    /// The command as a log entry's bytes.
+    public func encoded() -> [UInt8] {
+        var m = DistributedGc_Fsm_FsmCommand()
+        m.version = Self.encodingVersion
+        m.stampMillis = stamp.milliseconds
+        switch command {
+        case .create(let c):
+            var r = DistributedGc_Fsm_CreateLeaseCommand()
+            r.leaseIDSuffix = c.leaseIDSuffix
+            r.object = .init(c.object)
+            r.serviceID = c.serviceID
+            r.durationSeconds = c.durationSeconds
+            r.metadata = c.metadata
+            if let spec = c.cleanup { r.cleanup = .init(spec) }
+            m.create = r
+        case .renew(let c):
+            var r = DistributedGc_Fsm_RenewLeasesCommand()
+            r.leaseIds = c.leaseIDs.map(\.rawValue)
+            r.serviceID = c.serviceID
+            r.extendSeconds = c.extendSeconds
+            m.renew = r
+        case .release(let c):
+            var r = DistributedGc_Fsm_ReleaseLeaseCommand()
+            r.leaseID = c.leaseID.rawValue
+            r.serviceID = c.serviceID
+            m.release = r
+        case .expire(let c):
+            var r = DistributedGc_Fsm_ExpireLeasesCommand()
+            r.leaseIds = c.leaseIDs.map(\.rawValue)
+            m.expire = r
+        case .cleanupOutcome(let c):
+            var r = DistributedGc_Fsm_CleanupOutcomeCommand()
+            r.jobID = c.jobID
+            r.attempt = c.attempt
+            switch c.result {
+            case .succeeded:
+                r.succeeded = true
+            case .failed(let error, let retryAfter, let permanent):
+                r.error = error
+                r.retryAfterMillis = retryAfter
+                r.permanent = permanent
+            }
+            m.cleanupOutcome = r
+        case .retryDeadLetters(let c):
+            var r = DistributedGc_Fsm_RetryDeadLettersCommand()
+            r.jobIds = c.jobIDs
+            m.retryDeadLetters = r
+        }
+        var options = BinaryEncodingOptions()
+        options.useDeterministicOrdering = true
+        return (try? m.serializedBytes(options: options)) ?? []
+    }
+
+    /// Decodes a log entry written by ``encoded()``.
+    public init(decoding bytes: [UInt8]) throws(LeaseStateMachine.DecodingError) {
+        let m: DistributedGc_Fsm_FsmCommand
+        do {
+            m = try DistributedGc_Fsm_FsmCommand(serializedBytes: bytes)
+        } catch {
+            throw LeaseStateMachine.DecodingError(message: "not a lease command (\(error))")
+        }
+        guard m.version >= 1, m.version <= Self.encodingVersion else {
+            throw LeaseStateMachine.DecodingError(message: "command version \(m.version) is not supported")
+        }
+        let command: LeaseCommand
+        switch m.command {
+        case .create(let r):
+            command = .create(.init(
+                leaseIDSuffix: r.leaseIDSuffix, object: try ObjectKey(r.object), serviceID: r.serviceID,
+                durationSeconds: r.durationSeconds, metadata: r.metadata,
+                cleanup: r.hasCleanup ? CleanupSpec(r.cleanup) : nil))
+        case .renew(let r):
+            command = .renew(.init(leaseIDs: r.leaseIds.map(LeaseID.init), serviceID: r.serviceID, extendSeconds: r.extendSeconds))
+        case .release(let r):
+            command = .release(.init(leaseID: LeaseID(r.leaseID), serviceID: r.serviceID))
+        case .expire(let r):
+            command = .expire(.init(leaseIDs: r.leaseIds.map(LeaseID.init)))
+        case .cleanupOutcome(let r):
+            command = .cleanupOutcome(.init(
+                jobID: r.jobID, attempt: r.attempt,
+                result: r.succeeded ? .succeeded : .failed(error: r.error, retryAfterMilliseconds: r.retryAfterMillis, permanent: r.permanent)))
+        case .retryDeadLetters(let r):
+            command = .retryDeadLetters(.init(jobIDs: r.jobIds))
+        case nil:
+            throw LeaseStateMachine.DecodingError(message: "command has no body")
+        }
+        self.init(command, stamp: WallTime(milliseconds: m.stampMillis))
+    }
+}
