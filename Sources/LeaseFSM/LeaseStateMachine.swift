@@ -130,7 +130,7 @@ public struct LeaseStateMachine: Sendable {
     private mutating func forgetRetired() {
         let cutoff = now.adding(milliseconds: -limits.endedRetentionSeconds.saturatingMilliseconds)
         while let id = indexes.endedLeases.first {
-            if let ended = leases[id]?.endedAt, ended >= cutoff { break }
+            if let ended = leases[id]?.endedAt, ended > cutoff { break }
             indexes.endedLeases.removeFirst()
             if leases.removeValue(forKey: id) != nil { indexes.forgottenInOrder += 1 }
         }

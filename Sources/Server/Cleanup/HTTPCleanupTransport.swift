@@ -1,0 +1,70 @@
+import AsyncHTTPClient
+import Foundation
+import LeaseFSM
+import NIOCore
+import NIOHTTP1
+
+/// Delivers cleanups as `POST` requests with a JSON body (async-http-client).
+///
+/// A 2xx answer is success; any other answer, a timeout or a connection
+/// error is a failure to retry. gRPC targets are not delivered by this
+/// transport (see ``RoutingCleanupTransport``).
+public struct HTTPCleanupTransport: CleanupTransport {
+    let client: HTTPClient
+
+    public init(client: HTTPClient = .shared) {
+        self.client = client
+    }
+
+    public func deliver(_ request: CleanupRequest, to target: CleanupSpec.Target, timeout: Duration) async -> CleanupAttemptResult {
+        guard case .http(let url) = target else {
+            return .failed(reason: "not an HTTP target", permanent: true)
+        }
+        let body: Data
+        do {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            body = try encoder.encode(request)
+        } catch {
+            return .failed(reason: "cannot encode the cleanup request: \(error)", permanent: true)
+        }
+        var http = HTTPClientRequest(url: url)
+        http.method = .POST
+        http.headers.add(name: "Content-Type", value: "application/json")
+        http.headers.add(name: "Idempotency-Key", value: request.idempotencyKey)
+        http.headers.add(name: "User-Agent", value: "gc-sidecar/\(SidecarVersion.current)")
+        http.body = .bytes(ByteBuffer(bytes: body))
+        do {
+            let response = try await client.execute(http, timeout: .nanoseconds(timeout.nanoseconds))
+            let answer = try await response.body.collect(upTo: 4096)
+            if (200..<300).contains(response.status.code) { return .succeeded }
+            let text = String(buffer: answer).prefix(200)
+            return .failed(reason: "HTTP \(response.status.code) from \(url): \(text)", permanent: false)
+        } catch let error as HTTPClientError where error == .deadlineExceeded {
+            return .failed(reason: "no answer from \(url) within \(timeout)", permanent: false)
+        } catch {
+            return .failed(reason: "request to \(url) failed: \(error)", permanent: false)
+        }
+    }
+}
+
+/// Sends each cleanup to the transport for its target's kind.
+public struct RoutingCleanupTransport: CleanupTransport {
+    let http: any CleanupTransport
+
+    public init(http: any CleanupTransport = HTTPCleanupTransport()) {
+        self.http = http
+    }
+
+    public func deliver(_ request: CleanupRequest, to target: CleanupSpec.Target, timeout: Duration) async -> CleanupAttemptResult {
+        switch target {
+        case .http:
+            return await http.deliver(request, to: target, timeout: timeout)
+        case .grpc(let endpoint):
+            // gRPC delivery (proto/cleanup.proto) is tracked separately; until it
+            // lands, the job is dead-lettered with this reason, visible and
+            // retryable, never dropped.
+            return .failed(reason: "gRPC cleanup endpoints (\(endpoint)) are not supported by this build yet; set cleanup_http_endpoint", permanent: true)
+        }
+    }
+}

@@ -1,0 +1,172 @@
+import LeaseFSM
+import Logging
+
+/// Everything a `gc-sidecar` process is configured with.
+///
+/// Read from the environment by ``init(environment:)``; every key, its type
+/// and its default are listed there and in the README's configuration table.
+public struct SidecarConfig: Hashable, Sendable {
+    /// This node's name in logs and health answers (`GC_NODE_ID`, default `n1`).
+    public var nodeID = "n1"
+    /// gRPC listen host (`GC_SERVER_HOST`, default `0.0.0.0`).
+    public var host = "0.0.0.0"
+    /// gRPC listen port (`GC_SERVER_PORT`, default 50051; 0 picks a free port).
+    public var port = 50051
+    /// Prometheus `/metrics` port (`GC_METRICS_PORT`, default 9090; 0 picks a free port).
+    public var metricsPort = 9090
+    /// Host the metrics endpoint listens on (`GC_METRICS_HOST`, default = `GC_SERVER_HOST`).
+    public var metricsHost = "0.0.0.0"
+    /// Rules the lease state machine enforces (durations, quotas, retries, grace, retention).
+    public var limits = LeaseLimits.defaults
+    /// How often the reaper looks for expired leases (`GC_CLEANUP_INTERVAL`, default 60 s).
+    public var cleanupIntervalSeconds: UInt64 = 60
+    /// Timeout of one cleanup request (`GC_CLEANUP_TIMEOUT`, default 30 s).
+    public var cleanupTimeoutSeconds: UInt64 = 30
+    /// Cleanup requests in flight at once (`GC_CLEANUP_MAX_CONCURRENCY`, default 64).
+    public var cleanupMaxConcurrency = 64
+    /// `memory` (default for now; see README) or `postgres` (not available yet).
+    public var storageBackend = StorageBackend.memory
+    public var logLevel = Logger.Level.info
+
+    public enum StorageBackend: String, Hashable, Sendable {
+        case memory
+    }
+
+    public init() {}
+
+    public static let defaults = SidecarConfig()
+
+    /// A configuration value that cannot be used: names the variable, the
+    /// value and what is allowed, in one line.
+    public struct Error: Swift.Error, Hashable, Sendable, CustomStringConvertible {
+        public var variable: String
+        public var message: String
+        public var description: String { "invalid configuration: \(variable): \(message)" }
+    }
+
+    /// Reads the configuration from environment variables.
+    ///
+    /// | variable | type | default |
+    /// |---|---|---|
+    /// | GC_NODE_ID | string | n1 |
+    /// | GC_SERVER_HOST | host | 0.0.0.0 |
+    /// | GC_SERVER_PORT | port (0 = any free) | 50051 |
+    /// | GC_METRICS_HOST | host | GC_SERVER_HOST |
+    /// | GC_METRICS_PORT | port (0 = any free) | 9090 |
+    /// | GC_DEFAULT_LEASE_DURATION | seconds | 300 |
+    /// | GC_MIN_LEASE_DURATION | seconds | 30 |
+    /// | GC_MAX_LEASE_DURATION | seconds | 3600 |
+    /// | GC_MAX_LEASES_PER_SERVICE | count | 10000 |
+    /// | GC_CLEANUP_INTERVAL | seconds | 60 |
+    /// | GC_CLEANUP_GRACE_PERIOD | seconds | 30 |
+    /// | GC_CLEANUP_TIMEOUT | seconds | 30 |
+    /// | GC_CLEANUP_MAX_RETRIES | count | 3 |
+    /// | GC_CLEANUP_RETRY_DELAY | seconds | 5 |
+    /// | GC_CLEANUP_MAX_CONCURRENCY | count | 64 |
+    /// | GC_ENDED_LEASE_RETENTION | seconds | 3600 |
+    /// | GC_STORAGE_BACKEND | memory | memory |
+    /// | DATABASE_URL, GC_MAX_DB_CONNECTIONS | for postgres (not available yet) | |
+    /// | GC_LOG_LEVEL, then LOG_LEVEL, then RUST_LOG | trace…critical, or RUST_LOG syntax | info |
+    ///
+    /// - Throws: ``Error`` for the first variable with an unusable value.
+    public init(environment env: [String: String]) throws(Error) {
+        var r = EnvironmentReader(env)
+        nodeID = try r.string("GC_NODE_ID", default: nodeID)
+        host = try r.host("GC_SERVER_HOST", default: host)
+        port = try r.port("GC_SERVER_PORT", default: port)
+        metricsHost = try r.host("GC_METRICS_HOST", default: host)
+        metricsPort = try r.port("GC_METRICS_PORT", default: metricsPort)
+        limits.defaultDurationSeconds = try r.seconds("GC_DEFAULT_LEASE_DURATION", default: limits.defaultDurationSeconds)
+        limits.minDurationSeconds = try r.seconds("GC_MIN_LEASE_DURATION", default: limits.minDurationSeconds)
+        limits.maxDurationSeconds = try r.seconds("GC_MAX_LEASE_DURATION", default: limits.maxDurationSeconds)
+        limits.maxLeasesPerService = Int(try r.count("GC_MAX_LEASES_PER_SERVICE", default: UInt64(limits.maxLeasesPerService), range: 1...10_000_000))
+        cleanupIntervalSeconds = try r.seconds("GC_CLEANUP_INTERVAL", default: cleanupIntervalSeconds)
+        limits.cleanupGraceSeconds = try r.count("GC_CLEANUP_GRACE_PERIOD", default: limits.cleanupGraceSeconds, range: 0...86_400)
+        cleanupTimeoutSeconds = try r.seconds("GC_CLEANUP_TIMEOUT", default: cleanupTimeoutSeconds)
+        limits.defaultMaxRetries = UInt32(try r.count("GC_CLEANUP_MAX_RETRIES", default: UInt64(limits.defaultMaxRetries), range: 0...UInt64(LeaseLimits.maxRetriesCap)))
+        limits.defaultRetryDelaySeconds = try r.seconds("GC_CLEANUP_RETRY_DELAY", default: limits.defaultRetryDelaySeconds)
+        cleanupMaxConcurrency = Int(try r.count("GC_CLEANUP_MAX_CONCURRENCY", default: UInt64(cleanupMaxConcurrency), range: 1...10_000))
+        limits.endedRetentionSeconds = try r.count("GC_ENDED_LEASE_RETENTION", default: limits.endedRetentionSeconds, range: 0...(30 * 86_400))
+        storageBackend = try r.storageBackend()
+        _ = try r.count("GC_MAX_DB_CONNECTIONS", default: 10, range: 1...1000)
+        logLevel = try LogLevelParser.level(from: env)
+
+        if limits.minDurationSeconds > limits.maxDurationSeconds {
+            throw Error(variable: "GC_MIN_LEASE_DURATION", message: "\(limits.minDurationSeconds) is greater than GC_MAX_LEASE_DURATION (\(limits.maxDurationSeconds))")
+        }
+        if !(limits.minDurationSeconds...limits.maxDurationSeconds).contains(limits.defaultDurationSeconds) {
+            throw Error(variable: "GC_DEFAULT_LEASE_DURATION", message: "\(limits.defaultDurationSeconds) must lie within [GC_MIN_LEASE_DURATION, GC_MAX_LEASE_DURATION] = [\(limits.minDurationSeconds), \(limits.maxDurationSeconds)]")
+        }
+    }
+}
+
+/// Parses typed values out of the environment, naming the variable on failure.
+struct EnvironmentReader {
+    let env: [String: String]
+
+    init(_ env: [String: String]) {
+        self.env = env
+    }
+
+    private func raw(_ key: String) -> String? {
+        guard let v = env[key]?.trimmingWhitespace(), !v.isEmpty else { return nil }
+        return v
+    }
+
+    func string(_ key: String, default d: String) throws(SidecarConfig.Error) -> String {
+        guard let v = raw(key) else { return d }
+        guard v.utf8.count <= 128, v.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) }) else {
+            throw .init(variable: key, message: "'\(v.prefix(40))' is not allowed: use up to 128 letters, digits, '-', '_' or '.'")
+        }
+        return v
+    }
+
+    func host(_ key: String, default d: String) throws(SidecarConfig.Error) -> String {
+        guard let v = raw(key) else { return d }
+        guard v.utf8.count <= 253, v.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-.:_".contains($0)) }) else {
+            throw .init(variable: key, message: "'\(v.prefix(40))' is not a host name or IP address (e.g. 0.0.0.0 or 127.0.0.1)")
+        }
+        return v
+    }
+
+    func port(_ key: String, default d: Int) throws(SidecarConfig.Error) -> Int {
+        guard let v = raw(key) else { return d }
+        guard let n = Int(v), (0...65535).contains(n) else {
+            throw .init(variable: key, message: "'\(v.prefix(40))' is not a port: expected an integer in 0...65535 (0 picks a free port)")
+        }
+        return n
+    }
+
+    func seconds(_ key: String, default d: UInt64) throws(SidecarConfig.Error) -> UInt64 {
+        try count(key, default: d, range: 1...(365 * 86_400), unit: " seconds")
+    }
+
+    func count(_ key: String, default d: UInt64, range: ClosedRange<UInt64>, unit: String = "") throws(SidecarConfig.Error) -> UInt64 {
+        guard let v = raw(key) else { return d }
+        guard let n = UInt64(v), range.contains(n) else {
+            throw .init(variable: key, message: "'\(v.prefix(40))' is invalid: expected a whole number in \(range.lowerBound)...\(range.upperBound)\(unit)")
+        }
+        return n
+    }
+
+    func storageBackend() throws(SidecarConfig.Error) -> SidecarConfig.StorageBackend {
+        guard let v = raw("GC_STORAGE_BACKEND") else { return .memory }
+        switch v.lowercased() {
+        case "memory":
+            return .memory
+        case "postgres", "sqlite":
+            throw .init(variable: "GC_STORAGE_BACKEND", message: "'\(v)' is not available in this build yet; use 'memory' (see README, Storage)")
+        default:
+            throw .init(variable: "GC_STORAGE_BACKEND", message: "'\(v.prefix(40))' is unknown: allowed values are 'memory'")
+        }
+    }
+}
+
+extension String {
+    func trimmingWhitespace() -> String {
+        var s = Substring(self)
+        while s.first?.isWhitespace == true { s.removeFirst() }
+        while s.last?.isWhitespace == true { s.removeLast() }
+        return String(s)
+    }
+}

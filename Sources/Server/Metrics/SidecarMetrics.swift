@@ -1,0 +1,108 @@
+import CoreMetrics
+import LeaseFSM
+import Metrics
+import Prometheus
+import Synchronization
+
+/// The Prometheus metrics of one sidecar (names from SPEC.md, plus a few).
+///
+/// Lease and cleanup counters mirror the state machine's replicated totals:
+/// after every applied command ``observe(_:)`` adds the difference, so the
+/// Prometheus counters and `GetMetrics` report the same numbers.
+public final class SidecarMetrics: Sendable {
+    public let registry: PrometheusCollectorRegistry
+    private let factory: PrometheusMetricsFactory
+
+    private let created: CoreMetrics.Counter
+    private let renewed: CoreMetrics.Counter
+    private let expired: CoreMetrics.Counter
+    private let released: CoreMetrics.Counter
+    private let cleanupOperations: CoreMetrics.Counter
+    private let cleanupFailures: CoreMetrics.Counter
+    private let cleanupSucceeded: CoreMetrics.Counter
+    private let cleanupDeadLettered: CoreMetrics.Counter
+    private let activeLeases: CoreMetrics.Gauge
+    private let pendingCleanups: CoreMetrics.Gauge
+    private let deadLetters: CoreMetrics.Gauge
+    private let proposeFailures: CoreMetrics.Counter
+    private let cleanupDeliveryErrors: CoreMetrics.Counter
+    private let observed = Mutex(LeaseStats())
+    private let requestTimers = Mutex<[String: Metrics.Timer]>([:])
+
+    /// Metrics registered in their own `registry` (not the process-global
+    /// one), so several sidecars can live in one test process.
+    public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
+        self.registry = registry
+        var factory = PrometheusMetricsFactory(registry: registry)
+        factory.defaultDurationHistogramBuckets = [
+            .microseconds(100), .microseconds(250), .microseconds(500), .milliseconds(1), .milliseconds(2),
+            .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100),
+            .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2), .seconds(5), .seconds(10),
+        ]
+        self.factory = factory
+        created = CoreMetrics.Counter(label: "gc_leases_created_total", factory: factory)
+        renewed = CoreMetrics.Counter(label: "gc_leases_renewed_total", factory: factory)
+        expired = CoreMetrics.Counter(label: "gc_leases_expired_total", factory: factory)
+        released = CoreMetrics.Counter(label: "gc_leases_released_total", factory: factory)
+        cleanupOperations = CoreMetrics.Counter(label: "gc_cleanup_operations_total", factory: factory)
+        cleanupFailures = CoreMetrics.Counter(label: "gc_cleanup_failures_total", factory: factory)
+        cleanupSucceeded = CoreMetrics.Counter(label: "gc_cleanup_succeeded_total", factory: factory)
+        cleanupDeadLettered = CoreMetrics.Counter(label: "gc_cleanup_dead_lettered_total", factory: factory)
+        activeLeases = CoreMetrics.Gauge(label: "gc_active_leases", factory: factory)
+        pendingCleanups = CoreMetrics.Gauge(label: "gc_cleanup_pending", factory: factory)
+        deadLetters = CoreMetrics.Gauge(label: "gc_cleanup_dead_letters", factory: factory)
+        proposeFailures = CoreMetrics.Counter(label: "gc_propose_failures_total", factory: factory)
+        cleanupDeliveryErrors = CoreMetrics.Counter(label: "gc_cleanup_outcome_record_failures_total", factory: factory)
+    }
+
+    /// Brings counters and gauges in line with the state after an apply.
+    public func observe(_ machine: LeaseStateMachine) {
+        let now = machine.stats
+        let before = observed.withLock { previous in
+            defer { previous = now }
+            return previous
+        }
+        add(created, now.created, before.created)
+        add(renewed, now.renewed, before.renewed)
+        add(expired, now.expired, before.expired)
+        add(released, now.released, before.released)
+        add(cleanupOperations, now.cleanupAttempts, before.cleanupAttempts)
+        add(cleanupFailures, now.cleanupFailures, before.cleanupFailures)
+        add(cleanupSucceeded, now.cleanupSucceeded, before.cleanupSucceeded)
+        add(cleanupDeadLettered, now.deadLettered, before.deadLettered)
+        activeLeases.record(machine.activeLeaseCount)
+        pendingCleanups.record(machine.pendingCleanupCount)
+        deadLetters.record(machine.deadLetteredCleanupCount)
+    }
+
+    private func add(_ counter: CoreMetrics.Counter, _ now: UInt64, _ before: UInt64) {
+        if now > before { counter.increment(by: Int64(clamping: now - before)) }
+    }
+
+    /// Records how long one RPC took (`gc_request_duration_seconds{method=…}`).
+    public func recordRequest(method: String, duration: Duration) {
+        let timer = requestTimers.withLock { timers in
+            if let t = timers[method] { return t }
+            let t = Metrics.Timer(label: "gc_request_duration_seconds", dimensions: [("method", method)], factory: factory)
+            timers[method] = t
+            return t
+        }
+        timer.recordNanoseconds(duration.nanoseconds)
+    }
+
+    /// A write that could not be proposed (store unavailable).
+    public func recordProposeFailure() { proposeFailures.increment() }
+
+    /// A cleanup outcome that could not be recorded (it will be retried).
+    public func recordOutcomeRecordFailure() { cleanupDeliveryErrors.increment() }
+
+    /// The Prometheus text exposition of every metric.
+    public func exposition() -> String { registry.emitToString() }
+}
+
+extension Duration {
+    var nanoseconds: Int64 {
+        let (seconds, attoseconds) = components
+        return seconds &* 1_000_000_000 &+ attoseconds / 1_000_000_000
+    }
+}

@@ -1,0 +1,323 @@
+import Foundation
+import GCProto
+import GRPCCore
+import LeaseFSM
+import Logging
+
+/// The client API (`distributed_gc.DistributedGCService`): validates each
+/// request, turns writes into commands for ``LeaseStore/propose(_:)`` and
+/// answers reads from ``LeaseStore/read(_:_:)``.
+///
+/// Errors a caller can fix come back as a non-OK status whose message names
+/// the field and what to change; they change nothing.
+public struct DistributedGCService: DistributedGc_DistributedGCService.SimpleServiceProtocol {
+    /// Page size when a list asks for 0, and the most one page may hold.
+    public static let defaultPageSize = 100
+    public static let maxPageSize = 1000
+
+    let store: any LeaseStore
+    let clock: any WallClock
+    let metrics: SidecarMetrics
+    let nodeID: String
+    let startedAt: WallTime
+    let logger: Logger
+
+    public init(store: any LeaseStore, clock: any WallClock, metrics: SidecarMetrics, nodeID: String, logger: Logger) {
+        self.store = store
+        self.clock = clock
+        self.metrics = metrics
+        self.nodeID = nodeID
+        self.startedAt = clock.now()
+        self.logger = logger
+    }
+
+    // MARK: Writes
+
+    public func createLease(request: DistributedGc_CreateLeaseRequest, context: ServerContext) async throws -> DistributedGc_CreateLeaseResponse {
+        try await timed("CreateLease") {
+            guard let type = ObjectType(wire: request.objectType) else {
+                throw RPCError(code: .invalidArgument, message: "object_type: \(request.objectType.rawValue) is not a known object type (0 to 6, e.g. DATABASE_ROW)")
+            }
+            let command = LeaseCommand.create(.init(
+                leaseIDSuffix: Self.randomSuffix(), object: ObjectKey(type: type, id: request.objectID),
+                serviceID: request.serviceID, durationSeconds: request.leaseDurationSeconds,
+                metadata: request.metadata,
+                cleanup: request.hasCleanupConfig ? CleanupSpec(wire: request.cleanupConfig) : nil))
+            guard case .created(let lease) = try await propose(command) else { throw unexpected() }
+            var response = DistributedGc_CreateLeaseResponse()
+            response.leaseID = lease.id.rawValue
+            response.expiresAt = .init(lease.expiresAt)
+            response.success = true
+            response.fencingToken = lease.fencingToken
+            response.incarnation = lease.incarnation
+            return response
+        }
+    }
+
+    public func renewLease(request: DistributedGc_RenewLeaseRequest, context: ServerContext) async throws -> DistributedGc_RenewLeaseResponse {
+        try await timed("RenewLease") {
+            let command = LeaseCommand.renew(.init(
+                leaseIDs: [LeaseID(request.leaseID)], serviceID: request.serviceID,
+                extendSeconds: request.extendDurationSeconds))
+            guard case .renewed(let outcomes) = try await propose(command), let outcome = outcomes.first else {
+                throw unexpected()
+            }
+            let lease = try outcome.result.get()
+            var response = DistributedGc_RenewLeaseResponse()
+            response.newExpiresAt = .init(lease.expiresAt)
+            response.success = true
+            response.fencingToken = lease.fencingToken
+            return response
+        }
+    }
+
+    public func renewLeases(request: DistributedGc_RenewLeasesRequest, context: ServerContext) async throws -> DistributedGc_RenewLeasesResponse {
+        try await timed("RenewLeases") {
+            let command = LeaseCommand.renew(.init(
+                leaseIDs: request.leaseIds.map(LeaseID.init), serviceID: request.serviceID,
+                extendSeconds: request.extendDurationSeconds))
+            guard case .renewed(let outcomes) = try await propose(command) else { throw unexpected() }
+            var response = DistributedGc_RenewLeasesResponse()
+            response.results = outcomes.map { outcome in
+                var r = DistributedGc_RenewLeaseResult()
+                r.leaseID = outcome.leaseID.rawValue
+                switch outcome.result {
+                case .success(let lease):
+                    r.success = true
+                    r.newExpiresAt = .init(lease.expiresAt)
+                    r.fencingToken = lease.fencingToken
+                case .failure(let error):
+                    r.errorCode = error.code.description
+                    r.errorMessage = error.message
+                }
+                return r
+            }
+            return response
+        }
+    }
+
+    public func releaseLease(request: DistributedGc_ReleaseLeaseRequest, context: ServerContext) async throws -> DistributedGc_ReleaseLeaseResponse {
+        try await timed("ReleaseLease") {
+            let command = LeaseCommand.release(.init(leaseID: LeaseID(request.leaseID), serviceID: request.serviceID))
+            guard case .released = try await propose(command) else { throw unexpected() }
+            var response = DistributedGc_ReleaseLeaseResponse()
+            response.success = true
+            return response
+        }
+    }
+
+    // MARK: Reads
+
+    public func getLease(request: DistributedGc_GetLeaseRequest, context: ServerContext) async throws -> DistributedGc_GetLeaseResponse {
+        try await timed("GetLease") {
+            if let error = LeaseLimits.checkLeaseID(request.leaseID) { throw error }
+            let id = LeaseID(request.leaseID)
+            let asOf = clock.now()
+            return try await read(request.consistency) { machine in
+                var response = DistributedGc_GetLeaseResponse()
+                if let lease = machine.lease(id) {
+                    response.found = true
+                    response.lease = DistributedGc_LeaseInfo(lease, in: machine, asOf: asOf)
+                }
+                return response
+            }
+        }
+    }
+
+    public func listLeases(request: DistributedGc_ListLeasesRequest, context: ServerContext) async throws -> DistributedGc_ListLeasesResponse {
+        try await timed("ListLeases") {
+            let filter = try Self.filter(for: request)
+            let limit = request.limit == 0 ? Self.defaultPageSize : min(Int(request.limit), Self.maxPageSize)
+            let after: LeaseID?
+            if request.pageToken.isEmpty {
+                after = nil
+            } else {
+                guard let decoded = PageToken.decode(request.pageToken) else {
+                    throw RPCError(code: .invalidArgument, message: "page_token: not a token returned by ListLeases; pass next_page_token unchanged, or empty for the first page")
+                }
+                after = decoded
+            }
+            let asOf = clock.now()
+            return try await read(request.consistency) { machine in
+                let page = machine.listLeases(filter, after: after, limit: limit)
+                var response = DistributedGc_ListLeasesResponse()
+                response.leases = page.leases.map { DistributedGc_LeaseInfo($0, in: machine, asOf: asOf) }
+                response.nextPageToken = page.next.map(PageToken.encode) ?? ""
+                return response
+            }
+        }
+    }
+
+    static func filter(for request: DistributedGc_ListLeasesRequest) throws -> LeaseStateMachine.LeaseFilter {
+        var filter = LeaseStateMachine.LeaseFilter()
+        if !request.serviceID.isEmpty { filter.serviceID = request.serviceID }
+        if !request.objectID.isEmpty { filter.objectID = request.objectID }
+        if request.objectType != .unknown {
+            guard let type = ObjectType(wire: request.objectType) else {
+                throw RPCError(code: .invalidArgument, message: "object_type: \(request.objectType.rawValue) is not a known object type")
+            }
+            filter.objectType = type
+        }
+        if !request.states.isEmpty {
+            filter.states = Set(try request.states.map { wire in
+                guard let s = Lease.State(wire: wire) else {
+                    throw RPCError(code: .invalidArgument, message: "states: \(wire.rawValue) is not a lease state (ACTIVE, EXPIRED, RELEASED)")
+                }
+                return s
+            })
+        } else if request.state != .active {
+            guard let s = Lease.State(wire: request.state) else {
+                throw RPCError(code: .invalidArgument, message: "state: \(request.state.rawValue) is not a lease state (ACTIVE, EXPIRED, RELEASED)")
+            }
+            filter.states = [s]
+        }
+        if !request.cleanupStates.isEmpty {
+            filter.cleanupStates = Set(try request.cleanupStates.map { wire in
+                guard let s = LeaseCleanupState(wire: wire) else {
+                    throw RPCError(code: .invalidArgument, message: "cleanup_states: \(wire.rawValue) is not a cleanup state")
+                }
+                return s
+            })
+        }
+        return filter
+    }
+
+    public func healthCheck(request: DistributedGc_HealthCheckRequest, context: ServerContext) async throws -> DistributedGc_HealthCheckResponse {
+        try await timed("HealthCheck") {
+            let version = SidecarVersion.current
+            let (nodeID, startedAt) = (self.nodeID, self.startedAt)
+            return try await store.read(.stale) { machine in
+                var response = DistributedGc_HealthCheckResponse()
+                response.healthy = true
+                response.version = version
+                response.activeLeases = UInt64(machine.activeLeaseCount)
+                response.expiredLeases = machine.stats.expired
+                response.uptime = .init(startedAt)
+                response.nodeID = nodeID
+                response.pendingCleanups = UInt64(machine.pendingCleanupCount)
+                response.deadLetteredCleanups = UInt64(machine.deadLetteredCleanupCount)
+                response.appliedIndex = machine.appliedIndex
+                return response
+            }
+        }
+    }
+
+    public func getMetrics(request: DistributedGc_MetricsRequest, context: ServerContext) async throws -> DistributedGc_MetricsResponse {
+        try await timed("GetMetrics") {
+            try await store.read(.stale) { machine in
+                let s = machine.stats
+                var response = DistributedGc_MetricsResponse()
+                response.totalLeasesCreated = s.created
+                response.totalLeasesRenewed = s.renewed
+                response.totalLeasesExpired = s.expired
+                response.totalLeasesReleased = s.released
+                response.totalCleanupOperations = s.cleanupAttempts
+                response.failedCleanupOperations = s.cleanupFailures
+                response.activeLeases = UInt64(machine.activeLeaseCount)
+                response.leasesByService = machine.activeLeasesByService.mapValues { UInt64($0) }
+                response.leasesByType = Dictionary(uniqueKeysWithValues: machine.activeLeasesByType.map { ($0.key.wireName, UInt64($0.value)) })
+                response.pendingCleanups = UInt64(machine.pendingCleanupCount)
+                response.deadLetteredCleanups = UInt64(machine.deadLetteredCleanupCount)
+                response.succeededCleanups = s.cleanupSucceeded
+                return response
+            }
+        }
+    }
+
+    public func watchLeases(request: DistributedGc_WatchLeasesRequest, response: RPCWriter<DistributedGc_LeaseEvent>, context: ServerContext) async throws {
+        let types = Set(request.objectTypes.compactMap(ObjectType.init(wire:)))
+        guard types.count == Set(request.objectTypes.map(\.rawValue)).count else {
+            throw RPCError(code: .invalidArgument, message: "object_types: contains a value that is not a known object type")
+        }
+        let stream: AsyncThrowingStream<LeaseEvent, any Error>
+        do {
+            stream = try store.events.subscribe(afterIndex: request.afterIndex == 0 ? nil : request.afterIndex)
+        } catch .compacted(let requested, let oldest) {
+            throw RPCError(code: .outOfRange, message: "after_index \(requested): events before index \(oldest) are no longer retained; list the current leases and watch from 0")
+        } catch {
+            throw RPCError(code: .unavailable, message: "cannot watch now (\(error)); retry, possibly on another node")
+        }
+        let serviceID = request.serviceID
+        do {
+            // gRPC reports a client's cancellation through the context, not by
+            // cancelling this task: race the stream against it.
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    for try await event in stream {
+                        if !serviceID.isEmpty && event.serviceID != serviceID { continue }
+                        if !types.isEmpty && !types.contains(event.object.type) { continue }
+                        try await response.write(DistributedGc_LeaseEvent(event))
+                    }
+                }
+                group.addTask { try await context.cancellation.cancelled }
+                try await group.next()
+                group.cancelAll()
+            }
+        } catch EventHub.WatchError.tooSlow(let last) {
+            throw RPCError(code: .resourceExhausted, message: "watcher fell too far behind; resume with after_index = \(last)")
+        } catch EventHub.WatchError.closed(let last) {
+            throw RPCError(code: .unavailable, message: "node is shutting down; resume with after_index = \(last)")
+        } catch is CancellationError {
+            return
+        }
+    }
+
+    // MARK: Helpers
+
+    private func propose(_ command: LeaseCommand) async throws -> CommandResult {
+        do {
+            return try await store.propose(command)
+        } catch let error as LeaseError {
+            throw RPCError(error)
+        } catch let error as StoreError {
+            metrics.recordProposeFailure()
+            logger.warning("write not applied", metadata: ["error": "\(error)"])
+            throw RPCError(error)
+        }
+    }
+
+    private func read<R: Sendable>(_ consistency: DistributedGc_ReadConsistency, _ query: @Sendable (LeaseStateMachine) -> R) async throws -> R {
+        do {
+            return try await store.read(consistency == .stale ? .stale : .linearizable, query)
+        } catch let error as StoreError {
+            throw RPCError(error)
+        }
+    }
+
+    private func timed<R>(_ method: String, _ body: () async throws -> R) async throws -> R {
+        let start = ContinuousClock.now
+        defer { metrics.recordRequest(method: method, duration: ContinuousClock.now - start) }
+        return try await body()
+    }
+
+    private func unexpected() -> RPCError {
+        RPCError(code: .internalError, message: "the store answered with a result of the wrong kind")
+    }
+
+    /// 8 random lowercase hex digits for a new lease id.
+    static func randomSuffix() -> String {
+        let hex = String(UInt32.random(in: .min ... .max), radix: 16)
+        return String(repeating: "0", count: 8 - hex.count) + hex
+    }
+}
+
+/// `ListLeases` page tokens: the last returned lease id, base64url-encoded so
+/// clients treat it as opaque.
+enum PageToken {
+    static func encode(_ id: LeaseID) -> String {
+        Data(id.rawValue.utf8).base64EncodedString()
+            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+    }
+
+    static func decode(_ token: String) -> LeaseID? {
+        guard token.utf8.count <= 1024 else { return nil }
+        let b64 = token.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        guard let data = Data(base64Encoded: b64), let s = String(data: data, encoding: .utf8), !s.isEmpty else { return nil }
+        return LeaseID(s)
+    }
+}
+
+/// The version reported by `HealthCheck`.
+public enum SidecarVersion {
+    public static let current = "0.1.0"
+}

@@ -1,0 +1,93 @@
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import LeaseFSM
+import Logging
+import ServiceLifecycle
+import UnixSignals
+
+/// One `gc-sidecar` node: the lease store, the gRPC API, the reaper and
+/// cleanup dispatcher, and the metrics endpoint, run as a `ServiceGroup`.
+///
+/// ```swift
+/// let sidecar = Sidecar(config: try SidecarConfig(environment: env), logger: logger)
+/// try await sidecar.run()   // until SIGTERM or SIGINT
+/// ```
+public struct Sidecar: Sendable {
+    public let config: SidecarConfig
+    public let clock: any WallClock
+    public let metrics: SidecarMetrics
+    public let store: LocalLeaseStore
+    public let service: DistributedGCService
+    public let reaper: Reaper
+    public let dispatcher: CleanupDispatcher
+    let logger: Logger
+
+    /// Builds the node; nothing listens until ``run()``.
+    ///
+    /// - Parameters:
+    ///   - clock: wall-clock time for stamps and expiry (tests pass a manual clock).
+    ///   - transport: how cleanups are delivered (tests pass a recording one).
+    public init(config: SidecarConfig, logger: Logger, clock: any WallClock = SystemWallClock(),
+                transport: any CleanupTransport = RoutingCleanupTransport(), seed: UInt64? = nil) {
+        var logger = logger
+        logger[metadataKey: "node"] = "\(config.nodeID)"
+        self.config = config
+        self.clock = clock
+        self.logger = logger
+        let metrics = SidecarMetrics()
+        self.metrics = metrics
+        store = LocalLeaseStore(limits: config.limits, clock: clock, onApply: { metrics.observe($0) })
+        service = DistributedGCService(store: store, clock: clock, metrics: metrics, nodeID: config.nodeID, logger: logger)
+        reaper = Reaper(store: store, logger: logger)
+        dispatcher = CleanupDispatcher(
+            store: store, transport: transport, timeout: .seconds(Int64(config.cleanupTimeoutSeconds)),
+            maxConcurrency: config.cleanupMaxConcurrency, metrics: metrics, logger: logger,
+            seed: seed ?? UInt64.random(in: .min ... .max))
+    }
+
+    /// The gRPC server for the client API on the configured host and port.
+    public func makeGRPCServer() -> GRPCServer<HTTP2ServerTransport.Posix> {
+        GRPCServer(
+            transport: .http2NIOPosix(
+                address: .ipv4(host: config.host, port: config.port),
+                transportSecurity: .plaintext),
+            services: [service])
+    }
+
+    /// Runs every part of the node until SIGTERM/SIGINT, then shuts down in
+    /// reverse order: client API first, cleanup loops next, metrics last.
+    public func run() async throws {
+        let grpc = makeGRPCServer()
+        let logger = self.logger
+        let config = self.config
+        let services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+            .init(service: MetricsHTTPServer(host: config.metricsHost, port: config.metricsPort, metrics: metrics, logger: logger) { port in
+                logger.info("metrics listening", metadata: ["address": "http://\(config.metricsHost):\(port)/metrics"])
+            }),
+            .init(service: CleanupService(
+                reaper: reaper, dispatcher: dispatcher, clock: clock,
+                reapInterval: .seconds(Int64(config.cleanupIntervalSeconds)), logger: logger)),
+            .init(service: GRPCServerService(server: grpc, events: store.events)),
+            .init(service: ListeningAnnouncer(server: grpc, host: config.host, logger: logger)),
+        ]
+        let group = ServiceGroup(configuration: .init(
+            services: services,
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger))
+        try await group.run()
+    }
+}
+
+/// Logs the gRPC address once the server listens (the port may be 0 = any).
+struct ListeningAnnouncer: Service {
+    let server: GRPCServer<HTTP2ServerTransport.Posix>
+    let host: String
+    let logger: Logger
+
+    func run() async throws {
+        guard let address = try await server.listeningAddress else { return }
+        let port = address.ipv4?.port ?? address.ipv6?.port ?? 0
+        logger.info("gRPC listening", metadata: ["address": "\(host):\(port)"])
+        try? await gracefulShutdown()
+    }
+}

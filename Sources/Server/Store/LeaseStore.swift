@@ -1,0 +1,55 @@
+import LeaseFSM
+
+/// How fresh a read must be (the wire's `ReadConsistency`).
+public enum ReadConsistency: Sendable {
+    /// Reflects every write acknowledged before the read started.
+    case linearizable
+    /// The answering node's local state, which may lag.
+    case stale
+}
+
+/// The lease service's boundary to where lease state lives.
+///
+/// Every write goes through ``propose(_:)``; every read through
+/// ``read(_:_:)``. The gRPC layer knows nothing else, so the single-node
+/// store, the Raft-replicated store and a future PostgreSQL backend can stand
+/// behind the same service.
+public protocol LeaseStore: Sendable {
+    /// The rules the state machine enforces (used to validate before proposing).
+    var limits: LeaseLimits { get }
+
+    /// Stamps, replicates (where there is replication) and applies `command`.
+    ///
+    /// Returns once the command is durable and applied, with its result.
+    /// - Throws: ``LeaseError`` when the state machine refused the command
+    ///   (nothing changed); ``StoreError`` when the store could not decide
+    ///   (the command may or may not have been applied).
+    func propose(_ command: LeaseCommand) async throws -> CommandResult
+
+    /// Runs `query` against the state, at least as fresh as `consistency` asks.
+    func read<R: Sendable>(_ consistency: ReadConsistency, _ query: @Sendable (LeaseStateMachine) -> R) async throws -> R
+
+    /// Lease events in log order, for `WatchLeases`.
+    var events: EventHub { get }
+
+    /// Whether this node may reap and dispatch cleanups now (the leader).
+    var mayRunCleanup: Bool { get }
+}
+
+/// A store that could not give an answer.
+public struct StoreError: Error, Hashable, Sendable, CustomStringConvertible {
+    public enum Code: Hashable, Sendable {
+        /// No leader, shutting down, or storage failed: retry later.
+        case unavailable
+    }
+
+    public var code: Code
+    public var message: String
+
+    public init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    public var description: String { message }
+}

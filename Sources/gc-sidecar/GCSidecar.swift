@@ -1,0 +1,30 @@
+import Foundation
+import Logging
+import Server
+
+/// `gc-sidecar`: runs one node, configured from the environment (see README).
+@main
+struct GCSidecar {
+    static func main() async {
+        let config: SidecarConfig
+        do {
+            config = try SidecarConfig(environment: ProcessInfo.processInfo.environment)
+        } catch {
+            FileHandle.standardError.write(Data("gc-sidecar: \(error)\n".utf8))
+            exit(2)
+        }
+        LoggingSetup.bootstrap(level: config.logLevel)
+        let logger = Logger(label: "gc-sidecar")
+        logger.info("starting", metadata: [
+            "version": "\(SidecarVersion.current)", "grpc": "\(config.host):\(config.port)",
+            "storage": "\(config.storageBackend.rawValue)",
+        ])
+        do {
+            try await Sidecar(config: config, logger: logger).run()
+            logger.info("stopped")
+        } catch {
+            logger.critical("stopped on error", metadata: ["error": "\(error)"])
+            exit(1)
+        }
+    }
+}
