@@ -1,0 +1,54 @@
+import ArgumentParser
+import GCProto
+import GRPCCore
+import GRPCNIOTransportHTTP2
+
+/// Opens a plaintext gRPC connection to `--endpoint` for the duration of `body`.
+enum NodeConnection {
+    static func with<Result: Sendable>(
+        _ options: ConnectionOptions,
+        _ body: @Sendable (DistributedGc_DistributedGCService.Client<HTTP2ClientTransport.Posix>) async throws -> Result
+    ) async throws -> Result {
+        let (host, port) = try parseEndpoint(options.endpoint)
+        let transport = try HTTP2ClientTransport.Posix(
+            target: .dns(host: host, port: port),
+            transportSecurity: .plaintext)
+        do {
+            return try await withGRPCClient(transport: transport) { client in
+                try await body(DistributedGc_DistributedGCService.Client(wrapping: client))
+            }
+        } catch let error as RPCError {
+            throw ValidationError(describe(error, endpoint: options.endpoint))
+        }
+    }
+
+    /// Splits "host:port"; a bare host means port 50051.
+    static func parseEndpoint(_ endpoint: String) throws -> (String, Int) {
+        var text = Substring(endpoint)
+        for scheme in ["http://", "grpc://"] where text.hasPrefix(scheme) {
+            text = text.dropFirst(scheme.count)
+        }
+        guard let colon = text.lastIndex(of: ":") else { return (String(text), 50051) }
+        let host = String(text[..<colon])
+        guard let port = Int(text[text.index(after: colon)...]), (1...65535).contains(port), !host.isEmpty else {
+            throw ValidationError("--endpoint must be host:port with a port in 1...65535, got '\(endpoint)'")
+        }
+        return (host, port)
+    }
+
+    static func describe(_ error: RPCError, endpoint: String) -> String {
+        switch error.code {
+        case .unavailable: "node at \(endpoint) is unavailable: \(error.message)"
+        default: "\(error.code): \(error.message)"
+        }
+    }
+}
+
+extension ConnectionOptions {
+    /// Call options with the `--timeout` deadline.
+    var callOptions: CallOptions {
+        var options = CallOptions.defaults
+        options.timeout = .seconds(max(1, timeout))
+        return options
+    }
+}
