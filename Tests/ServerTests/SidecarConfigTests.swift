@@ -1,0 +1,93 @@
+import LeaseFSM
+import Logging
+@testable import Server
+import Testing
+
+@Suite("Configuration from the environment")
+struct SidecarConfigTests {
+    @Test("an empty environment gives SPEC defaults")
+    func defaults() throws {
+        let config = try SidecarConfig(environment: [:])
+        #expect(config.host == "0.0.0.0")
+        #expect(config.port == 50051)
+        #expect(config.metricsPort == 9090)
+        #expect(config.limits.defaultDurationSeconds == 300)
+        #expect(config.limits.minDurationSeconds == 30)
+        #expect(config.limits.maxDurationSeconds == 3600)
+        #expect(config.limits.maxLeasesPerService == 10_000)
+        #expect(config.cleanupIntervalSeconds == 60)
+        #expect(config.limits.cleanupGraceSeconds == 30)
+        #expect(config.cleanupTimeoutSeconds == 30)
+        #expect(config.limits.defaultMaxRetries == 3)
+        #expect(config.limits.defaultRetryDelaySeconds == 5)
+        #expect(config.logLevel == .info)
+    }
+
+    @Test("every variable is read")
+    func everyVariable() throws {
+        let config = try SidecarConfig(environment: [
+            "GC_NODE_ID": "n2", "GC_SERVER_HOST": "127.0.0.1", "GC_SERVER_PORT": "6000", "GC_METRICS_PORT": "0",
+            "GC_DEFAULT_LEASE_DURATION": "100", "GC_MIN_LEASE_DURATION": "10", "GC_MAX_LEASE_DURATION": "200",
+            "GC_MAX_LEASES_PER_SERVICE": "5", "GC_CLEANUP_INTERVAL": "7", "GC_CLEANUP_GRACE_PERIOD": "0",
+            "GC_CLEANUP_TIMEOUT": "3", "GC_CLEANUP_MAX_RETRIES": "9", "GC_CLEANUP_RETRY_DELAY": "2",
+            "GC_CLEANUP_MAX_CONCURRENCY": "8", "GC_ENDED_LEASE_RETENTION": "60", "GC_STORAGE_BACKEND": "memory",
+            "GC_LOG_LEVEL": "debug",
+        ])
+        #expect(config.nodeID == "n2")
+        #expect(config.host == "127.0.0.1")
+        #expect(config.metricsHost == "127.0.0.1", "metrics host follows the server host by default")
+        #expect(config.port == 6000)
+        #expect(config.metricsPort == 0)
+        #expect(config.limits.defaultDurationSeconds == 100)
+        #expect(config.limits.minDurationSeconds == 10)
+        #expect(config.limits.maxDurationSeconds == 200)
+        #expect(config.limits.maxLeasesPerService == 5)
+        #expect(config.cleanupIntervalSeconds == 7)
+        #expect(config.limits.cleanupGraceSeconds == 0)
+        #expect(config.cleanupTimeoutSeconds == 3)
+        #expect(config.limits.defaultMaxRetries == 9)
+        #expect(config.limits.defaultRetryDelaySeconds == 2)
+        #expect(config.cleanupMaxConcurrency == 8)
+        #expect(config.limits.endedRetentionSeconds == 60)
+        #expect(config.logLevel == .debug)
+    }
+
+    @Test("a bad value names the variable and what is allowed", arguments: [
+        ("GC_SERVER_PORT", "70000", "0...65535"),
+        ("GC_SERVER_PORT", "abc", "0...65535"),
+        ("GC_CLEANUP_INTERVAL", "0", "1..."),
+        ("GC_CLEANUP_INTERVAL", "-5", "whole number"),
+        ("GC_MAX_LEASES_PER_SERVICE", "many", "whole number"),
+        ("GC_CLEANUP_MAX_RETRIES", "101", "0...100"),
+        ("GC_STORAGE_BACKEND", "redis", "memory"),
+        ("GC_LOG_LEVEL", "loud", "trace"),
+        ("GC_SERVER_HOST", "bad host!", "host"),
+    ])
+    func badValue(variable: String, value: String, allowed: String) {
+        #expect {
+            _ = try SidecarConfig(environment: [variable: value])
+        } throws: { error in
+            guard let error = error as? SidecarConfig.Error else { return false }
+            return error.variable == variable && error.description.contains(allowed) && !error.description.contains("\n")
+        }
+    }
+
+    @Test("min above max, and a default outside them, are refused")
+    func inconsistentDurations() {
+        #expect(throws: SidecarConfig.Error.self) {
+            _ = try SidecarConfig(environment: ["GC_MIN_LEASE_DURATION": "100", "GC_MAX_LEASE_DURATION": "50"])
+        }
+        #expect(throws: SidecarConfig.Error.self) {
+            _ = try SidecarConfig(environment: ["GC_DEFAULT_LEASE_DURATION": "5000"])
+        }
+    }
+
+    @Test("log level: GC_LOG_LEVEL wins over LOG_LEVEL over RUST_LOG, which may use module syntax")
+    func logLevelPrecedence() throws {
+        #expect(try LogLevelParser.level(from: ["GC_LOG_LEVEL": "warn", "LOG_LEVEL": "debug"]) == .warning)
+        #expect(try LogLevelParser.level(from: ["LOG_LEVEL": "debug", "RUST_LOG": "error"]) == .debug)
+        #expect(try LogLevelParser.level(from: ["RUST_LOG": "info,distributed_gc_sidecar=trace"]) == .trace)
+        #expect(try LogLevelParser.level(from: ["RUST_LOG": "error"]) == .error)
+        #expect(try LogLevelParser.level(from: [:]) == .info)
+    }
+}

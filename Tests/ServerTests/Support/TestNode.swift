@@ -1,0 +1,77 @@
+import GCProto
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import LeaseFSM
+import Logging
+import Server
+
+/// A node serving the client API on an ephemeral port, with a manual clock,
+/// and a generated client connected to it.
+struct TestNode {
+    let sidecar: Sidecar
+    let clock: ManualWallClock
+    let client: DistributedGc_DistributedGCService.Client<HTTP2ClientTransport.Posix>
+
+    /// Runs one reaper pass and one dispatch round at the clock's time.
+    func reapAndDispatch() async throws {
+        try await sidecar.reaper.reapOnce(now: clock.now())
+        try await sidecar.dispatcher.dispatchDue(now: clock.now())
+    }
+}
+
+let quietLogger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
+
+/// Starts a node on 127.0.0.1:0, runs `body` against it, then shuts it down.
+func withTestNode(
+    configure: (inout SidecarConfig) -> Void = { _ in },
+    transport: any CleanupTransport = RecordingTransport(),
+    _ body: (TestNode) async throws -> Void
+) async throws {
+    var config = SidecarConfig()
+    config.host = "127.0.0.1"
+    config.port = 0
+    config.metricsPort = 0
+    config.limits.minDurationSeconds = 1
+    config.limits.cleanupGraceSeconds = 0
+    configure(&config)
+    let clock = ManualWallClock()
+    let sidecar = Sidecar(config: config, logger: quietLogger, clock: clock, transport: transport, seed: 7)
+    let server = sidecar.makeGRPCServer()
+    try await withThrowingDiscardingTaskGroup { group in
+        group.addTask { try await server.serve() }
+        guard let address = try await server.listeningAddress?.ipv4 else {
+            server.beginGracefulShutdown()
+            throw TestFailure("server did not listen on an IPv4 address")
+        }
+        do {
+            try await withGRPCClient(
+                transport: .http2NIOPosix(
+                    target: .ipv4(address: address.host, port: address.port),
+                    transportSecurity: .plaintext)
+            ) { client in
+                try await body(TestNode(sidecar: sidecar, clock: clock, client: .init(wrapping: client)))
+            }
+        } catch {
+            server.beginGracefulShutdown()
+            throw error
+        }
+        server.beginGracefulShutdown()
+    }
+}
+
+struct TestFailure: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Runs `call` and returns the `RPCError` it threw, or nil if it succeeded.
+func rpcError(_ call: () async throws -> some Any) async -> RPCError? {
+    do {
+        _ = try await call()
+        return nil
+    } catch let error as RPCError {
+        return error
+    } catch {
+        return RPCError(code: .unknown, message: "not an RPCError: \(error)")
+    }
+}
