@@ -1,0 +1,4 @@
+/// A configuration value the core cannot work with.
+public enum RaftConfigError: Error, Sendable, Equatable {
+    case invalid(String)
+}
