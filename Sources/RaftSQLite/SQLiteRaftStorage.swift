@@ -1,0 +1,203 @@
+import Raft
+
+/// A ``RaftStorage`` backed by one SQLite database file in WAL mode.
+///
+/// - Durability: every ``persist(_:)`` and ``compact(to:)`` is one `BEGIN IMMEDIATE … COMMIT`
+///   transaction; with the default `synchronous=FULL` its commit is one fsync of the WAL, so a
+///   whole ready-set (hard state, snapshot, any number of entries) costs one fsync (group commit).
+/// - Integrity: every row carries a CRC-32; ``load()`` verifies checksums and log contiguity and
+///   throws ``RaftStorageError/corrupted(_:)`` instead of returning a truncated log.
+/// - Failure: after any error from ``persist(_:)`` or ``compact(to:)`` (I/O, lock, commit or an
+///   invalid batch) the storage is *poisoned*: later writes throw
+///   ``RaftStorageError/unavailable(_:)``. The node must stop and restart from ``load()`` on a
+///   fresh instance.
+///
+/// Concurrency: like the protocol requires, an instance is used by one driver at a time and is
+/// not thread-safe. It is deliberately not `Sendable`; a driver owns it (e.g. inside an actor)
+/// and may hand it over with `sending`.
+public final class SQLiteRaftStorage: RaftStorage {
+    private enum State {
+        case open(SQLiteConnection)
+        case poisoned(SQLiteConnection, reason: String)
+        case closed
+    }
+
+    private var state: State
+    /// The database file.
+    public let path: String
+    /// The options the storage was opened with.
+    public let options: SQLiteRaftStorageOptions
+
+    /// Opens (creating if needed) the storage at `path`: WAL journal, `synchronous` from
+    /// `options` (FULL by default), schema created or checked via `PRAGMA user_version`.
+    ///
+    /// - Throws: ``RaftStorageError/unavailable(_:)`` if the file cannot be opened or configured,
+    ///   or has an unknown schema version.
+    public init(path: String, options: SQLiteRaftStorageOptions = SQLiteRaftStorageOptions()) throws(RaftStorageError) {
+        self.path = path
+        self.options = options
+        let db: SQLiteConnection
+        do {
+            db = try SQLiteConnection(path: path)
+            try db.setBusyTimeout(milliseconds: options.busyTimeoutMilliseconds)
+            let journal = try db.scalarText("PRAGMA journal_mode = WAL")
+            guard journal?.lowercased() == "wal" else {
+                throw SQLiteError(code: -1, message: "journal_mode is \(journal ?? "nil"), wanted wal",
+                                  context: "PRAGMA journal_mode = WAL")
+            }
+            try db.exec("PRAGMA synchronous = \(options.synchronous.pragmaValue)")
+            let synchronous = try db.scalarInt64("PRAGMA synchronous")
+            let expected: Int64 = options.synchronous == .full ? 2 : 1
+            guard synchronous == expected else {
+                throw SQLiteError(code: -1, message: "synchronous is \(synchronous ?? -1), wanted \(expected)",
+                                  context: "PRAGMA synchronous")
+            }
+        } catch {
+            throw .unavailable("cannot open raft storage at \(path): \(error)")
+        }
+        do {
+            try StorageSchema.migrate(db)
+        } catch {
+            db.close()
+            throw .unavailable("cannot open raft storage at \(path): \(error)")
+        }
+        state = .open(db)
+    }
+
+    deinit {
+        close()
+    }
+
+    /// Closes the database. Later calls throw ``RaftStorageError/unavailable(_:)``. Idempotent.
+    public func close() {
+        switch state {
+        case .open(let db), .poisoned(let db, _):
+            db.close()
+        case .closed:
+            break
+        }
+        state = .closed
+    }
+
+    /// Why the storage refuses writes, or `nil` while it accepts them.
+    public var poisonReason: String? {
+        switch state {
+        case .open: nil
+        case .poisoned(_, let reason): reason
+        case .closed: "storage is closed"
+        }
+    }
+
+    // MARK: - RaftStorage
+
+    /// Reads hard state, snapshot and log in one read transaction and verifies them.
+    ///
+    /// Allowed on a poisoned storage (it only reads). Throws ``RaftStorageError/corrupted(_:)``
+    /// naming the row and the failed check (checksum, kind, column type, contiguity).
+    public func load() throws(RaftStorageError) -> PersistedState {
+        let db: SQLiteConnection
+        switch state {
+        case .open(let connection), .poisoned(let connection, _):
+            db = connection
+        case .closed:
+            throw .unavailable("storage at \(path) is closed")
+        }
+        do {
+            try db.begin(.deferred)
+        } catch {
+            throw .unavailable("load: cannot begin read transaction: \(error)")
+        }
+        defer { db.rollbackIfNeeded() }
+        let reader = StorageReader(db: db)
+        let hardState = try reader.readHardState()
+        let snapshot = try reader.readSnapshot()
+        let entries = try reader.readEntries(after: snapshot.metadata.index)
+        return PersistedState(hardState: hardState, snapshot: snapshot, entries: entries)
+    }
+
+    /// Writes `batch` in one immediate transaction (one fsync): snapshot, then conflict
+    /// truncation and new entries, then hard state. An empty batch writes nothing.
+    ///
+    /// Rules checked (violations are programmer errors, reported as
+    /// ``RaftStorageError/writeFailed(_:)`` and poisoning the storage):
+    /// - a snapshot must have index > 0 and not be older than the stored one;
+    /// - entries must have consecutive indices, the first one after the snapshot index and at
+    ///   most the stored last index + 1 (overwriting a suffix is allowed, a gap is not);
+    /// - indices must fit in `Int64`.
+    public func persist(_ batch: PersistBatch) throws(RaftStorageError) {
+        let db = try writableConnection()
+        if batch.isEmpty { return }
+        try writeTransaction(db, operation: "persist") { writer throws(RaftStorageError) in
+            if let snapshot = batch.snapshot {
+                try writer.installSnapshot(snapshot)
+            }
+            if !batch.entries.isEmpty {
+                try writer.append(batch.entries)
+            }
+            if let hardState = batch.hardState {
+                try writer.writeHardState(hardState)
+            }
+        }
+    }
+
+    /// Saves a locally taken snapshot and deletes the entries it covers, in one transaction.
+    ///
+    /// The snapshot must not be older than the stored one and its index must not exceed the
+    /// last log index; if the log holds the entry at that index, its term must match.
+    /// Violations throw ``RaftStorageError/writeFailed(_:)`` and poison the storage.
+    public func compact(to snapshot: Snapshot) throws(RaftStorageError) {
+        let db = try writableConnection()
+        try writeTransaction(db, operation: "compact") { writer throws(RaftStorageError) in
+            try writer.compact(to: snapshot)
+        }
+    }
+
+    // MARK: - Write plumbing
+
+    private func writableConnection() throws(RaftStorageError) -> SQLiteConnection {
+        switch state {
+        case .open(let db):
+            return db
+        case .poisoned(_, let reason):
+            throw .unavailable("storage at \(path) is poisoned by an earlier failure: \(reason)")
+        case .closed:
+            throw .unavailable("storage at \(path) is closed")
+        }
+    }
+
+    /// Runs `body` between `BEGIN IMMEDIATE` and `COMMIT`; on any failure rolls back, poisons
+    /// the storage and throws ``RaftStorageError/writeFailed(_:)``.
+    private func writeTransaction(
+        _ db: SQLiteConnection,
+        operation: String,
+        _ body: (StorageWriter) throws(RaftStorageError) -> Void
+    ) throws(RaftStorageError) {
+        do {
+            try db.begin(.immediate)
+        } catch {
+            throw poison(db, "\(operation): BEGIN IMMEDIATE failed: \(error)")
+        }
+        do {
+            try body(StorageWriter(db: db))
+        } catch {
+            let message: String
+            switch error {
+            case .writeFailed(let text), .corrupted(let text), .unavailable(let text):
+                message = text
+            }
+            db.rollbackIfNeeded()
+            throw poison(db, "\(operation): \(message)")
+        }
+        do {
+            try db.commit()
+        } catch {
+            db.rollbackIfNeeded()
+            throw poison(db, "\(operation): COMMIT failed (batch not durable): \(error)")
+        }
+    }
+
+    private func poison(_ db: SQLiteConnection, _ reason: String) -> RaftStorageError {
+        state = .poisoned(db, reason: reason)
+        return .writeFailed(reason)
+    }
+}
