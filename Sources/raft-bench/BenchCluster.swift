@@ -3,11 +3,14 @@ import Raft
 import RaftSQLite
 
 /// Three Raft nodes and their storages, driven in rounds by one thread.
+///
+/// Nodes are mutated in place (`nodes[i].step(...)`): copying a `RaftNode`
+/// out and back would copy its in-memory log on every round.
 struct BenchCluster {
-    private var nodes: [NodeID: RaftNode] = [:]
-    private var storages: [NodeID: any RaftStorage] = [:]
+    private var nodes: [RaftNode] = []
+    private var storages: [any RaftStorage] = []
     private var mailbox: [Message] = []
-    private(set) var leader: NodeID = 0
+    private(set) var leader = 0
     private(set) var persistCount = 0
 
     init(storage kind: StorageKind, directory: URL) throws {
@@ -21,18 +24,21 @@ struct BenchCluster {
             var config = RaftConfig(id: id, peers: ConfState(voters: voters))
             config.maxEntriesPerAppend = 512
             config.maxInflightAppends = 512
-            nodes[id] = try RaftNode(config: config, state: try storage.load(), random: SplitMix64(seed: id))
-            storages[id] = storage
+            nodes.append(try RaftNode(config: config, state: try storage.load(), random: SplitMix64(seed: id)))
+            storages.append(storage)
         }
     }
 
-    /// Makes `id` campaign and runs rounds until it leads and has committed its no-op.
+    private func slot(of id: NodeID) -> Int? { nodes.firstIndex { $0.id == id } }
+
+    /// Makes node `id` campaign and runs rounds until it leads and has committed its no-op.
     mutating func electLeader(_ id: NodeID) throws {
-        nodes[id]?.campaign()
+        guard let i = slot(of: id) else { throw BenchError("no node \(id)") }
+        nodes[i].campaign()
         for _ in 0..<1000 {
             _ = try round()
-            if let node = nodes[id], node.role == .leader, node.commitIndex >= node.lastIndex {
-                leader = id
+            if nodes[i].role == .leader, nodes[i].commitIndex >= nodes[i].lastIndex {
+                leader = i
                 return
             }
         }
@@ -40,14 +46,11 @@ struct BenchCluster {
     }
 
     mutating func propose(_ data: [UInt8]) throws -> LogPosition {
-        guard var node = nodes[leader] else { throw BenchError("no leader") }
-        let position = try node.propose(data)
-        nodes[leader] = node
-        return position
+        try nodes[leader].propose(data)
     }
 
     mutating func tick() {
-        for id in nodes.keys { nodes[id]?.tick() }
+        for i in nodes.indices { nodes[i].tick() }
     }
 
     /// One round: every node persists and hands over its `Ready` (messages are
@@ -55,21 +58,21 @@ struct BenchCluster {
     /// the indexes the leader applied.
     mutating func round() throws -> [UInt64] {
         var applied: [UInt64] = []
-        for id in nodes.keys.sorted() {
-            guard var node = nodes[id], node.hasReady, let storage = storages[id] else { continue }
-            let ready = node.ready()
+        for i in nodes.indices where nodes[i].hasReady {
+            let ready = nodes[i].ready()
             if ready.mustPersist {
-                try storage.persist(ready.persistBatch)
+                try storages[i].persist(ready.persistBatch)
                 persistCount += 1
             }
             mailbox.append(contentsOf: ready.messages)
-            if id == leader { applied.append(contentsOf: ready.committedEntries.map(\.index)) }
-            node.advance(ready)
-            nodes[id] = node
+            if i == leader { applied.append(contentsOf: ready.committedEntries.map(\.index)) }
+            nodes[i].advance(ready)
         }
         let delivering = mailbox
         mailbox.removeAll(keepingCapacity: true)
-        for message in delivering { nodes[message.to]?.step(message) }
+        for message in delivering {
+            if let i = slot(of: message.to) { nodes[i].step(message) }
+        }
         return applied
     }
 }
