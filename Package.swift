@@ -79,6 +79,8 @@ let package = Package(
             dependencies: [
                 "LeaseFSM",
                 "GCProto",
+                "Raft",
+                "RaftSQLite",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
@@ -128,6 +130,7 @@ let package = Package(
             name: "ServerTests",
             dependencies: [
                 "Server",
+                "Raft",
                 "LeaseFSM",
                 "GCProto",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),

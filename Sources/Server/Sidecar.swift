@@ -1,7 +1,10 @@
+import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
 import LeaseFSM
 import Logging
+import Raft
+import RaftSQLite
 import ServiceLifecycle
 import UnixSignals
 
@@ -16,7 +19,7 @@ public struct Sidecar: Sendable {
     public let config: SidecarConfig
     public let clock: any WallClock
     public let metrics: SidecarMetrics
-    public let store: LocalLeaseStore
+    public let store: RaftLeaseStore
     public let service: DistributedGCService
     public let reaper: Reaper
     public let dispatcher: CleanupDispatcher
@@ -27,8 +30,10 @@ public struct Sidecar: Sendable {
     /// - Parameters:
     ///   - clock: wall-clock time for stamps and expiry (tests pass a manual clock).
     ///   - transport: how cleanups are delivered (tests pass a recording one).
+    /// - Throws: ``StoreError`` when the data directory or its Raft log
+    ///   cannot be opened or restored.
     public init(config: SidecarConfig, logger: Logger, clock: any WallClock = SystemWallClock(),
-                transport: any CleanupTransport = RoutingCleanupTransport(), seed: UInt64? = nil) {
+                transport: any CleanupTransport = RoutingCleanupTransport(), seed: UInt64? = nil) throws {
         var logger = logger
         logger[metadataKey: "node"] = "\(config.nodeID)"
         self.config = config
@@ -36,13 +41,37 @@ public struct Sidecar: Sendable {
         self.logger = logger
         let metrics = SidecarMetrics()
         self.metrics = metrics
-        store = LocalLeaseStore(limits: config.limits, clock: clock, onApply: { metrics.observe($0) })
+        store = try RaftLeaseStore(
+            storage: try Self.openRaftStorage(config), limits: config.limits, clock: clock, logger: logger,
+            snapshotThreshold: config.snapshotThreshold,
+            cleanupHoldOff: .seconds(Int64(config.limits.cleanupGraceSeconds)),
+            onApply: { metrics.observe($0) })
         service = DistributedGCService(store: store, clock: clock, metrics: metrics, nodeID: config.nodeID, logger: logger)
         reaper = Reaper(store: store, logger: logger)
         dispatcher = CleanupDispatcher(
             store: store, transport: transport, timeout: .seconds(Int64(config.cleanupTimeoutSeconds)),
             maxConcurrency: config.cleanupMaxConcurrency, metrics: metrics, logger: logger,
             seed: seed ?? UInt64.random(in: .min ... .max))
+    }
+
+    /// The Raft log's home: an SQLite database in `GC_DATA_DIR`, or memory.
+    static func openRaftStorage(_ config: SidecarConfig) throws -> any RaftStorage {
+        switch config.storageBackend {
+        case .memory:
+            return MemoryStorage()
+        case .sqlite:
+            do {
+                try FileManager.default.createDirectory(atPath: config.dataDirectory, withIntermediateDirectories: true)
+            } catch {
+                throw StoreError(.unavailable, "GC_DATA_DIR: cannot create \(config.dataDirectory): \(error.localizedDescription)")
+            }
+            let path = (config.dataDirectory as NSString).appendingPathComponent("raft.sqlite")
+            do {
+                return try SQLiteRaftStorage(path: path)
+            } catch {
+                throw StoreError(.unavailable, "cannot open the Raft log at \(path): \(error)")
+            }
+        }
     }
 
     /// The gRPC server for the client API on the configured host and port.

@@ -18,9 +18,17 @@ struct GCSidecar {
         logger.info("starting", metadata: [
             "version": "\(SidecarVersion.current)", "grpc": "\(config.host):\(config.port)",
             "storage": "\(config.storageBackend.rawValue)",
+            "data_dir": "\(config.storageBackend == .sqlite ? config.dataDirectory : "-")",
         ])
+        let sidecar: Sidecar
         do {
-            try await Sidecar(config: config, logger: logger).run()
+            sidecar = try Sidecar(config: config, logger: logger)
+        } catch {
+            logger.critical("cannot start", metadata: ["error": "\(error)"])
+            exit(1)
+        }
+        do {
+            try await sidecar.run()
             logger.info("stopped")
         } catch {
             logger.critical("stopped on error", metadata: ["error": "\(error)"])

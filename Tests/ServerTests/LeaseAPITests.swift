@@ -230,7 +230,7 @@ struct LeaseAPITests {
             #expect(health.nodeID == "node-x")
             #expect(health.activeLeases == 2)
             #expect(!health.version.isEmpty)
-            #expect(health.appliedIndex == 3)
+            #expect(health.appliedIndex == a.fencingToken + 2, "two more commands after the first create")
             let metrics = try await node.client.getMetrics(DistributedGc_MetricsRequest())
             #expect(metrics.totalLeasesCreated == 2)
             #expect(metrics.totalLeasesRenewed == 1)
@@ -250,7 +250,7 @@ struct LeaseAPITests {
             _ = try await node.client.renewLease(renewRequest(a.leaseID))
             _ = try await node.client.releaseLease(releaseRequest(a.leaseID))
             var request = DistributedGc_WatchLeasesRequest()
-            request.afterIndex = 1  // the create was index 1: start with the renewal
+            request.afterIndex = a.fencingToken  // the create's log index: start with the renewal
             let kinds = try await node.client.watchLeases(request) { response in
                 var kinds: [DistributedGc_LeaseEvent.Kind] = []
                 for try await event in response.messages {
@@ -267,10 +267,10 @@ struct LeaseAPITests {
     @Test("a watch ends with UNAVAILABLE and a resume index when the node shuts down")
     func watchEndsOnShutdown() async throws {
         try await withTestNode { node in
-            _ = try await node.client.createLease(createRequest(object: "a"))
+            let first = try await node.client.createLease(createRequest(object: "a"))
             let second = try await node.client.createLease(createRequest(object: "b"))
             var request = DistributedGc_WatchLeasesRequest()
-            request.afterIndex = 1  // replays the second create, then waits
+            request.afterIndex = first.fencingToken  // replays the second create, then waits
             let outcome = await rpcError {
                 try await node.client.watchLeases(request) { response in
                     var seen = 0
@@ -284,7 +284,7 @@ struct LeaseAPITests {
                 }
             }
             #expect(outcome?.code == .unavailable)
-            #expect(outcome?.message.contains("after_index = 2") == true, "\(outcome?.message ?? "")")
+            #expect(outcome?.message.contains("after_index = \(second.fencingToken)") == true, "\(outcome?.message ?? "")")
         }
     }
 }

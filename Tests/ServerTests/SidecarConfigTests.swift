@@ -21,6 +21,9 @@ struct SidecarConfigTests {
         #expect(config.limits.defaultMaxRetries == 3)
         #expect(config.limits.defaultRetryDelaySeconds == 5)
         #expect(config.logLevel == .info)
+        #expect(config.storageBackend == .sqlite)
+        #expect(config.dataDirectory == "./gc-data/n1")
+        #expect(config.snapshotThreshold == 10_000)
     }
 
     @Test("every variable is read")
@@ -31,8 +34,11 @@ struct SidecarConfigTests {
             "GC_MAX_LEASES_PER_SERVICE": "5", "GC_CLEANUP_INTERVAL": "7", "GC_CLEANUP_GRACE_PERIOD": "0",
             "GC_CLEANUP_TIMEOUT": "3", "GC_CLEANUP_MAX_RETRIES": "9", "GC_CLEANUP_RETRY_DELAY": "2",
             "GC_CLEANUP_MAX_CONCURRENCY": "8", "GC_ENDED_LEASE_RETENTION": "60", "GC_STORAGE_BACKEND": "memory",
-            "GC_LOG_LEVEL": "debug",
+            "GC_LOG_LEVEL": "debug", "GC_DATA_DIR": "/var/lib/gc", "GC_SNAPSHOT_THRESHOLD": "500",
         ])
+        #expect(config.storageBackend == .memory)
+        #expect(config.dataDirectory == "/var/lib/gc")
+        #expect(config.snapshotThreshold == 500)
         #expect(config.nodeID == "n2")
         #expect(config.host == "127.0.0.1")
         #expect(config.metricsHost == "127.0.0.1", "metrics host follows the server host by default")
@@ -59,7 +65,9 @@ struct SidecarConfigTests {
         ("GC_CLEANUP_INTERVAL", "-5", "whole number"),
         ("GC_MAX_LEASES_PER_SERVICE", "many", "whole number"),
         ("GC_CLEANUP_MAX_RETRIES", "101", "0...100"),
-        ("GC_STORAGE_BACKEND", "redis", "memory"),
+        ("GC_STORAGE_BACKEND", "redis", "'sqlite' and 'memory'"),
+        ("GC_STORAGE_BACKEND", "postgres", "not available"),
+        ("GC_SNAPSHOT_THRESHOLD", "5", "100..."),
         ("GC_LOG_LEVEL", "loud", "trace"),
         ("GC_SERVER_HOST", "bad host!", "host"),
     ])

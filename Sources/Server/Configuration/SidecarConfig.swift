@@ -24,11 +24,18 @@ public struct SidecarConfig: Hashable, Sendable {
     public var cleanupTimeoutSeconds: UInt64 = 30
     /// Cleanup requests in flight at once (`GC_CLEANUP_MAX_CONCURRENCY`, default 64).
     public var cleanupMaxConcurrency = 64
-    /// `memory` (default for now; see README) or `postgres` (not available yet).
-    public var storageBackend = StorageBackend.memory
+    /// Where the Raft log lives (`GC_STORAGE_BACKEND`): `sqlite` (default,
+    /// durable, in `GC_DATA_DIR`) or `memory` (development and tests: a
+    /// restart forgets everything).
+    public var storageBackend = StorageBackend.sqlite
+    /// Directory of this node's SQLite database (`GC_DATA_DIR`, default `./gc-data/<GC_NODE_ID>`).
+    public var dataDirectory = "./gc-data/n1"
+    /// Applied log entries between snapshots of the lease state (`GC_SNAPSHOT_THRESHOLD`, default 10,000).
+    public var snapshotThreshold: UInt64 = 10_000
     public var logLevel = Logger.Level.info
 
     public enum StorageBackend: String, Hashable, Sendable {
+        case sqlite
         case memory
     }
 
@@ -64,7 +71,9 @@ public struct SidecarConfig: Hashable, Sendable {
     /// | GC_CLEANUP_RETRY_DELAY | seconds | 5 |
     /// | GC_CLEANUP_MAX_CONCURRENCY | count | 64 |
     /// | GC_ENDED_LEASE_RETENTION | seconds | 3600 |
-    /// | GC_STORAGE_BACKEND | memory | memory |
+    /// | GC_STORAGE_BACKEND | sqlite or memory | sqlite |
+    /// | GC_DATA_DIR | directory | ./gc-data/GC_NODE_ID |
+    /// | GC_SNAPSHOT_THRESHOLD | count | 10000 |
     /// | DATABASE_URL, GC_MAX_DB_CONNECTIONS | for postgres (not available yet) | |
     /// | GC_LOG_LEVEL, then LOG_LEVEL, then RUST_LOG | trace…critical, or RUST_LOG syntax | info |
     ///
@@ -88,6 +97,8 @@ public struct SidecarConfig: Hashable, Sendable {
         cleanupMaxConcurrency = Int(try r.count("GC_CLEANUP_MAX_CONCURRENCY", default: UInt64(cleanupMaxConcurrency), range: 1...10_000))
         limits.endedRetentionSeconds = try r.count("GC_ENDED_LEASE_RETENTION", default: limits.endedRetentionSeconds, range: 0...(30 * 86_400))
         storageBackend = try r.storageBackend()
+        dataDirectory = try r.path("GC_DATA_DIR", default: "./gc-data/\(nodeID)")
+        snapshotThreshold = try r.count("GC_SNAPSHOT_THRESHOLD", default: snapshotThreshold, range: 100...10_000_000)
         _ = try r.count("GC_MAX_DB_CONNECTIONS", default: 10, range: 1...1000)
         logLevel = try LogLevelParser.level(from: env)
 
@@ -150,15 +161,25 @@ struct EnvironmentReader {
     }
 
     func storageBackend() throws(SidecarConfig.Error) -> SidecarConfig.StorageBackend {
-        guard let v = raw("GC_STORAGE_BACKEND") else { return .memory }
+        guard let v = raw("GC_STORAGE_BACKEND") else { return .sqlite }
         switch v.lowercased() {
+        case "sqlite":
+            return .sqlite
         case "memory":
             return .memory
-        case "postgres", "sqlite":
-            throw .init(variable: "GC_STORAGE_BACKEND", message: "'\(v)' is not available in this build yet; use 'memory' (see README, Storage)")
+        case "postgres":
+            throw .init(variable: "GC_STORAGE_BACKEND", message: "'postgres' is not available in this build yet; use 'sqlite' (durable) or 'memory'")
         default:
-            throw .init(variable: "GC_STORAGE_BACKEND", message: "'\(v.prefix(40))' is unknown: allowed values are 'memory'")
+            throw .init(variable: "GC_STORAGE_BACKEND", message: "'\(v.prefix(40))' is unknown: allowed values are 'sqlite' and 'memory'")
         }
+    }
+
+    func path(_ key: String, default d: String) throws(SidecarConfig.Error) -> String {
+        guard let v = raw(key) else { return d }
+        guard v.utf8.count <= 4096, !v.contains("\0") else {
+            throw .init(variable: key, message: "not a usable directory path")
+        }
+        return v
     }
 }
 

@@ -33,9 +33,10 @@ func withTestNode(
     config.metricsPort = 0
     config.limits.minDurationSeconds = 1
     config.limits.cleanupGraceSeconds = 0
+    config.storageBackend = .memory
     configure(&config)
     let clock = ManualWallClock()
-    let sidecar = Sidecar(config: config, logger: quietLogger, clock: clock, transport: transport, seed: 7)
+    let sidecar = try Sidecar(config: config, logger: quietLogger, clock: clock, transport: transport, seed: 7)
     let server = sidecar.makeGRPCServer()
     try await withThrowingDiscardingTaskGroup { group in
         group.addTask { try await server.serve() }

@@ -1,0 +1,342 @@
+import LeaseFSM
+import Logging
+import Raft
+import Synchronization
+
+/// The lease store with a Raft log behind it: every command is stamped,
+/// appended to the log, persisted (one transaction and one fsync per `Ready`:
+/// group commit), and applied to the ``LeaseStateMachine`` once committed.
+///
+/// This is the `GC_STORAGE_BACKEND=sqlite` store (and, with in-memory Raft
+/// storage, the `memory` one). It runs a single-voter cluster: the node elects
+/// itself at start, and restarting it restores every acknowledged command
+/// from the latest snapshot plus the log after it. Peer transport and
+/// forwarding arrive with the cluster work; the driver is shaped for them
+/// (messages of each `Ready` go out only after its persist).
+///
+/// Failure model: a storage write that fails poisons the store. It then
+/// refuses every command with ``StoreError/Code/unavailable`` rather than
+/// acknowledge something that may not be durable.
+public actor RaftLeaseStore: LeaseStore {
+    public nonisolated let limits: LeaseLimits
+    public nonisolated let events: EventHub
+
+    private var node: RaftNode
+    private let storage: any RaftStorage
+    private var machine: LeaseStateMachine
+    private let clock: any WallClock
+    private let logger: Logger
+    private let onApply: @Sendable (LeaseStateMachine) -> Void
+    private let snapshotThreshold: UInt64
+    private let cleanupHoldOffMilliseconds: Int64
+
+    private var waiters: [UInt64: Waiter] = [:]
+    private var pendingReads: [UInt64: CheckedContinuation<UInt64, any Error>] = [:]
+    private var applyWaiters: [(index: UInt64, continuation: CheckedContinuation<Void, any Error>)] = []
+    private var nextReadID: UInt64 = 0
+    private var drainScheduled = false
+    private var started = false
+    private var fault: StoreError?
+    private nonisolated let cleanupGate = Mutex(CleanupGate())
+
+    private struct Waiter {
+        var term: UInt64
+        var continuation: CheckedContinuation<Result<CommandResult, LeaseError>, any Error>
+    }
+
+    /// When this node may reap and dispatch (DESIGN.md: leader-only, after
+    /// committing an entry of its term and a hold-off after taking office).
+    private struct CleanupGate {
+        var isLeader = false
+        var termStartIndex: UInt64 = 0
+        var appliedIndex: UInt64 = 0
+        var leaderSince = WallTime(milliseconds: 0)
+    }
+
+    /// Opens the store over `storage`, restoring the lease state from its
+    /// snapshot; committed entries after the snapshot are re-applied on start.
+    ///
+    /// - Parameters:
+    ///   - snapshotThreshold: applied entries between snapshots (log compaction).
+    ///   - cleanupHoldOff: after becoming leader, how long to wait before
+    ///     reaping (one election timeout + `GC_CLEANUP_GRACE_PERIOD`).
+    public init(
+        storage: sending any RaftStorage, limits: LeaseLimits, clock: any WallClock, logger: Logger,
+        snapshotThreshold: UInt64 = 10_000, cleanupHoldOff: Duration = .zero, events: EventHub = EventHub(),
+        seed: UInt64 = 1, onApply: @escaping @Sendable (LeaseStateMachine) -> Void = { _ in }
+    ) throws {
+        let persisted: PersistedState
+        do {
+            persisted = try storage.load()
+        } catch {
+            throw StoreError(.unavailable, "cannot load the Raft log: \(error)")
+        }
+        var machine = LeaseStateMachine(limits: limits)
+        if !persisted.snapshot.isEmpty {
+            do {
+                machine = try LeaseStateMachine(snapshot: persisted.snapshot.data, limits: limits)
+            } catch {
+                throw StoreError(.unavailable, "cannot restore the lease snapshot at index \(persisted.snapshot.metadata.index): \(error)")
+            }
+        }
+        let config = RaftConfig(id: 1, peers: ConfState(voters: [1]))
+        self.node = try RaftNode(config: config, state: persisted, random: SplitMix64(seed: seed))
+        self.storage = storage
+        self.machine = machine
+        self.limits = limits
+        self.clock = clock
+        self.logger = logger
+        self.events = events
+        self.onApply = onApply
+        self.snapshotThreshold = max(1, snapshotThreshold)
+        self.cleanupHoldOffMilliseconds = Int64(cleanupHoldOff.components.seconds) * 1000
+            + Int64(cleanupHoldOff.components.attoseconds / 1_000_000_000_000_000)
+    }
+
+    // MARK: LeaseStore
+
+    public nonisolated var mayRunCleanup: Bool {
+        let now = clock.now()
+        return cleanupGate.withLock { gate in
+            gate.isLeader && gate.appliedIndex >= gate.termStartIndex
+                && now >= gate.leaderSince.adding(milliseconds: cleanupHoldOffMilliseconds)
+        }
+    }
+
+    public func propose(_ command: LeaseCommand) async throws -> CommandResult {
+        if let error = limits.validate(command) { throw error }
+        try start()
+        let stamped = StampedCommand(command, stamp: clock.now())
+        let position: LogPosition
+        do {
+            position = try node.propose(stamped.encoded())
+        } catch {
+            throw StoreError(.unavailable, Self.describe(error))
+        }
+        let result = try await withCheckedThrowingContinuation { continuation in
+            waiters[position.index] = Waiter(term: position.term, continuation: continuation)
+            scheduleDrain()
+        }
+        return try result.get()
+    }
+
+    public func read<R: Sendable>(_ consistency: ReadConsistency, _ query: @Sendable (LeaseStateMachine) -> R) async throws -> R {
+        try start()
+        if consistency == .linearizable {
+            let index = try await readIndex()
+            if machine.appliedIndex < index {
+                try await withCheckedThrowingContinuation { continuation in
+                    applyWaiters.append((index, continuation))
+                }
+            }
+        }
+        return query(machine)
+    }
+
+    // MARK: Observation
+
+    /// Raft's view of this node (for health and `gcctl cluster status`).
+    public func status() -> RaftStatus { node.status() }
+
+    /// The lease state as applied so far.
+    public var appliedState: LeaseStateMachine { machine }
+
+    /// Runs `body` with the Raft storage on this store's isolation (tests
+    /// and diagnostics: fault injection, closing the database).
+    public func withStorage<R: Sendable>(_ body: @Sendable (any RaftStorage) throws -> R) rethrows -> R {
+        try body(storage)
+    }
+
+    // MARK: Driving Raft
+
+    /// Elects this (single-voter) node on first use and applies the committed
+    /// log after the snapshot.
+    private func start() throws {
+        if let fault { throw fault }
+        guard !started else { return }
+        started = true
+        node.campaign()
+        drain()
+        if let fault { throw fault }
+    }
+
+    private func scheduleDrain() {
+        guard !drainScheduled else { return }
+        drainScheduled = true
+        // Runs after the proposals already queued on this actor: they share
+        // one Ready, one transaction and one fsync.
+        Task { await self.drain() }
+    }
+
+    /// Handles every `Ready`: persist, then send, then apply, then advance.
+    private func drain() {
+        drainScheduled = false
+        while fault == nil, node.hasReady {
+            let ready = node.ready()
+            if ready.mustPersist {
+                do {
+                    try storage.persist(ready.persistBatch)
+                } catch {
+                    poison(StoreError(.unavailable, "the Raft log could not be written (\(error)); this node stopped acknowledging writes"))
+                    return
+                }
+            }
+            // A single-voter cluster sends no messages; the peer transport
+            // will send `ready.messages` here, after the persist above.
+            if let soft = ready.softState { leadershipChanged(soft) }
+            if let snapshot = ready.snapshot { install(snapshot) }
+            for entry in ready.committedEntries { apply(entry) }
+            for read in ready.readStates { completeRead(read) }
+            node.advance(ready)
+        }
+        releaseApplyWaiters()
+        compactIfDue()
+    }
+
+    private func apply(_ entry: Entry) {
+        guard entry.index > machine.appliedIndex else { return }
+        let waiter = waiters.removeValue(forKey: entry.index)
+        guard entry.kind == .normal else {
+            machine.skip(index: entry.index)
+            waiter?.continuation.resume(throwing: StoreError(.unavailable, "leadership changed before the command committed; it was not applied"))
+            publishApplied()
+            return
+        }
+        let stamped: StampedCommand
+        do {
+            stamped = try StampedCommand(decoding: entry.data)
+        } catch {
+            // Written by a newer version, or damaged past its checksum: never
+            // guess. Every node skips it alike, so replicas stay identical.
+            logger.error("skipping a log entry that does not decode", metadata: ["index": "\(entry.index)", "error": "\(error)"])
+            machine.skip(index: entry.index)
+            waiter?.continuation.resume(throwing: StoreError(.unavailable, "the command could not be decoded when applied"))
+            publishApplied()
+            return
+        }
+        let output = machine.apply(stamped, index: entry.index)
+        events.publish(output.events)
+        onApply(machine)
+        publishApplied()
+        guard let waiter else { return }
+        if waiter.term == entry.term {
+            waiter.continuation.resume(returning: output.result)
+        } else {
+            waiter.continuation.resume(throwing: StoreError(.unavailable, "leadership changed before the command committed; it was not applied"))
+        }
+    }
+
+    private func install(_ snapshot: Snapshot) {
+        do {
+            machine = try LeaseStateMachine(snapshot: snapshot.data, limits: limits)
+            onApply(machine)
+            publishApplied()
+        } catch {
+            poison(StoreError(.unavailable, "cannot restore the snapshot at index \(snapshot.metadata.index): \(error)"))
+        }
+    }
+
+    private func publishApplied() {
+        let applied = machine.appliedIndex
+        cleanupGate.withLock { $0.appliedIndex = applied }
+    }
+
+    private func leadershipChanged(_ soft: SoftState) {
+        let isLeader = soft.role == .leader
+        let termStart = node.lastIndex
+        let now = clock.now()
+        cleanupGate.withLock { gate in
+            if isLeader && !gate.isLeader {
+                gate.termStartIndex = termStart
+                gate.leaderSince = now
+            }
+            gate.isLeader = isLeader
+        }
+        logger.info("raft role changed", metadata: ["role": "\(soft.role)", "leader": "\(soft.leaderID.map(String.init) ?? "none")", "term": "\(node.term)"])
+        if !isLeader {
+            // The outcome of these proposals is unknown: a new leader may
+            // still commit them. Callers must treat them as "maybe applied".
+            failWaiters(StoreError(.unavailable, "leadership lost; the command may or may not have been applied"))
+        }
+    }
+
+    private func readIndex() async throws -> UInt64 {
+        nextReadID += 1
+        let id = nextReadID
+        do {
+            try node.readIndex(context: Self.encode(id))
+        } catch {
+            throw StoreError(.unavailable, Self.describe(error))
+        }
+        return try await withCheckedThrowingContinuation { continuation in
+            pendingReads[id] = continuation
+            scheduleDrain()
+        }
+    }
+
+    private func completeRead(_ read: ReadState) {
+        guard let id = Self.decode(read.context), let continuation = pendingReads.removeValue(forKey: id) else { return }
+        continuation.resume(returning: read.index)
+    }
+
+    private func releaseApplyWaiters() {
+        let applied = machine.appliedIndex
+        var waiting: [(index: UInt64, continuation: CheckedContinuation<Void, any Error>)] = []
+        for waiter in applyWaiters {
+            if waiter.index <= applied { waiter.continuation.resume() } else { waiting.append(waiter) }
+        }
+        applyWaiters = waiting
+    }
+
+    private func compactIfDue() {
+        guard fault == nil, machine.appliedIndex >= node.status().snapshotIndex + snapshotThreshold else { return }
+        let index = machine.appliedIndex
+        do {
+            let snapshot = try node.compact(appliedIndex: index, data: machine.snapshot())
+            try storage.compact(to: snapshot)
+            logger.debug("snapshot taken", metadata: ["index": "\(index)", "bytes": "\(snapshot.data.count)"])
+        } catch let error as RaftStorageError {
+            poison(StoreError(.unavailable, "the snapshot at index \(index) could not be written (\(error))"))
+        } catch {
+            // The core refused (e.g. the index is not in its log): harmless,
+            // try again after the next threshold.
+            logger.warning("snapshot skipped", metadata: ["index": "\(index)", "error": "\(error)"])
+        }
+    }
+
+    private func poison(_ error: StoreError) {
+        guard fault == nil else { return }
+        fault = error
+        logger.critical("storage failed; refusing all commands", metadata: ["error": "\(error.message)"])
+        cleanupGate.withLock { $0.isLeader = false }
+        failWaiters(error)
+    }
+
+    private func failWaiters(_ error: StoreError) {
+        for waiter in waiters.values { waiter.continuation.resume(throwing: error) }
+        waiters.removeAll()
+        for read in pendingReads.values { read.resume(throwing: error) }
+        pendingReads.removeAll()
+        for waiter in applyWaiters { waiter.continuation.resume(throwing: error) }
+        applyWaiters.removeAll()
+    }
+
+    private static func describe(_ error: RaftError) -> String {
+        switch error {
+        case .notLeader(let hint): "this node is not the leader" + (hint.map { " (leader: node \($0))" } ?? " and knows no leader") + "; retry"
+        case .leaderNotReady: "the leader has just been elected and is not ready yet; retry"
+        case .tooManyUncommittedEntries: "too many writes are waiting to commit; retry with backoff"
+        case .leadershipTransferInProgress(let target): "leadership is moving to node \(target); retry"
+        default: "the Raft log refused the command: \(error)"
+        }
+    }
+
+    private static func encode(_ id: UInt64) -> [UInt8] {
+        (0..<8).map { UInt8(truncatingIfNeeded: id >> (8 * $0)) }
+    }
+
+    private static func decode(_ bytes: [UInt8]) -> UInt64? {
+        guard bytes.count == 8 else { return nil }
+        return bytes.enumerated().reduce(0) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) }
+    }
+}

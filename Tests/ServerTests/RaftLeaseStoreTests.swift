@@ -1,0 +1,140 @@
+import Foundation
+import LeaseFSM
+import Raft
+import RaftSQLite
+import Server
+import Testing
+
+/// The Raft-backed store: durability across restarts, snapshots, group
+/// commit, and refusing to acknowledge after a storage fault.
+@Suite("Raft-backed lease store")
+struct RaftLeaseStoreTests {
+    static func create(_ object: String, service: String = "svc", duration: UInt64 = 600) -> LeaseCommand {
+        .create(.init(
+            leaseIDSuffix: String(UInt64(bitPattern: Int64(object.hashValue)), radix: 16), object: ObjectKey(type: .databaseRow, id: object), serviceID: service,
+            durationSeconds: duration, metadata: ["k": object], cleanup: nil))
+    }
+
+    static func withDirectory(_ body: (String) async throws -> Void) async throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("raft-store-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try await body(path + "/raft.sqlite")
+    }
+
+    func makeStore(_ storage: sending any RaftStorage, clock: ManualWallClock, threshold: UInt64 = 10_000) throws -> RaftLeaseStore {
+        try RaftLeaseStore(storage: storage, limits: LeaseLimits(), clock: clock, logger: quietLogger, snapshotThreshold: threshold)
+    }
+
+    @Test("every acknowledged create, renew and release survives a restart from SQLite")
+    func restartKeepsEverything() async throws {
+        try await Self.withDirectory { path in
+            let clock = ManualWallClock()
+            var acknowledged: [LeaseID] = []
+            let before: LeaseStateMachine
+            do {
+                let store = try makeStore(try SQLiteRaftStorage(path: path), clock: clock)
+                for i in 0..<50 {
+                    guard case .created(let lease) = try await store.propose(Self.create("o\(i)")) else { throw TestFailure("not created") }
+                    acknowledged.append(lease.id)
+                }
+                clock.advance(seconds: 10)
+                _ = try await store.propose(.renew(.init(leaseIDs: Array(acknowledged.prefix(10)), serviceID: "svc", extendSeconds: 900)))
+                _ = try await store.propose(.release(.init(leaseID: acknowledged[20], serviceID: "svc")))
+                before = await store.appliedState
+                await store.withStorage { ($0 as? SQLiteRaftStorage)?.close() }
+            }
+            let reopened = try makeStore(try SQLiteRaftStorage(path: path), clock: clock)
+            let after = try await reopened.read(.linearizable) { $0 }
+            #expect(after.appliedIndex >= before.appliedIndex)
+            for id in acknowledged {
+                #expect(after.lease(id) == before.lease(id), "lease \(id) restored exactly")
+            }
+            #expect(after.lease(acknowledged[20])?.state == .released)
+            #expect(after.lease(acknowledged[0])?.renewalCount == 1)
+            #expect(after.activeLeaseCount == 49)
+            // And it keeps serving writes after the restart.
+            guard case .created = try await reopened.propose(Self.create("new")) else { throw TestFailure("not created") }
+        }
+    }
+
+    @Test("snapshots compact the log and a restart restores snapshot plus the log after it")
+    func snapshotAndRestart() async throws {
+        try await Self.withDirectory { path in
+            let clock = ManualWallClock()
+            let before: LeaseStateMachine
+            do {
+                let store = try makeStore(try SQLiteRaftStorage(path: path), clock: clock, threshold: 100)
+                for i in 0..<250 { _ = try await store.propose(Self.create("o\(i)")) }
+                let status = await store.status()
+                #expect(status.snapshotIndex >= 200, "a snapshot was taken every 100 entries")
+                before = await store.appliedState
+                await store.withStorage { ($0 as? SQLiteRaftStorage)?.close() }
+            }
+            do {
+                let inspect = try SQLiteRaftStorage(path: path)
+                let persisted = try inspect.load()
+                #expect(persisted.snapshot.metadata.index >= 200)
+                #expect(persisted.entries.count < 100, "the log before the snapshot was compacted away")
+                inspect.close()
+            }
+            let reopened = try makeStore(try SQLiteRaftStorage(path: path), clock: clock, threshold: 100)
+            let after = try await reopened.read(.linearizable) { $0 }
+            #expect(after.appliedIndex == before.appliedIndex + 1, "the new term's no-op is the only new entry")
+            #expect(after.activeLeaseCount == 250)
+            #expect(listAll(after).map(\.id) == listAll(before).map(\.id))
+        }
+    }
+
+    @Test("concurrent proposals share persists (group commit)")
+    func groupCommit() async throws {
+        let store = try makeStore(MemoryStorage(), clock: ManualWallClock())
+        _ = try await store.read(.linearizable) { $0.appliedIndex }
+        let persistsBefore = await store.withStorage { ($0 as? MemoryStorage)?.persistCount ?? 0 }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for i in 0..<200 {
+                group.addTask { _ = try await store.propose(Self.create("o\(i)")) }
+            }
+            try await group.waitForAll()
+        }
+        let persists = await store.withStorage { ($0 as? MemoryStorage)?.persistCount ?? 0 } - persistsBefore
+        #expect(await store.appliedState.activeLeaseCount == 200)
+        #expect(persists < 100, "200 proposals took \(persists) persists")
+    }
+
+    @Test("after a failed write the store acknowledges nothing, and says why")
+    func failedWritePoisons() async throws {
+        let store = try makeStore(MemoryStorage(), clock: ManualWallClock())
+        guard case .created(let lease) = try await store.propose(Self.create("a")) else { throw TestFailure("not created") }
+        await store.withStorage { ($0 as? MemoryStorage)?.failPersists = true }
+        await #expect(throws: StoreError.self) { _ = try await store.propose(Self.create("b")) }
+        await store.withStorage { ($0 as? MemoryStorage)?.failPersists = false }
+        do {
+            _ = try await store.propose(Self.create("c"))
+            Issue.record("a poisoned store acknowledged a write")
+        } catch let error as StoreError {
+            #expect(error.code == .unavailable)
+            #expect(error.message.contains("could not be written"))
+        }
+        #expect(!store.mayRunCleanup, "a poisoned node never reaps or dispatches")
+        #expect(await store.appliedState.lease(lease.id) != nil)
+    }
+
+    @Test("a single node may run cleanup only after the hold-off since taking office")
+    func cleanupHoldOff() async throws {
+        let clock = ManualWallClock()
+        let store = try RaftLeaseStore(
+            storage: MemoryStorage(), limits: LeaseLimits(), clock: clock, logger: quietLogger,
+            cleanupHoldOff: .seconds(30))
+        _ = try await store.read(.linearizable) { $0.appliedIndex }
+        #expect(!store.mayRunCleanup)
+        clock.advance(seconds: 29)
+        #expect(!store.mayRunCleanup)
+        clock.advance(seconds: 1)
+        #expect(store.mayRunCleanup)
+    }
+
+    func listAll(_ machine: LeaseStateMachine) -> [Lease] {
+        machine.listLeases(LeaseStateMachine.LeaseFilter(), after: nil, limit: 100_000).leases
+    }
+}
