@@ -117,7 +117,17 @@ struct RaftLeaseStoreTests {
             #expect(error.message.contains("could not be written"))
         }
         #expect(!store.mayRunCleanup, "a poisoned node never reaps or dispatches")
-        #expect(await store.appliedState.lease(lease.id) != nil)
+        #expect(store.healthProblem?.contains("could not be written") == true)
+        let stale = try await store.read(.stale) { $0.lease(lease.id) }
+        #expect(stale != nil, "stale reads still answer from the applied state")
+        await #expect(throws: StoreError.self) { _ = try await store.read(.linearizable) { $0.appliedIndex } }
+    }
+
+    @Test("a healthy store reports no health problem")
+    func healthyStore() async throws {
+        let store = try makeStore(MemoryStorage(), clock: ManualWallClock())
+        _ = try await store.propose(Self.create("a"))
+        #expect(store.healthProblem == nil)
     }
 
     @Test("a single node may run cleanup only after the hold-off since taking office")

@@ -38,6 +38,7 @@ public actor RaftLeaseStore: LeaseStore {
     private var started = false
     private var fault: StoreError?
     private nonisolated let cleanupGate = Mutex(CleanupGate())
+    private nonisolated let faultDescription = Mutex<String?>(nil)
 
     private struct Waiter {
         var term: UInt64
@@ -103,6 +104,8 @@ public actor RaftLeaseStore: LeaseStore {
         }
     }
 
+    public nonisolated var healthProblem: String? { faultDescription.withLock { $0 } }
+
     public func propose(_ command: LeaseCommand) async throws -> CommandResult {
         if let error = limits.validate(command) { throw error }
         try start()
@@ -121,7 +124,12 @@ public actor RaftLeaseStore: LeaseStore {
     }
 
     public func read<R: Sendable>(_ consistency: ReadConsistency, _ query: @Sendable (LeaseStateMachine) -> R) async throws -> R {
-        try start()
+        do {
+            try start()
+        } catch {
+            // A poisoned store still answers stale reads from what it applied.
+            if consistency == .linearizable { throw error }
+        }
         if consistency == .linearizable {
             let index = try await readIndex()
             if machine.appliedIndex < index {
@@ -307,6 +315,7 @@ public actor RaftLeaseStore: LeaseStore {
     private func poison(_ error: StoreError) {
         guard fault == nil else { return }
         fault = error
+        faultDescription.withLock { $0 = error.message }
         logger.critical("storage failed; refusing all commands", metadata: ["error": "\(error.message)"])
         cleanupGate.withLock { $0.isLeader = false }
         failWaiters(error)

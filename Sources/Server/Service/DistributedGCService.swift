@@ -186,9 +186,10 @@ public struct DistributedGCService: DistributedGc_DistributedGCService.SimpleSer
         try await timed("HealthCheck") {
             let version = SidecarVersion.current
             let (nodeID, startedAt) = (self.nodeID, self.startedAt)
+            let problem = store.healthProblem
             return try await store.read(.stale) { machine in
                 var response = DistributedGc_HealthCheckResponse()
-                response.healthy = true
+                response.healthy = problem == nil
                 response.version = version
                 response.activeLeases = UInt64(machine.activeLeaseCount)
                 response.expiredLeases = machine.stats.expired

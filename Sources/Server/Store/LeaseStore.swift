@@ -34,6 +34,10 @@ public protocol LeaseStore: Sendable {
 
     /// Whether this node may reap and dispatch cleanups now (the leader).
     var mayRunCleanup: Bool { get }
+
+    /// Why this store cannot accept writes (e.g. its log could not be
+    /// written), or nil when it is healthy. Stale reads still work.
+    var healthProblem: String? { get }
 }
 
 /// A store that could not give an answer.
