@@ -122,7 +122,10 @@ extension RaftNode {
             }
             return
         }
-        guard progress[m.from]?.maybeUpdate(m.index) == true, let updated = progress[m.from] else { return }
+        // A probe acknowledged at the known match also confirms it (etcd-io/raft #52): without
+        // this, an idle caught-up follower that fell back to probe would never leave it.
+        let probeAckedAtMatch = before.state == .probe && before.match == m.index
+        guard progress[m.from]?.maybeUpdate(m.index) == true || probeAckedAtMatch, let updated = progress[m.from] else { return }
         switch updated.state {
         case .probe:
             progress[m.from]?.becomeReplicate()
