@@ -10,8 +10,9 @@ cd "$(dirname "$0")/.."
 source scripts/lib/ensure-deps.sh
 ensure_build_deps
 config="${GC_BUILD:-release}"
-swift build -c "$config" --product gc-sidecar
-swift build -c "$config" --product gcctl
+# One build of every product: building products one at a time makes SwiftPM
+# rebuild shared modules on each call.
+swift build -c "$config"
 bin="$(swift build -c "$config" --show-bin-path)"
 echo "gc-sidecar: starting (gcctl is at $bin/gcctl)" >&2
 exec "$bin/gc-sidecar"
