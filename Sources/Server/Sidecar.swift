@@ -86,6 +86,9 @@ public struct Sidecar: Sendable {
     /// Runs every part of the node until SIGTERM/SIGINT, then shuts down in
     /// reverse order: client API first, cleanup loops next, metrics last.
     public func run() async throws {
+        // Restore the log and take office before serving, so the reaper
+        // resumes open work after a restart even if no client calls.
+        try await store.start()
         let grpc = makeGRPCServer()
         let logger = self.logger
         let config = self.config

@@ -123,6 +123,25 @@ struct RaftLeaseStoreTests {
         await #expect(throws: StoreError.self) { _ = try await store.read(.linearizable) { $0.appliedIndex } }
     }
 
+    @Test("after a restart, start() alone takes office and lets reaping resume, with no client call")
+    func startResumesReaping() async throws {
+        try await Self.withDirectory { path in
+            let clock = ManualWallClock()
+            do {
+                let store = try makeStore(try SQLiteRaftStorage(path: path), clock: clock)
+                _ = try await store.propose(Self.create("a", duration: 30))
+                await store.withStorage { ($0 as? SQLiteRaftStorage)?.close() }
+            }
+            let reopened = try makeStore(try SQLiteRaftStorage(path: path), clock: clock)
+            #expect(!reopened.mayRunCleanup, "not leader before start")
+            try await reopened.start()
+            #expect(reopened.mayRunCleanup)
+            clock.advance(seconds: 61)  // past expires_at + the default 30 s grace
+            let reaper = Reaper(store: reopened, logger: quietLogger)
+            #expect(try await reaper.reapOnce(now: clock.now()) == 1)
+        }
+    }
+
     @Test("a healthy store reports no health problem")
     func healthyStore() async throws {
         let store = try makeStore(MemoryStorage(), clock: ManualWallClock())

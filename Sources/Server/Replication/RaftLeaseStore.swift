@@ -157,9 +157,13 @@ public actor RaftLeaseStore: LeaseStore {
 
     // MARK: Driving Raft
 
-    /// Elects this (single-voter) node on first use and applies the committed
-    /// log after the snapshot.
-    private func start() throws {
+    /// Elects this (single-voter) node and applies the committed log after
+    /// the snapshot. Called by the node at start-up, so reaping resumes
+    /// after a restart even if no client calls; every other entry point also
+    /// calls it, and calls after the first do nothing.
+    ///
+    /// - Throws: ``StoreError`` when the first persist failed.
+    public func start() throws {
         if let fault { throw fault }
         guard !started else { return }
         started = true
