@@ -99,6 +99,8 @@ public struct RaftNode: Sendable {
     public var appliedIndex: UInt64 { log.applied }
     /// Index of the last entry in the log.
     public var lastIndex: UInt64 { log.lastIndex }
+    /// Index of the last entry covered by the latest snapshot (0: none).
+    public var snapshotIndex: UInt64 { log.snapshotIndex }
     /// The membership in force (the last configuration entry in the log, dissertation §4.1).
     public var conf: ConfState { log.conf }
     /// True if this node is a voter in its current configuration.

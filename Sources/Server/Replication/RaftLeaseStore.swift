@@ -301,7 +301,7 @@ public actor RaftLeaseStore: LeaseStore {
     }
 
     private func compactIfDue() {
-        guard fault == nil, machine.appliedIndex >= node.status().snapshotIndex + snapshotThreshold else { return }
+        guard fault == nil, machine.appliedIndex >= node.snapshotIndex + snapshotThreshold else { return }
         let index = machine.appliedIndex
         do {
             let snapshot = try node.compact(appliedIndex: index, data: machine.snapshot())
