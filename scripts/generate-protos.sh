@@ -22,11 +22,12 @@ fi
 PLUGINS=(--plugin=protoc-gen-swift="$PLUGIN_DIR/.build/release/protoc-gen-swift"
          --plugin=protoc-gen-grpc-swift-2="$PLUGIN_DIR/.build/release/protoc-gen-grpc-swift-2")
 
-# Client API: public messages plus gRPC client and server stubs.
+# Client API (lease service, cluster admin) and the peer protocol: public
+# messages plus gRPC client and server stubs.
 protoc "${PLUGINS[@]}" -I proto \
   --swift_out=Sources/GCProto --swift_opt=Visibility=Public \
   --grpc-swift-2_out=Sources/GCProto --grpc-swift-2_opt=Visibility=Public,Server=true,Client=true \
-  proto/gc_service.proto
+  proto/gc_service.proto proto/cluster.proto proto/raft.proto
 
 # Lease state machine commands and snapshots: messages only, internal to LeaseFSM.
 protoc "${PLUGINS[@]}" -I proto \

@@ -186,6 +186,16 @@ nonisolated struct DistributedGc_Fsm_FsmCommand: Sendable {
 
   var stampMillis: Int64 = 0
 
+  /// Client session (Raft dissertation §6.3): commands a node proposes for a
+  /// client (forwarded to the leader) carry the node's session id and a
+  /// sequence number, so a retried forward is applied once.
+  var clientID: String = String()
+
+  var sequence: UInt64 = 0
+
+  /// Every sequence below this one has been answered; their replies may go.
+  var firstUnacknowledged: UInt64 = 0
+
   var command: DistributedGc_Fsm_FsmCommand.OneOf_Command? = nil
 
   var create: DistributedGc_Fsm_CreateLeaseCommand {
@@ -533,6 +543,231 @@ nonisolated struct DistributedGc_Fsm_StatsRecord: Sendable {
   init() {}
 }
 
+nonisolated struct DistributedGc_Fsm_ErrorRecord: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// LeaseError code: 1 invalid argument, 2 not found, 3 permission denied,
+  /// 4 failed precondition, 5 resource exhausted, 6 already exists.
+  var code: Int32 = 0
+
+  var message: String = String()
+
+  var field: String = String()
+
+  var hasField_p: Bool = false
+
+  var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  init() {}
+}
+
+nonisolated struct DistributedGc_Fsm_RenewOutcomeRecord: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  var leaseID: String = String()
+
+  var lease: DistributedGc_Fsm_LeaseRecord {
+    get {_lease ?? DistributedGc_Fsm_LeaseRecord()}
+    set {_lease = newValue}
+  }
+  /// Returns true if `lease` has been explicitly set.
+  var hasLease: Bool {self._lease != nil}
+  /// Clears the value of `lease`. Subsequent reads from it will return its default value.
+  mutating func clearLease() {self._lease = nil}
+
+  var error: DistributedGc_Fsm_ErrorRecord {
+    get {_error ?? DistributedGc_Fsm_ErrorRecord()}
+    set {_error = newValue}
+  }
+  /// Returns true if `error` has been explicitly set.
+  var hasError: Bool {self._error != nil}
+  /// Clears the value of `error`. Subsequent reads from it will return its default value.
+  mutating func clearError() {self._error = nil}
+
+  var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  init() {}
+
+  fileprivate var _lease: DistributedGc_Fsm_LeaseRecord? = nil
+  fileprivate var _error: DistributedGc_Fsm_ErrorRecord? = nil
+}
+
+nonisolated struct DistributedGc_Fsm_RenewedRecord: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  var outcomes: [DistributedGc_Fsm_RenewOutcomeRecord] = []
+
+  var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  init() {}
+}
+
+nonisolated struct DistributedGc_Fsm_IdsRecord: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  var leaseIds: [String] = []
+
+  var jobIds: [UInt64] = []
+
+  var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  init() {}
+}
+
+nonisolated struct DistributedGc_Fsm_CleanupRecordedRecord: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  var job: DistributedGc_Fsm_CleanupJobRecord {
+    get {_job ?? DistributedGc_Fsm_CleanupJobRecord()}
+    set {_job = newValue}
+  }
+  /// Returns true if `job` has been explicitly set.
+  var hasJob: Bool {self._job != nil}
+  /// Clears the value of `job`. Subsequent reads from it will return its default value.
+  mutating func clearJob() {self._job = nil}
+
+  var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  init() {}
+
+  fileprivate var _job: DistributedGc_Fsm_CleanupJobRecord? = nil
+}
+
+/// What a command returned: the reply a forwarding node relays, and what a
+/// client session remembers.
+nonisolated struct DistributedGc_Fsm_CommandReplyRecord: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  var error: DistributedGc_Fsm_ErrorRecord {
+    get {_error ?? DistributedGc_Fsm_ErrorRecord()}
+    set {_error = newValue}
+  }
+  /// Returns true if `error` has been explicitly set.
+  var hasError: Bool {self._error != nil}
+  /// Clears the value of `error`. Subsequent reads from it will return its default value.
+  mutating func clearError() {self._error = nil}
+
+  var result: DistributedGc_Fsm_CommandReplyRecord.OneOf_Result? = nil
+
+  var created: DistributedGc_Fsm_LeaseRecord {
+    get {
+      if case .created(let v)? = result {return v}
+      return DistributedGc_Fsm_LeaseRecord()
+    }
+    set {result = .created(newValue)}
+  }
+
+  var renewed: DistributedGc_Fsm_RenewedRecord {
+    get {
+      if case .renewed(let v)? = result {return v}
+      return DistributedGc_Fsm_RenewedRecord()
+    }
+    set {result = .renewed(newValue)}
+  }
+
+  var released: DistributedGc_Fsm_LeaseRecord {
+    get {
+      if case .released(let v)? = result {return v}
+      return DistributedGc_Fsm_LeaseRecord()
+    }
+    set {result = .released(newValue)}
+  }
+
+  var expired: DistributedGc_Fsm_IdsRecord {
+    get {
+      if case .expired(let v)? = result {return v}
+      return DistributedGc_Fsm_IdsRecord()
+    }
+    set {result = .expired(newValue)}
+  }
+
+  var cleanupRecorded: DistributedGc_Fsm_CleanupRecordedRecord {
+    get {
+      if case .cleanupRecorded(let v)? = result {return v}
+      return DistributedGc_Fsm_CleanupRecordedRecord()
+    }
+    set {result = .cleanupRecorded(newValue)}
+  }
+
+  var deadLettersRetried: DistributedGc_Fsm_IdsRecord {
+    get {
+      if case .deadLettersRetried(let v)? = result {return v}
+      return DistributedGc_Fsm_IdsRecord()
+    }
+    set {result = .deadLettersRetried(newValue)}
+  }
+
+  var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  nonisolated enum OneOf_Result: Equatable, Sendable {
+    case created(DistributedGc_Fsm_LeaseRecord)
+    case renewed(DistributedGc_Fsm_RenewedRecord)
+    case released(DistributedGc_Fsm_LeaseRecord)
+    case expired(DistributedGc_Fsm_IdsRecord)
+    case cleanupRecorded(DistributedGc_Fsm_CleanupRecordedRecord)
+    case deadLettersRetried(DistributedGc_Fsm_IdsRecord)
+
+  }
+
+  init() {}
+
+  fileprivate var _error: DistributedGc_Fsm_ErrorRecord? = nil
+}
+
+nonisolated struct DistributedGc_Fsm_StoredReplyRecord: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  var sequence: UInt64 = 0
+
+  var reply: DistributedGc_Fsm_CommandReplyRecord {
+    get {_reply ?? DistributedGc_Fsm_CommandReplyRecord()}
+    set {_reply = newValue}
+  }
+  /// Returns true if `reply` has been explicitly set.
+  var hasReply: Bool {self._reply != nil}
+  /// Clears the value of `reply`. Subsequent reads from it will return its default value.
+  mutating func clearReply() {self._reply = nil}
+
+  var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  init() {}
+
+  fileprivate var _reply: DistributedGc_Fsm_CommandReplyRecord? = nil
+}
+
+nonisolated struct DistributedGc_Fsm_ClientSessionRecord: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  var clientID: String = String()
+
+  var lastActive: Int64 = 0
+
+  /// Replies below this sequence were acknowledged and forgotten.
+  var firstRetained: UInt64 = 0
+
+  var replies: [DistributedGc_Fsm_StoredReplyRecord] = []
+
+  var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  init() {}
+}
+
 nonisolated struct DistributedGc_Fsm_FsmSnapshot: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -560,6 +795,8 @@ nonisolated struct DistributedGc_Fsm_FsmSnapshot: Sendable {
   mutating func clearStats() {self._stats = nil}
 
   var jobSequence: UInt64 = 0
+
+  var sessions: [DistributedGc_Fsm_ClientSessionRecord] = []
 
   var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -908,7 +1145,7 @@ nonisolated extension DistributedGc_Fsm_RetryDeadLettersCommand: SwiftProtobuf.M
 
 nonisolated extension DistributedGc_Fsm_FsmCommand: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   static let protoMessageName: String = _protobuf_package + ".FsmCommand"
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}version\0\u{3}stamp_millis\0\u{2}\u{8}create\0\u{1}renew\0\u{1}release\0\u{1}expire\0\u{3}cleanup_outcome\0\u{3}retry_dead_letters\0")
+  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}version\0\u{3}stamp_millis\0\u{3}client_id\0\u{1}sequence\0\u{3}first_unacknowledged\0\u{2}\u{5}create\0\u{1}renew\0\u{1}release\0\u{1}expire\0\u{3}cleanup_outcome\0\u{3}retry_dead_letters\0")
 
   mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -918,6 +1155,9 @@ nonisolated extension DistributedGc_Fsm_FsmCommand: SwiftProtobuf.Message, Swift
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularUInt32Field(value: &self.version) }()
       case 2: try { try decoder.decodeSingularInt64Field(value: &self.stampMillis) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.clientID) }()
+      case 4: try { try decoder.decodeSingularUInt64Field(value: &self.sequence) }()
+      case 5: try { try decoder.decodeSingularUInt64Field(value: &self.firstUnacknowledged) }()
       case 10: try {
         var v: DistributedGc_Fsm_CreateLeaseCommand?
         var hadOneofValue = false
@@ -1012,6 +1252,15 @@ nonisolated extension DistributedGc_Fsm_FsmCommand: SwiftProtobuf.Message, Swift
     if self.stampMillis != 0 {
       try visitor.visitSingularInt64Field(value: self.stampMillis, fieldNumber: 2)
     }
+    if !self.clientID.isEmpty {
+      try visitor.visitSingularStringField(value: self.clientID, fieldNumber: 3)
+    }
+    if self.sequence != 0 {
+      try visitor.visitSingularUInt64Field(value: self.sequence, fieldNumber: 4)
+    }
+    if self.firstUnacknowledged != 0 {
+      try visitor.visitSingularUInt64Field(value: self.firstUnacknowledged, fieldNumber: 5)
+    }
     switch self.command {
     case .create?: try {
       guard case .create(let v)? = self.command else { preconditionFailure() }
@@ -1045,6 +1294,9 @@ nonisolated extension DistributedGc_Fsm_FsmCommand: SwiftProtobuf.Message, Swift
   static func ==(lhs: DistributedGc_Fsm_FsmCommand, rhs: DistributedGc_Fsm_FsmCommand) -> Bool {
     if lhs.version != rhs.version {return false}
     if lhs.stampMillis != rhs.stampMillis {return false}
+    if lhs.clientID != rhs.clientID {return false}
+    if lhs.sequence != rhs.sequence {return false}
+    if lhs.firstUnacknowledged != rhs.firstUnacknowledged {return false}
     if lhs.command != rhs.command {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
@@ -1555,9 +1807,421 @@ nonisolated extension DistributedGc_Fsm_StatsRecord: SwiftProtobuf.Message, Swif
   }
 }
 
+nonisolated extension DistributedGc_Fsm_ErrorRecord: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  static let protoMessageName: String = _protobuf_package + ".ErrorRecord"
+  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}code\0\u{1}message\0\u{1}field\0\u{3}has_field\0")
+
+  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularInt32Field(value: &self.code) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.message) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.field) }()
+      case 4: try { try decoder.decodeSingularBoolField(value: &self.hasField_p) }()
+      default: break
+      }
+    }
+  }
+
+  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.code != 0 {
+      try visitor.visitSingularInt32Field(value: self.code, fieldNumber: 1)
+    }
+    if !self.message.isEmpty {
+      try visitor.visitSingularStringField(value: self.message, fieldNumber: 2)
+    }
+    if !self.field.isEmpty {
+      try visitor.visitSingularStringField(value: self.field, fieldNumber: 3)
+    }
+    if self.hasField_p != false {
+      try visitor.visitSingularBoolField(value: self.hasField_p, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  static func ==(lhs: DistributedGc_Fsm_ErrorRecord, rhs: DistributedGc_Fsm_ErrorRecord) -> Bool {
+    if lhs.code != rhs.code {return false}
+    if lhs.message != rhs.message {return false}
+    if lhs.field != rhs.field {return false}
+    if lhs.hasField_p != rhs.hasField_p {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension DistributedGc_Fsm_RenewOutcomeRecord: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  static let protoMessageName: String = _protobuf_package + ".RenewOutcomeRecord"
+  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}lease_id\0\u{1}lease\0\u{1}error\0")
+
+  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.leaseID) }()
+      case 2: try { try decoder.decodeSingularMessageField(value: &self._lease) }()
+      case 3: try { try decoder.decodeSingularMessageField(value: &self._error) }()
+      default: break
+      }
+    }
+  }
+
+  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.leaseID.isEmpty {
+      try visitor.visitSingularStringField(value: self.leaseID, fieldNumber: 1)
+    }
+    try { if let v = self._lease {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+    } }()
+    try { if let v = self._error {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  static func ==(lhs: DistributedGc_Fsm_RenewOutcomeRecord, rhs: DistributedGc_Fsm_RenewOutcomeRecord) -> Bool {
+    if lhs.leaseID != rhs.leaseID {return false}
+    if lhs._lease != rhs._lease {return false}
+    if lhs._error != rhs._error {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension DistributedGc_Fsm_RenewedRecord: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  static let protoMessageName: String = _protobuf_package + ".RenewedRecord"
+  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}outcomes\0")
+
+  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.outcomes) }()
+      default: break
+      }
+    }
+  }
+
+  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.outcomes.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.outcomes, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  static func ==(lhs: DistributedGc_Fsm_RenewedRecord, rhs: DistributedGc_Fsm_RenewedRecord) -> Bool {
+    if lhs.outcomes != rhs.outcomes {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension DistributedGc_Fsm_IdsRecord: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  static let protoMessageName: String = _protobuf_package + ".IdsRecord"
+  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}lease_ids\0\u{3}job_ids\0")
+
+  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedStringField(value: &self.leaseIds) }()
+      case 2: try { try decoder.decodeRepeatedUInt64Field(value: &self.jobIds) }()
+      default: break
+      }
+    }
+  }
+
+  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.leaseIds.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.leaseIds, fieldNumber: 1)
+    }
+    if !self.jobIds.isEmpty {
+      try visitor.visitPackedUInt64Field(value: self.jobIds, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  static func ==(lhs: DistributedGc_Fsm_IdsRecord, rhs: DistributedGc_Fsm_IdsRecord) -> Bool {
+    if lhs.leaseIds != rhs.leaseIds {return false}
+    if lhs.jobIds != rhs.jobIds {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension DistributedGc_Fsm_CleanupRecordedRecord: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  static let protoMessageName: String = _protobuf_package + ".CleanupRecordedRecord"
+  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}job\0")
+
+  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularMessageField(value: &self._job) }()
+      default: break
+      }
+    }
+  }
+
+  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._job {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  static func ==(lhs: DistributedGc_Fsm_CleanupRecordedRecord, rhs: DistributedGc_Fsm_CleanupRecordedRecord) -> Bool {
+    if lhs._job != rhs._job {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension DistributedGc_Fsm_CommandReplyRecord: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  static let protoMessageName: String = _protobuf_package + ".CommandReplyRecord"
+  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}error\0\u{2}\u{9}created\0\u{1}renewed\0\u{1}released\0\u{1}expired\0\u{3}cleanup_recorded\0\u{3}dead_letters_retried\0")
+
+  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularMessageField(value: &self._error) }()
+      case 10: try {
+        var v: DistributedGc_Fsm_LeaseRecord?
+        var hadOneofValue = false
+        if let current = self.result {
+          hadOneofValue = true
+          if case .created(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.result = .created(v)
+        }
+      }()
+      case 11: try {
+        var v: DistributedGc_Fsm_RenewedRecord?
+        var hadOneofValue = false
+        if let current = self.result {
+          hadOneofValue = true
+          if case .renewed(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.result = .renewed(v)
+        }
+      }()
+      case 12: try {
+        var v: DistributedGc_Fsm_LeaseRecord?
+        var hadOneofValue = false
+        if let current = self.result {
+          hadOneofValue = true
+          if case .released(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.result = .released(v)
+        }
+      }()
+      case 13: try {
+        var v: DistributedGc_Fsm_IdsRecord?
+        var hadOneofValue = false
+        if let current = self.result {
+          hadOneofValue = true
+          if case .expired(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.result = .expired(v)
+        }
+      }()
+      case 14: try {
+        var v: DistributedGc_Fsm_CleanupRecordedRecord?
+        var hadOneofValue = false
+        if let current = self.result {
+          hadOneofValue = true
+          if case .cleanupRecorded(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.result = .cleanupRecorded(v)
+        }
+      }()
+      case 15: try {
+        var v: DistributedGc_Fsm_IdsRecord?
+        var hadOneofValue = false
+        if let current = self.result {
+          hadOneofValue = true
+          if case .deadLettersRetried(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.result = .deadLettersRetried(v)
+        }
+      }()
+      default: break
+      }
+    }
+  }
+
+  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._error {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    } }()
+    switch self.result {
+    case .created?: try {
+      guard case .created(let v)? = self.result else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 10)
+    }()
+    case .renewed?: try {
+      guard case .renewed(let v)? = self.result else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
+    }()
+    case .released?: try {
+      guard case .released(let v)? = self.result else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 12)
+    }()
+    case .expired?: try {
+      guard case .expired(let v)? = self.result else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 13)
+    }()
+    case .cleanupRecorded?: try {
+      guard case .cleanupRecorded(let v)? = self.result else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 14)
+    }()
+    case .deadLettersRetried?: try {
+      guard case .deadLettersRetried(let v)? = self.result else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 15)
+    }()
+    case nil: break
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  static func ==(lhs: DistributedGc_Fsm_CommandReplyRecord, rhs: DistributedGc_Fsm_CommandReplyRecord) -> Bool {
+    if lhs._error != rhs._error {return false}
+    if lhs.result != rhs.result {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension DistributedGc_Fsm_StoredReplyRecord: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  static let protoMessageName: String = _protobuf_package + ".StoredReplyRecord"
+  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}sequence\0\u{1}reply\0")
+
+  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.sequence) }()
+      case 2: try { try decoder.decodeSingularMessageField(value: &self._reply) }()
+      default: break
+      }
+    }
+  }
+
+  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if self.sequence != 0 {
+      try visitor.visitSingularUInt64Field(value: self.sequence, fieldNumber: 1)
+    }
+    try { if let v = self._reply {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  static func ==(lhs: DistributedGc_Fsm_StoredReplyRecord, rhs: DistributedGc_Fsm_StoredReplyRecord) -> Bool {
+    if lhs.sequence != rhs.sequence {return false}
+    if lhs._reply != rhs._reply {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension DistributedGc_Fsm_ClientSessionRecord: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  static let protoMessageName: String = _protobuf_package + ".ClientSessionRecord"
+  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}client_id\0\u{3}last_active\0\u{3}first_retained\0\u{1}replies\0")
+
+  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.clientID) }()
+      case 2: try { try decoder.decodeSingularInt64Field(value: &self.lastActive) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.firstRetained) }()
+      case 4: try { try decoder.decodeRepeatedMessageField(value: &self.replies) }()
+      default: break
+      }
+    }
+  }
+
+  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.clientID.isEmpty {
+      try visitor.visitSingularStringField(value: self.clientID, fieldNumber: 1)
+    }
+    if self.lastActive != 0 {
+      try visitor.visitSingularInt64Field(value: self.lastActive, fieldNumber: 2)
+    }
+    if self.firstRetained != 0 {
+      try visitor.visitSingularUInt64Field(value: self.firstRetained, fieldNumber: 3)
+    }
+    if !self.replies.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.replies, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  static func ==(lhs: DistributedGc_Fsm_ClientSessionRecord, rhs: DistributedGc_Fsm_ClientSessionRecord) -> Bool {
+    if lhs.clientID != rhs.clientID {return false}
+    if lhs.lastActive != rhs.lastActive {return false}
+    if lhs.firstRetained != rhs.firstRetained {return false}
+    if lhs.replies != rhs.replies {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
 nonisolated extension DistributedGc_Fsm_FsmSnapshot: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   static let protoMessageName: String = _protobuf_package + ".FsmSnapshot"
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}version\0\u{3}now_millis\0\u{3}applied_index\0\u{1}leases\0\u{1}objects\0\u{1}jobs\0\u{1}stats\0\u{3}job_sequence\0")
+  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}version\0\u{3}now_millis\0\u{3}applied_index\0\u{1}leases\0\u{1}objects\0\u{1}jobs\0\u{1}stats\0\u{3}job_sequence\0\u{1}sessions\0")
 
   mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1573,6 +2237,7 @@ nonisolated extension DistributedGc_Fsm_FsmSnapshot: SwiftProtobuf.Message, Swif
       case 6: try { try decoder.decodeRepeatedMessageField(value: &self.jobs) }()
       case 7: try { try decoder.decodeSingularMessageField(value: &self._stats) }()
       case 8: try { try decoder.decodeSingularUInt64Field(value: &self.jobSequence) }()
+      case 9: try { try decoder.decodeRepeatedMessageField(value: &self.sessions) }()
       default: break
       }
     }
@@ -1607,6 +2272,9 @@ nonisolated extension DistributedGc_Fsm_FsmSnapshot: SwiftProtobuf.Message, Swif
     if self.jobSequence != 0 {
       try visitor.visitSingularUInt64Field(value: self.jobSequence, fieldNumber: 8)
     }
+    if !self.sessions.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.sessions, fieldNumber: 9)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1619,6 +2287,7 @@ nonisolated extension DistributedGc_Fsm_FsmSnapshot: SwiftProtobuf.Message, Swif
     if lhs.jobs != rhs.jobs {return false}
     if lhs._stats != rhs._stats {return false}
     if lhs.jobSequence != rhs.jobSequence {return false}
+    if lhs.sessions != rhs.sessions {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
