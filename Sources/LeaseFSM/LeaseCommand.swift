@@ -100,10 +100,14 @@ public enum LeaseCommand: Hashable, Sendable {
 public struct StampedCommand: Hashable, Sendable {
     public var command: LeaseCommand
     public var stamp: WallTime
+    /// The client session that proposed it, when it must apply at most once
+    /// across retries (forwarded writes); nil for the leader's own commands.
+    public var origin: ClientOrigin?
 
-    public init(_ command: LeaseCommand, stamp: WallTime) {
+    public init(_ command: LeaseCommand, stamp: WallTime, origin: ClientOrigin? = nil) {
         self.command = command
         self.stamp = stamp
+        self.origin = origin
     }
 }
 

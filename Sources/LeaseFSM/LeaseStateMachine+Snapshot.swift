@@ -24,6 +24,9 @@ extension LeaseStateMachine {
             objects[key].map { DistributedGc_Fsm_ObjectRecordRecord(key: key, record: $0) }
         }
         s.jobs = jobs.keys.sorted().compactMap { jobs[$0].map(DistributedGc_Fsm_CleanupJobRecord.init) }
+        s.sessions = sessions.keys.sorted().compactMap { id in
+            sessions[id].map { DistributedGc_Fsm_ClientSessionRecord(id: id, session: $0) }
+        }
         var options = BinaryEncodingOptions()
         options.useDeterministicOrdering = true
         // Encoding a message built only from our own values cannot fail.
@@ -59,6 +62,9 @@ extension LeaseStateMachine {
         for record in s.jobs {
             let job = try CleanupJob(record)
             jobs[job.id] = job
+        }
+        for record in s.sessions {
+            sessions[record.clientID] = try ClientSession(record)
         }
         rebuildIndexes()
     }

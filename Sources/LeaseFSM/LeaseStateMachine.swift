@@ -24,6 +24,8 @@ public struct LeaseStateMachine: Sendable {
     var objects: [ObjectKey: ObjectRecord] = [:]
     var jobs: [JobID: CleanupJob] = [:]
     var jobSequence: UInt64 = 0
+    /// Client sessions by client id (see ``ClientOrigin``).
+    var sessions: [String: ClientSession] = [:]
 
     // Indexes derived from the replicated state; rebuilt on restore.
     var indexes = Indexes()
@@ -95,6 +97,10 @@ public struct LeaseStateMachine: Sendable {
     /// (the log also carries entries that are not lease commands).
     public mutating func apply(_ stamped: StampedCommand, index: UInt64) -> ApplyOutput {
         advance(to: index, stamp: stamped.stamp)
+        defer { forgetIdleSessions(index: index) }
+        if let origin = stamped.origin, let earlier = replayedReply(for: origin) {
+            return ApplyOutput(result: earlier, events: [])
+        }
         var events = EventRecorder(index: index)
         let result: Result<CommandResult, LeaseError>
         if let error = limits.validate(stamped.command) {
@@ -109,6 +115,7 @@ public struct LeaseStateMachine: Sendable {
             case .retryDeadLetters(let r): result = .success(.deadLettersRetried(retry(r, events: &events)))
             }
         }
+        if let origin = stamped.origin { remember(result, for: origin) }
         forgetRetired()
         return ApplyOutput(result: result, events: events.events)
     }
@@ -118,6 +125,7 @@ public struct LeaseStateMachine: Sendable {
     public mutating func skip(index: UInt64) {
         precondition(index > appliedIndex, "log indexes are applied in increasing order")
         appliedIndex = index
+        forgetIdleSessions(index: index)
     }
 
     private mutating func advance(to index: UInt64, stamp: WallTime) {
@@ -151,7 +159,7 @@ extension LeaseStateMachine: Equatable {
     public static func == (lhs: LeaseStateMachine, rhs: LeaseStateMachine) -> Bool {
         lhs.limits == rhs.limits && lhs.now == rhs.now && lhs.appliedIndex == rhs.appliedIndex
             && lhs.stats == rhs.stats && lhs.jobSequence == rhs.jobSequence && lhs.leases == rhs.leases
-            && lhs.objects == rhs.objects && lhs.jobs == rhs.jobs
+            && lhs.objects == rhs.objects && lhs.jobs == rhs.jobs && lhs.sessions == rhs.sessions
     }
 }
 

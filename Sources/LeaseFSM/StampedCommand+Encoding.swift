@@ -10,6 +10,11 @@ extension StampedCommand {
         var m = DistributedGc_Fsm_FsmCommand()
         m.version = Self.encodingVersion
         m.stampMillis = stamp.milliseconds
+        if let origin {
+            m.clientID = origin.clientID
+            m.sequence = origin.sequence
+            m.firstUnacknowledged = origin.firstUnacknowledged
+        }
         switch command {
         case .create(let c):
             var r = DistributedGc_Fsm_CreateLeaseCommand()
@@ -91,6 +96,8 @@ extension StampedCommand {
         case nil:
             throw LeaseStateMachine.DecodingError(message: "command has no body")
         }
-        self.init(command, stamp: WallTime(milliseconds: m.stampMillis))
+        let origin = m.clientID.isEmpty ? nil
+            : ClientOrigin(clientID: m.clientID, sequence: m.sequence, firstUnacknowledged: m.firstUnacknowledged)
+        self.init(command, stamp: WallTime(milliseconds: m.stampMillis), origin: origin)
     }
 }

@@ -23,6 +23,8 @@ public struct Sidecar: Sendable {
     public let service: DistributedGCService
     public let reaper: Reaper
     public let dispatcher: CleanupDispatcher
+    /// Cluster status, membership and leadership changes.
+    public let admin: ClusterAdmin
     let logger: Logger
 
     /// Builds the node; nothing listens until ``run()``.
@@ -41,17 +43,35 @@ public struct Sidecar: Sendable {
         self.logger = logger
         let metrics = SidecarMetrics()
         self.metrics = metrics
+        let cluster = Self.clusterSettings(config, logger: logger)
+        // A new leader waits out the old one's term (an election timeout) and
+        // the grace before reaping; alone, no other leader can exist.
+        let holdOff = (config.isClustered ? cluster.electionTimeout : .zero) + .seconds(Int64(config.limits.cleanupGraceSeconds))
         store = try RaftLeaseStore(
             storage: try Self.openRaftStorage(config), limits: config.limits, clock: clock, logger: logger,
-            snapshotThreshold: config.snapshotThreshold,
-            cleanupHoldOff: .seconds(Int64(config.limits.cleanupGraceSeconds)),
+            snapshotThreshold: config.snapshotThreshold, cleanupHoldOff: holdOff, cluster: cluster,
+            seed: seed ?? UInt64.random(in: .min ... .max),
             onApply: { metrics.observe($0) })
+        admin = ClusterAdmin(store: store, config: config, logger: logger)
         service = DistributedGCService(store: store, clock: clock, metrics: metrics, nodeID: config.nodeID, logger: logger)
         reaper = Reaper(store: store, logger: logger)
         dispatcher = CleanupDispatcher(
             store: store, transport: transport, timeout: .seconds(Int64(config.cleanupTimeoutSeconds)),
             maxConcurrency: config.cleanupMaxConcurrency, metrics: metrics, logger: logger,
             seed: seed ?? UInt64.random(in: .min ... .max))
+    }
+
+    /// This node, its peers (GC_PEERS) and Raft timing.
+    static func clusterSettings(_ config: SidecarConfig, logger: Logger) -> ClusterSettings {
+        let local = config.peers.first { $0.name == config.nodeID }
+            ?? ClusterMember(name: config.nodeID, host: config.raftHost == "0.0.0.0" ? "127.0.0.1" : config.raftHost, port: config.raftPort)
+        let voters: Set<NodeID> = config.joinsExistingCluster ? [] : (config.peers.isEmpty ? [local.id] : Set(config.peers.map(\.id)))
+        return ClusterSettings(
+            local: local, bootstrapVoters: voters,
+            transport: PeerTransport(local: local, members: config.peers, logger: logger),
+            electionTicks: config.electionTicks,
+            tickInterval: .milliseconds(Int64(config.heartbeatIntervalMilliseconds)),
+            requestTimeout: .milliseconds(Int64(config.requestTimeoutMilliseconds)))
     }
 
     /// The Raft log's home: an SQLite database in `GC_DATA_DIR`, or memory.
@@ -80,7 +100,18 @@ public struct Sidecar: Sendable {
             transport: .http2NIOPosix(
                 address: .ipv4(host: config.host, port: config.port),
                 transportSecurity: .plaintext),
-            services: [service])
+            services: [service, ClusterAdminService(admin: admin)])
+    }
+
+    /// The gRPC server for the peer protocol on `GC_RAFT_HOST:GC_RAFT_PORT`.
+    /// It accepts batches up to 16 MiB (senders keep them under 4 MiB).
+    public func makePeerServer() -> GRPCServer<HTTP2ServerTransport.Posix> {
+        GRPCServer(
+            transport: .http2NIOPosix(
+                address: .ipv4(host: config.raftHost, port: config.raftPort),
+                transportSecurity: .plaintext,
+                config: .defaults { $0.rpc.maxRequestPayloadSize = 16 << 20 }),
+            services: [RaftPeerService(store: store, admin: admin, logger: logger)])
     }
 
     /// Runs every part of the node until SIGTERM/SIGINT, then shuts down in
@@ -90,17 +121,27 @@ public struct Sidecar: Sendable {
         // resumes open work after a restart even if no client calls.
         try await store.start()
         let grpc = makeGRPCServer()
+        let peerServer = makePeerServer()
         let logger = self.logger
         let config = self.config
-        let services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+        // Shutdown runs in reverse: client API, cleanup, Raft, metrics.
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(service: MetricsHTTPServer(host: config.metricsHost, port: config.metricsPort, metrics: metrics, logger: logger) { port in
                 logger.info("metrics listening", metadata: ["address": "http://\(config.metricsHost):\(port)/metrics"])
             }),
+            .init(service: PeerServerService(server: peerServer)),
+            .init(service: ListeningAnnouncer(server: peerServer, host: config.raftHost, what: "peer port", logger: logger)),
+            .init(service: RaftTicker(store: store, interval: store.cluster.tickInterval)),
+        ]
+        if let transport = store.cluster.transport {
+            services.append(.init(service: PeerTransportService(transport: transport)))
+        }
+        services += [
             .init(service: CleanupService(
                 reaper: reaper, dispatcher: dispatcher, clock: clock,
                 reapInterval: .seconds(Int64(config.cleanupIntervalSeconds)), logger: logger)),
             .init(service: GRPCServerService(server: grpc, events: store.events)),
-            .init(service: ListeningAnnouncer(server: grpc, host: config.host, logger: logger)),
+            .init(service: ListeningAnnouncer(server: grpc, host: config.host, what: "gRPC", logger: logger)),
         ]
         let group = ServiceGroup(configuration: .init(
             services: services,
@@ -114,12 +155,13 @@ public struct Sidecar: Sendable {
 struct ListeningAnnouncer: Service {
     let server: GRPCServer<HTTP2ServerTransport.Posix>
     let host: String
+    var what = "gRPC"
     let logger: Logger
 
     func run() async throws {
         guard let address = try await server.listeningAddress else { return }
         let port = address.ipv4?.port ?? address.ipv6?.port ?? 0
-        logger.info("gRPC listening", metadata: ["address": "\(host):\(port)"])
+        logger.info("\(what) listening", metadata: ["address": "\(host):\(port)"])
         try? await gracefulShutdown()
     }
 }

@@ -36,6 +36,9 @@ public final class CleanupDispatcher: Sendable {
     /// they are marked in flight until ``attempt(_:)`` finishes them.
     public func claimDueJobs(now: WallTime) async throws -> [CleanupJob] {
         guard store.mayRunCleanup else { return [] }
+        // A leader cut off from the others may not know yet that it was
+        // deposed: confirm with a quorum before delivering anything.
+        guard await store.confirmLeadership() else { return [] }
         let free = maxConcurrency - inFlight.withLock { $0.count }
         guard free > 0 else { return [] }
         let busy = inFlight.withLock { $0 }

@@ -33,6 +33,33 @@ public struct SidecarConfig: Hashable, Sendable {
     /// Applied log entries between snapshots of the lease state (`GC_SNAPSHOT_THRESHOLD`, default 10,000).
     public var snapshotThreshold: UInt64 = 10_000
     public var logLevel = Logger.Level.info
+    /// Every voter of the cluster, this node included (`GC_PEERS`,
+    /// `name=host:port,...` of each node's Raft port). Empty: a single-node
+    /// cluster.
+    public var peers: [ClusterMember] = []
+    /// Host the peer (Raft) port listens on (`GC_RAFT_HOST`, default = `GC_SERVER_HOST`).
+    public var raftHost = "0.0.0.0"
+    /// Peer (Raft) port (`GC_RAFT_PORT`, default 50052; 0 picks a free port).
+    public var raftPort = 50052
+    /// Leader heartbeat interval and Raft tick (`GC_RAFT_HEARTBEAT_INTERVAL_MS`, default 50).
+    public var heartbeatIntervalMilliseconds: UInt64 = 50
+    /// Minimum election timeout (`GC_RAFT_ELECTION_TIMEOUT_MS`, default 500;
+    /// each follower draws its timeout from [t, 2t)).
+    public var electionTimeoutMilliseconds: UInt64 = 500
+    /// `new` (default): the node bootstraps with GC_PEERS as the voters.
+    /// `existing`: the node joins a running cluster and learns the membership
+    /// from the leader after `gcctl cluster add` (`GC_CLUSTER_STATE`).
+    public var joinsExistingCluster = false
+    /// How long a write or linearizable read may wait for a leader
+    /// (forwarding, elections) before failing with UNAVAILABLE
+    /// (`GC_REQUEST_TIMEOUT_MS`, default 5000).
+    public var requestTimeoutMilliseconds: UInt64 = 5000
+
+    /// Whether this node is one of several (GC_PEERS names other nodes).
+    public var isClustered: Bool { peers.contains { $0.name != nodeID } }
+
+    /// Raft ticks in one election timeout.
+    public var electionTicks: Int { max(2, Int(electionTimeoutMilliseconds / max(1, heartbeatIntervalMilliseconds))) }
 
     public enum StorageBackend: String, Hashable, Sendable {
         case sqlite
@@ -74,6 +101,13 @@ public struct SidecarConfig: Hashable, Sendable {
     /// | GC_STORAGE_BACKEND | sqlite or memory | sqlite |
     /// | GC_DATA_DIR | directory | ./gc-data/GC_NODE_ID |
     /// | GC_SNAPSHOT_THRESHOLD | count | 10000 |
+    /// | GC_PEERS | name=host:port,... (every voter, this node included) | none: single node |
+    /// | GC_RAFT_HOST | host | GC_SERVER_HOST |
+    /// | GC_RAFT_PORT | port (0 = any free) | 50052 |
+    /// | GC_RAFT_HEARTBEAT_INTERVAL_MS | milliseconds, 10...10000 | 50 |
+    /// | GC_RAFT_ELECTION_TIMEOUT_MS | milliseconds, > 2 heartbeats | 500 |
+    /// | GC_CLUSTER_STATE | new or existing | new |
+    /// | GC_REQUEST_TIMEOUT_MS | milliseconds, 100...600000 | 5000 |
     /// | DATABASE_URL, GC_MAX_DB_CONNECTIONS | for postgres (not available yet) | |
     /// | GC_LOG_LEVEL, then LOG_LEVEL, then RUST_LOG | trace…critical, or RUST_LOG syntax | info |
     ///
@@ -99,6 +133,16 @@ public struct SidecarConfig: Hashable, Sendable {
         storageBackend = try r.storageBackend()
         dataDirectory = try r.path("GC_DATA_DIR", default: "./gc-data/\(nodeID)")
         snapshotThreshold = try r.count("GC_SNAPSHOT_THRESHOLD", default: snapshotThreshold, range: 100...10_000_000)
+        raftHost = try r.host("GC_RAFT_HOST", default: host)
+        raftPort = try r.port("GC_RAFT_PORT", default: raftPort)
+        heartbeatIntervalMilliseconds = try r.count("GC_RAFT_HEARTBEAT_INTERVAL_MS", default: heartbeatIntervalMilliseconds, range: 10...10_000)
+        electionTimeoutMilliseconds = try r.count("GC_RAFT_ELECTION_TIMEOUT_MS", default: electionTimeoutMilliseconds, range: 20...600_000)
+        guard electionTimeoutMilliseconds >= 2 * heartbeatIntervalMilliseconds else {
+            throw Error(variable: "GC_RAFT_ELECTION_TIMEOUT_MS", message: "\(electionTimeoutMilliseconds) must be at least twice GC_RAFT_HEARTBEAT_INTERVAL_MS (\(heartbeatIntervalMilliseconds)); ten times is usual")
+        }
+        requestTimeoutMilliseconds = try r.count("GC_REQUEST_TIMEOUT_MS", default: requestTimeoutMilliseconds, range: 100...600_000)
+        joinsExistingCluster = try r.clusterState()
+        peers = try r.peers(nodeID: nodeID)
         _ = try r.count("GC_MAX_DB_CONNECTIONS", default: 10, range: 1...1000)
         logLevel = try LogLevelParser.level(from: env)
 
@@ -174,6 +218,40 @@ struct EnvironmentReader {
         }
     }
 
+    func clusterState() throws(SidecarConfig.Error) -> Bool {
+        guard let v = raw("GC_CLUSTER_STATE") else { return false }
+        switch v.lowercased() {
+        case "new": return false
+        case "existing": return true
+        default: throw .init(variable: "GC_CLUSTER_STATE", message: "'\(v.prefix(40))' is unknown: allowed values are 'new' and 'existing'")
+        }
+    }
+
+    /// `GC_PEERS`: `name=host:port` items separated by commas; names unique,
+    /// and this node (`GC_NODE_ID`) among them.
+    func peers(nodeID: String) throws(SidecarConfig.Error) -> [ClusterMember] {
+        guard let v = raw("GC_PEERS") else { return [] }
+        var members: [ClusterMember] = []
+        for item in v.split(separator: ",", omittingEmptySubsequences: true) {
+            let text = item.trimmingWhitespaceSubstring()
+            guard let member = ClusterMember(parsing: text),
+                  member.name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) }) else {
+                throw .init(variable: "GC_PEERS", message: "'\(text.prefix(60))' is not name=host:port (e.g. n1=10.0.0.1:50052)")
+            }
+            guard !members.contains(where: { $0.name == member.name }) else {
+                throw .init(variable: "GC_PEERS", message: "node '\(member.name)' is listed twice")
+            }
+            guard !members.contains(where: { $0.id == member.id }) else {
+                throw .init(variable: "GC_PEERS", message: "node names '\(member.name)' and another hash to the same Raft id; rename one")
+            }
+            members.append(member)
+        }
+        guard members.contains(where: { $0.name == nodeID }) else {
+            throw .init(variable: "GC_PEERS", message: "does not list this node (GC_NODE_ID=\(nodeID)); list every voter, this one included")
+        }
+        return members
+    }
+
     func path(_ key: String, default d: String) throws(SidecarConfig.Error) -> String {
         guard let v = raw(key) else { return d }
         guard v.utf8.count <= 4096, !v.contains("\0") else {
@@ -181,6 +259,10 @@ struct EnvironmentReader {
         }
         return v
     }
+}
+
+extension Substring {
+    func trimmingWhitespaceSubstring() -> String { String(self).trimmingWhitespace() }
 }
 
 extension String {

@@ -8,11 +8,14 @@ import Synchronization
 /// group commit), and applied to the ``LeaseStateMachine`` once committed.
 ///
 /// This is the `GC_STORAGE_BACKEND=sqlite` store (and, with in-memory Raft
-/// storage, the `memory` one). It runs a single-voter cluster: the node elects
-/// itself at start, and restarting it restores every acknowledged command
-/// from the latest snapshot plus the log after it. Peer transport and
-/// forwarding arrive with the cluster work; the driver is shaped for them
-/// (messages of each `Ready` go out only after its persist).
+/// storage, the `memory` one). Alone (no GC_PEERS) the node elects itself at
+/// start. In a cluster, ``tick()`` drives elections and heartbeats, peers'
+/// messages arrive through ``receive(_:)`` and the messages of each `Ready` go
+/// to the ``PeerTransport`` only after its persist. A follower forwards client
+/// writes to the leader under a client session (exactly once across retries,
+/// see ``ClientOrigin``) and serves linearizable reads with ReadIndex.
+/// Restarting restores every acknowledged command from the latest snapshot
+/// plus the log after it.
 ///
 /// Failure model: a storage write that fails poisons the store. It then
 /// refuses every command with ``StoreError/Code/unavailable`` rather than
@@ -21,33 +24,47 @@ public actor RaftLeaseStore: LeaseStore {
     public nonisolated let limits: LeaseLimits
     public nonisolated let events: EventHub
 
-    private var node: RaftNode
-    private let storage: any RaftStorage
-    private var machine: LeaseStateMachine
-    private let clock: any WallClock
-    private let logger: Logger
-    private let onApply: @Sendable (LeaseStateMachine) -> Void
-    private let snapshotThreshold: UInt64
-    private let cleanupHoldOffMilliseconds: Int64
+    var node: RaftNode
+    let storage: any RaftStorage
+    var machine: LeaseStateMachine
+    let clock: any WallClock
+    let logger: Logger
+    let onApply: @Sendable (LeaseStateMachine) -> Void
+    let snapshotThreshold: UInt64
+    let cleanupHoldOffMilliseconds: Int64
+    /// Membership, transport and timing.
+    public nonisolated let cluster: ClusterSettings
 
-    private var waiters: [UInt64: Waiter] = [:]
-    private var pendingReads: [UInt64: CheckedContinuation<UInt64, any Error>] = [:]
-    private var applyWaiters: [(index: UInt64, continuation: CheckedContinuation<Void, any Error>)] = []
-    private var nextReadID: UInt64 = 0
-    private var drainScheduled = false
-    private var started = false
-    private var fault: StoreError?
-    private nonisolated let cleanupGate = Mutex(CleanupGate())
-    private nonisolated let faultDescription = Mutex<String?>(nil)
+    var waiters: [UInt64: Waiter] = [:]
+    var pendingReads: [UInt64: PendingRead] = [:]
+    var applyWaiters: [(index: UInt64, continuation: CheckedContinuation<Void, any Error>)] = []
+    var nextReadID: UInt64 = 0
+    var drainScheduled = false
+    var started = false
+    var fault: StoreError?
+    var ticks: UInt64 = 0
+    /// When each peer was last heard from (for `gcctl cluster status`).
+    var lastHeard: [NodeID: WallTime] = [:]
+    /// This node's client session for forwarded writes.
+    var session: ForwardingSession
+    nonisolated let cleanupGate = Mutex(CleanupGate())
+    nonisolated let faultDescription = Mutex<String?>(nil)
 
-    private struct Waiter {
+    struct Waiter {
         var term: UInt64
         var continuation: CheckedContinuation<Result<CommandResult, LeaseError>, any Error>
     }
 
+    /// A ReadIndex request in flight; failed after `expiresAtTick` (the
+    /// request or its answer may be lost), and retried by the reader.
+    struct PendingRead {
+        var continuation: CheckedContinuation<UInt64, any Error>
+        var expiresAtTick: UInt64
+    }
+
     /// When this node may reap and dispatch (DESIGN.md: leader-only, after
     /// committing an entry of its term and a hold-off after taking office).
-    private struct CleanupGate {
+    struct CleanupGate {
         var isLeader = false
         var termStartIndex: UInt64 = 0
         var appliedIndex: UInt64 = 0
@@ -64,7 +81,8 @@ public actor RaftLeaseStore: LeaseStore {
     public init(
         storage: sending any RaftStorage, limits: LeaseLimits, clock: any WallClock, logger: Logger,
         snapshotThreshold: UInt64 = 10_000, cleanupHoldOff: Duration = .zero, events: EventHub = EventHub(),
-        seed: UInt64 = 1, onApply: @escaping @Sendable (LeaseStateMachine) -> Void = { _ in }
+        cluster: ClusterSettings = .singleNode(), seed: UInt64 = 1,
+        onApply: @escaping @Sendable (LeaseStateMachine) -> Void = { _ in }
     ) throws {
         let persisted: PersistedState
         do {
@@ -80,8 +98,13 @@ public actor RaftLeaseStore: LeaseStore {
                 throw StoreError(.unavailable, "cannot restore the lease snapshot at index \(persisted.snapshot.metadata.index): \(error)")
             }
         }
-        let config = RaftConfig(id: 1, peers: ConfState(voters: [1]))
-        self.node = try RaftNode(config: config, state: persisted, random: SplitMix64(seed: seed))
+        var config = RaftConfig(id: cluster.local.id, peers: ConfState(voters: cluster.bootstrapVoters))
+        config.electionTick = max(2, cluster.electionTicks)
+        config.heartbeatTick = 1
+        // Distinct nodes must draw distinct election timeouts.
+        self.node = try RaftNode(config: config, state: persisted, random: SplitMix64(seed: seed ^ cluster.local.id))
+        self.cluster = cluster
+        self.session = ForwardingSession(clientID: "\(cluster.local.name)/\(String(UInt64.random(in: 1...UInt64.max), radix: 16))")
         self.storage = storage
         self.machine = machine
         self.limits = limits
@@ -109,18 +132,26 @@ public actor RaftLeaseStore: LeaseStore {
     public func propose(_ command: LeaseCommand) async throws -> CommandResult {
         if let error = limits.validate(command) { throw error }
         try start()
-        let stamped = StampedCommand(command, stamp: clock.now())
+        if node.role == .leader || cluster.transport == nil || !command.isClientWrite {
+            return try await proposeLocally(StampedCommand(command, stamp: clock.now())).get()
+        }
+        return try await forward(command).get()
+    }
+
+    /// Appends `stamped` to the log on this node (the leader) and waits until
+    /// it is applied.
+    func proposeLocally(_ stamped: StampedCommand) async throws -> Result<CommandResult, LeaseError> {
+        if let fault { throw fault }
         let position: LogPosition
         do {
             position = try node.propose(stamped.encoded())
         } catch {
-            throw StoreError(.unavailable, Self.describe(error))
+            throw StoreError(.unavailable, describe(error))
         }
-        let result = try await withCheckedThrowingContinuation { continuation in
+        return try await withCheckedThrowingContinuation { continuation in
             waiters[position.index] = Waiter(term: position.term, continuation: continuation)
             scheduleDrain()
         }
-        return try result.get()
     }
 
     public func read<R: Sendable>(_ consistency: ReadConsistency, _ query: @Sendable (LeaseStateMachine) -> R) async throws -> R {
@@ -131,7 +162,7 @@ public actor RaftLeaseStore: LeaseStore {
             if consistency == .linearizable { throw error }
         }
         if consistency == .linearizable {
-            let index = try await readIndex()
+            let index = try await readIndexWithRetry()
             if machine.appliedIndex < index {
                 try await withCheckedThrowingContinuation { continuation in
                     applyWaiters.append((index, continuation))
@@ -145,6 +176,12 @@ public actor RaftLeaseStore: LeaseStore {
 
     /// Raft's view of this node (for health and `gcctl cluster status`).
     public func status() -> RaftStatus { node.status() }
+
+    /// What `gcctl cluster status` shows of this node.
+    public func observe() -> StoreObservation {
+        StoreObservation(raft: node.status(), activeLeases: machine.activeLeaseCount, lastHeard: lastHeard,
+                         now: clock.now(), healthProblem: fault?.message)
+    }
 
     /// The lease state as applied so far.
     public var appliedState: LeaseStateMachine { machine }
@@ -167,12 +204,13 @@ public actor RaftLeaseStore: LeaseStore {
         if let fault { throw fault }
         guard !started else { return }
         started = true
-        node.campaign()
+        // Alone, take office at once; with peers, elections run on ticks.
+        if node.conf.voters == [cluster.local.id] { node.campaign() }
         drain()
         if let fault { throw fault }
     }
 
-    private func scheduleDrain() {
+    func scheduleDrain() {
         guard !drainScheduled else { return }
         drainScheduled = true
         // Runs after the proposals already queued on this actor: they share
@@ -181,7 +219,7 @@ public actor RaftLeaseStore: LeaseStore {
     }
 
     /// Handles every `Ready`: persist, then send, then apply, then advance.
-    private func drain() {
+    func drain() {
         drainScheduled = false
         while fault == nil, node.hasReady {
             let ready = node.ready()
@@ -193,8 +231,9 @@ public actor RaftLeaseStore: LeaseStore {
                     return
                 }
             }
-            // A single-voter cluster sends no messages; the peer transport
-            // will send `ready.messages` here, after the persist above.
+            // Only after the persist above: a vote or an append
+            // acknowledgement must be durable before anyone hears of it.
+            cluster.transport?.send(ready.messages)
             if let soft = ready.softState { leadershipChanged(soft) }
             if let snapshot = ready.snapshot { install(snapshot) }
             for entry in ready.committedEntries { apply(entry) }
@@ -209,6 +248,7 @@ public actor RaftLeaseStore: LeaseStore {
         guard entry.index > machine.appliedIndex else { return }
         let waiter = waiters.removeValue(forKey: entry.index)
         guard entry.kind == .normal else {
+            if entry.kind == .configChange { membershipApplied(entry) }
             machine.skip(index: entry.index)
             waiter?.continuation.resume(throwing: StoreError(.unavailable, "leadership changed before the command committed; it was not applied"))
             publishApplied()
@@ -272,23 +312,37 @@ public actor RaftLeaseStore: LeaseStore {
         }
     }
 
-    private func readIndex() async throws -> UInt64 {
+    /// One ReadIndex round: the commit index once a quorum confirmed this
+    /// node's leader still leads. Fails if the answer does not come within
+    /// two election timeouts (the request or its answer may be lost).
+    func readIndex() async throws -> UInt64 {
+        if let fault { throw fault }
         nextReadID += 1
         let id = nextReadID
         do {
             try node.readIndex(context: Self.encode(id))
         } catch {
-            throw StoreError(.unavailable, Self.describe(error))
+            throw StoreError(.unavailable, describe(error))
         }
+        let expiry = ticks + UInt64(2 * max(2, cluster.electionTicks))
         return try await withCheckedThrowingContinuation { continuation in
-            pendingReads[id] = continuation
+            pendingReads[id] = PendingRead(continuation: continuation, expiresAtTick: expiry)
             scheduleDrain()
         }
     }
 
     private func completeRead(_ read: ReadState) {
-        guard let id = Self.decode(read.context), let continuation = pendingReads.removeValue(forKey: id) else { return }
-        continuation.resume(returning: read.index)
+        guard let id = Self.decode(read.context), let pending = pendingReads.removeValue(forKey: id) else { return }
+        pending.continuation.resume(returning: read.index)
+    }
+
+    /// Fails reads whose answer is overdue (called on every tick).
+    func expireOverdueReads() {
+        let overdue = pendingReads.filter { $0.value.expiresAtTick <= ticks }
+        for (id, read) in overdue {
+            pendingReads.removeValue(forKey: id)
+            read.continuation.resume(throwing: StoreError(.unavailable, "the leader did not confirm the read in time"))
+        }
     }
 
     private func releaseApplyWaiters() {
@@ -316,7 +370,7 @@ public actor RaftLeaseStore: LeaseStore {
         }
     }
 
-    private func poison(_ error: StoreError) {
+    func poison(_ error: StoreError) {
         guard fault == nil else { return }
         fault = error
         faultDescription.withLock { $0 = error.message }
@@ -325,21 +379,21 @@ public actor RaftLeaseStore: LeaseStore {
         failWaiters(error)
     }
 
-    private func failWaiters(_ error: StoreError) {
+    func failWaiters(_ error: StoreError) {
         for waiter in waiters.values { waiter.continuation.resume(throwing: error) }
         waiters.removeAll()
-        for read in pendingReads.values { read.resume(throwing: error) }
+        for read in pendingReads.values { read.continuation.resume(throwing: error) }
         pendingReads.removeAll()
         for waiter in applyWaiters { waiter.continuation.resume(throwing: error) }
         applyWaiters.removeAll()
     }
 
-    private static func describe(_ error: RaftError) -> String {
+    func describe(_ error: RaftError) -> String {
         switch error {
-        case .notLeader(let hint): "this node is not the leader" + (hint.map { " (leader: node \($0))" } ?? " and knows no leader") + "; retry"
+        case .notLeader(let hint): "this node is not the leader" + (hint.map { " (leader: \(name(of: $0)))" } ?? " and knows no leader") + "; retry"
         case .leaderNotReady: "the leader has just been elected and is not ready yet; retry"
         case .tooManyUncommittedEntries: "too many writes are waiting to commit; retry with backoff"
-        case .leadershipTransferInProgress(let target): "leadership is moving to node \(target); retry"
+        case .leadershipTransferInProgress(let target): "leadership is moving to \(name(of: target)); retry"
         default: "the Raft log refused the command: \(error)"
         }
     }

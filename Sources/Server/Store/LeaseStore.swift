@@ -35,6 +35,10 @@ public protocol LeaseStore: Sendable {
     /// Whether this node may reap and dispatch cleanups now (the leader).
     var mayRunCleanup: Bool { get }
 
+    /// True if this node leads and a quorum confirms it right now; asked
+    /// before each batch of cleanup deliveries.
+    func confirmLeadership() async -> Bool
+
     /// Why this store cannot accept writes (e.g. its log could not be
     /// written), or nil when it is healthy. Stale reads still work.
     var healthProblem: String? { get }

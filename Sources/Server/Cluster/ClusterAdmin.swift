@@ -1,0 +1,260 @@
+import Foundation
+import GCProto
+import GRPCCore
+import LeaseFSM
+import Logging
+import Raft
+
+/// Cluster administration: status gathered from every member, membership
+/// changes and leadership transfer. Shared by the client-facing
+/// ``ClusterAdminService`` and the peer protocol (a follower hands changes
+/// to the leader).
+public struct ClusterAdmin: Sendable {
+    let store: RaftLeaseStore
+    let config: SidecarConfig
+    let logger: Logger
+    /// How long to wait for one peer's status.
+    var statusTimeout: Duration = .seconds(1)
+    /// How long a new member may take to catch up before it is promoted.
+    var catchUpTimeout: Duration = .seconds(60)
+
+    var transport: PeerTransport? { store.cluster.transport }
+    var local: ClusterMember { store.cluster.local }
+
+    // MARK: Status
+
+    /// This node as it sees itself, plus (on the leader) its view of the others.
+    func localStatus() async -> DistributedGc_Raft_PeerStatusResponse {
+        let observed = await store.observe()
+        let raft = observed.raft
+        var me = DistributedGc_NodeStatus()
+        me.nodeID = local.name
+        me.raftAddress = transport == nil ? "" : local.address
+        me.role = raft.role.description
+        me.term = raft.term
+        me.commitIndex = raft.commit
+        me.appliedIndex = raft.applied
+        me.lastLogIndex = raft.lastIndex
+        me.snapshotIndex = raft.snapshotIndex
+        me.dbSizeBytes = databaseSize()
+        me.activeLeases = UInt64(observed.activeLeases)
+        me.healthy = observed.healthProblem == nil && raft.leaderID != nil
+        me.healthProblem = observed.healthProblem ?? (raft.leaderID == nil ? "no leader known" : "")
+        me.leaderID = raft.leaderID.map { store.name(of: $0) } ?? ""
+        me.reachable = true
+        me.membership = raft.conf.learners.contains(local.id) ? "learner" : (raft.conf.voters.contains(local.id) ? "voter" : "none")
+        me.matchIndex = raft.lastIndex
+        me.lastContactMillis = 0
+
+        var response = DistributedGc_Raft_PeerStatusResponse()
+        response.self_p = me
+        if raft.role == .leader {
+            for (id, progress) in raft.progress.sorted(by: { $0.key < $1.key }) where id != local.id {
+                var peer = DistributedGc_NodeStatus()
+                peer.nodeID = store.name(of: id)
+                peer.raftAddress = transport?.member(id)?.address ?? ""
+                peer.matchIndex = progress.match
+                peer.replicationLag = raft.lastIndex > progress.match ? raft.lastIndex - progress.match : 0
+                peer.lastContactMillis = observed.lastHeard[id].map { observed.now.milliseconds - $0.milliseconds } ?? -1
+                peer.membership = progress.isLearner ? "learner" : "voter"
+                response.followers.append(peer)
+            }
+        }
+        return response
+    }
+
+    /// Every member's status: this node's own, and each peer's as it
+    /// answers within ``statusTimeout``; peers that do not answer are listed
+    /// as unreachable.
+    public func clusterStatus() async -> DistributedGc_ClusterStatusResponse {
+        let mine = await localStatus()
+        let conf = await store.status().conf
+        var ids = conf.voters.union(conf.learners)
+        for peer in transport?.peers ?? [] { ids.insert(peer.id) }
+        ids.remove(local.id)
+        let timeout = statusTimeout
+        let answers = await withTaskGroup(of: (NodeID, Result<DistributedGc_Raft_PeerStatusResponse, any Error>).self) { group in
+            for id in ids {
+                group.addTask { [transport] in
+                    guard let transport else { return (id, .failure(RPCError(code: .unavailable, message: "no address known"))) }
+                    do {
+                        return (id, .success(try await transport.status(of: id, timeout: timeout)))
+                    } catch {
+                        return (id, .failure(error))
+                    }
+                }
+            }
+            var answers: [NodeID: Result<DistributedGc_Raft_PeerStatusResponse, any Error>] = [:]
+            for await (id, answer) in group { answers[id] = answer }
+            return answers
+        }
+
+        var nodes = [mine.self_p]
+        var leaderView = mine.self_p.role == "leader" ? mine.followers : []
+        for id in ids.sorted(by: { store.name(of: $0) < store.name(of: $1) }) {
+            switch answers[id] {
+            case .success(let answer)?:
+                nodes.append(answer.self_p)
+                if answer.self_p.role == "leader" { leaderView = answer.followers }
+            case .failure(let error)?:
+                var node = DistributedGc_NodeStatus()
+                node.nodeID = store.name(of: id)
+                node.raftAddress = transport?.member(id)?.address ?? ""
+                node.role = "unreachable"
+                node.reachable = false
+                node.error = (error as? RPCError)?.message ?? "\(error)"
+                node.lastContactMillis = -1
+                node.membership = conf.learners.contains(id) ? "learner" : (conf.voters.contains(id) ? "voter" : "none")
+                nodes.append(node)
+            case nil:
+                break
+            }
+        }
+        // What the leader sees of each follower: match, lag, last contact.
+        for view in leaderView {
+            guard let i = nodes.firstIndex(where: { $0.nodeID == view.nodeID }) else { continue }
+            nodes[i].matchIndex = view.matchIndex
+            nodes[i].replicationLag = view.replicationLag
+            nodes[i].lastContactMillis = view.lastContactMillis
+        }
+        if let i = nodes.firstIndex(where: { $0.role == "leader" }) { nodes[i].lastContactMillis = 0 }
+
+        var response = DistributedGc_ClusterStatusResponse()
+        response.nodes = nodes
+        response.answeredBy = local.name
+        let leaders = nodes.filter { $0.role == "leader" }
+        response.leaderID = leaders.max(by: { $0.term < $1.term })?.nodeID ?? ""
+        let reachableVoters = nodes.filter { $0.reachable && $0.membership == "voter" }.count
+        response.healthy = !response.leaderID.isEmpty && reachableVoters > conf.voters.count / 2
+        return response
+    }
+
+    /// Bytes of this node's SQLite files (0 for the memory backend).
+    func databaseSize() -> UInt64 {
+        guard config.storageBackend == .sqlite else { return 0 }
+        let base = (config.dataDirectory as NSString).appendingPathComponent("raft.sqlite")
+        return [base, base + "-wal", base + "-shm"].reduce(0) { total, path in
+            let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)?.uint64Value ?? 0
+            return total + size
+        }
+    }
+
+    // MARK: Changes
+
+    /// Performs `request` here if this node leads, or hands it to the leader.
+    public func perform(_ request: DistributedGc_Raft_AdminRequest) async throws -> DistributedGc_Raft_AdminResponse {
+        let status = await store.status()
+        if status.role == .leader || transport == nil { return try await performLocally(request) }
+        guard let leader = status.leaderID, let transport else {
+            throw RPCError(code: .unavailable, message: "no leader is known; retry when the cluster has elected one")
+        }
+        return try await transport.admin(request, to: leader, timeout: catchUpTimeout + .seconds(10))
+    }
+
+    /// Performs `request` on this node, which must be the leader.
+    func performLocally(_ request: DistributedGc_Raft_AdminRequest) async throws -> DistributedGc_Raft_AdminResponse {
+        guard await store.status().role == .leader else {
+            throw RPCError(code: .unavailable, message: "this node is not the leader (leader: \(await store.leaderName ?? "none")); retry")
+        }
+        var response = DistributedGc_Raft_AdminResponse()
+        switch request.request {
+        case .add(let add):
+            response.membership = membership(try await addMember(add))
+        case .remove(let remove):
+            response.membership = membership(try await removeMember(remove))
+        case .transfer(let transfer):
+            var answer = DistributedGc_TransferLeadershipResponse()
+            answer.leaderID = try await transferLeadership(transfer)
+            response.transfer = answer
+        case nil:
+            throw RPCError(code: .invalidArgument, message: "request: set one of add, remove or transfer")
+        }
+        return response
+    }
+
+    private func addMember(_ request: DistributedGc_AddMemberRequest) async throws -> ConfState {
+        guard let member = ClusterMember(parsing: "\(request.nodeID)=\(request.raftAddress)"),
+              member.name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) }) else {
+            throw RPCError(code: .invalidArgument, message: "node_id must be letters, digits, '-', '_' or '.' and raft_address host:port (e.g. n4 and 10.0.0.4:50052)")
+        }
+        let conf = await store.status().conf
+        if conf.voters.contains(member.id) { return conf }
+        if !conf.learners.contains(member.id) {
+            try await change(ConfChange(type: .addLearner, nodeID: member.id, context: Array(member.description.utf8)))
+            logger.info("learner added; waiting for it to catch up", metadata: ["peer": "\(member)"])
+        }
+        if request.asLearner { return await store.status().conf }
+        // Promote only once it has caught up (dissertation §4.2.1), so the
+        // new voter does not stall commits while it fetches the log.
+        let deadline = ContinuousClock.now + catchUpTimeout
+        while true {
+            let status = await store.status()
+            guard status.role == .leader else {
+                throw RPCError(code: .unavailable, message: "leadership changed while \(member.name) was catching up; it remains a learner, retry")
+            }
+            if let progress = status.progress[member.id], progress.match >= status.commit { break }
+            guard ContinuousClock.now < deadline else {
+                throw RPCError(code: .deadlineExceeded, message: "\(member.name) did not catch up within \(catchUpTimeout); it remains a learner (is it running at \(member.address)?). Retry to promote it")
+            }
+            try await Task.sleep(for: store.cluster.tickInterval)
+        }
+        return try await change(ConfChange(type: .promote, nodeID: member.id, context: Array(member.description.utf8)))
+    }
+
+    private func removeMember(_ request: DistributedGc_RemoveMemberRequest) async throws -> ConfState {
+        let id = ClusterMember.nodeID(forName: request.nodeID)
+        let conf = await store.status().conf
+        guard conf.voters.contains(id) || conf.learners.contains(id) else {
+            throw RPCError(code: .notFound, message: "node_id: '\(request.nodeID)' is not a member")
+        }
+        guard id != local.id else {
+            throw RPCError(code: .failedPrecondition, message: "\(request.nodeID) is the leader: transfer leadership first (gcctl cluster transfer-leader)")
+        }
+        return try await change(ConfChange(type: .removeNode, nodeID: id))
+    }
+
+    private func transferLeadership(_ request: DistributedGc_TransferLeadershipRequest) async throws -> String {
+        let status = await store.status()
+        let target: NodeID
+        if request.targetNodeID.isEmpty {
+            guard let best = status.progress.filter({ $0.key != local.id && status.conf.voters.contains($0.key) })
+                .max(by: { $0.value.match < $1.value.match })?.key else {
+                throw RPCError(code: .failedPrecondition, message: "there is no other voter to hand leadership to")
+            }
+            target = best
+        } else {
+            target = ClusterMember.nodeID(forName: request.targetNodeID)
+            guard status.conf.voters.contains(target) else {
+                throw RPCError(code: .notFound, message: "target_node_id: '\(request.targetNodeID)' is not a voter")
+            }
+        }
+        if target == local.id { return local.name }
+        do {
+            try await store.transferLeadership(to: target)
+        } catch let error as StoreError {
+            throw RPCError(code: .unavailable, message: error.message)
+        }
+        let deadline = ContinuousClock.now + store.cluster.electionTimeout * 4
+        while ContinuousClock.now < deadline {
+            if let leader = await store.status().leaderID, leader != local.id { return store.name(of: leader) }
+            try await Task.sleep(for: store.cluster.tickInterval)
+        }
+        throw RPCError(code: .deadlineExceeded, message: "leadership did not move to \(store.name(of: target)) in time; the transfer was abandoned, retry")
+    }
+
+    @discardableResult
+    private func change(_ change: ConfChange) async throws -> ConfState {
+        do {
+            return try await store.changeMembership(change)
+        } catch let error as StoreError {
+            throw RPCError(code: .unavailable, message: error.message)
+        }
+    }
+
+    private func membership(_ conf: ConfState) -> DistributedGc_MembershipResponse {
+        var response = DistributedGc_MembershipResponse()
+        response.voters = conf.voters.map { store.name(of: $0) }.sorted()
+        response.learners = conf.learners.map { store.name(of: $0) }.sorted()
+        return response
+    }
+}

@@ -1,0 +1,254 @@
+import GCProto
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import Logging
+import Raft
+import Synchronization
+
+/// This node's connections to the other members, over the peer protocol
+/// (proto/raft.proto) on their `GC_RAFT_PORT`.
+///
+/// Each peer gets one gRPC connection and one long-lived `Stream` RPC that
+/// carries batches of Raft messages; when the stream breaks it is reopened
+/// with exponential backoff (50 ms doubling to 1 s), the peer is reported
+/// unreachable to Raft once, and the outage is logged once. Unary calls
+/// (forwarded writes, status, admin) share the connection.
+///
+/// Sending never waits: ``send(_:)`` queues into the peer's bounded
+/// ``PeerOutbox``. Nothing here reorders messages to one peer.
+public final class PeerTransport: Sendable {
+    /// This node.
+    public let local: ClusterMember
+    private let links = Mutex<[NodeID: PeerLink]>([:])
+    private let unreachable = Mutex<Set<NodeID>>([])
+    private let logger: Logger
+    /// Largest batch put on the stream (the receiver accepts up to 16 MiB).
+    static let maxBatchBytes = 4 << 20
+
+    /// Connects to every member of `members` except `local` (lazily: the
+    /// connections open when ``start()`` runs).
+    public init(local: ClusterMember, members: [ClusterMember], logger: Logger) {
+        self.local = local
+        self.logger = logger
+        for member in members where member.id != local.id {
+            addMember(member)
+        }
+    }
+
+    // MARK: Membership
+
+    /// The members this node can reach (not itself).
+    public var peers: [ClusterMember] { links.withLock { $0.values.map(\.member) }.sorted { $0.name < $1.name } }
+
+    /// The member with Raft id `id`, this node included.
+    public func member(_ id: NodeID) -> ClusterMember? {
+        if id == local.id { return local }
+        return links.withLock { $0[id]?.member }
+    }
+
+    /// Starts talking to `member` (a configuration change added it); an
+    /// address change replaces the connection.
+    public func addMember(_ member: ClusterMember) {
+        guard member.id != local.id else { return }
+        let (link, replaced): (PeerLink?, PeerLink?)
+        do {
+            (link, replaced) = try links.withLock { links -> (PeerLink?, PeerLink?) in
+                if let existing = links[member.id], existing.member == member { return (nil, nil) }
+                let link = try PeerLink(member: member, local: local, transport: self, logger: logger)
+                let old = links.updateValue(link, forKey: member.id)
+                return (link, old)
+            }
+        } catch {
+            logger.error("cannot connect to peer; it will be unreachable", metadata: ["peer": "\(member)", "error": "\(error)"])
+            return
+        }
+        replaced?.stop()
+        if link != nil { logger.info("peer added", metadata: ["peer": "\(member)"]) }
+        if let link, started.withLock({ $0 }) { link.start() }
+    }
+
+    /// Stops talking to the member `id` (a configuration change removed it).
+    public func removeMember(_ id: NodeID) {
+        let link = links.withLock { $0.removeValue(forKey: id) }
+        link?.stop()
+        if let link { logger.info("peer removed", metadata: ["peer": "\(link.member)"]) }
+    }
+
+    private let started = Mutex(false)
+
+    /// Opens the connections and streams.
+    public func start() {
+        let toStart = links.withLock { links in
+            started.withLock { $0 = true }
+            return Array(links.values)
+        }
+        for link in toStart { link.start() }
+    }
+
+    /// Closes every connection.
+    public func stop() {
+        let all = links.withLock { links in
+            started.withLock { $0 = false }
+            return Array(links.values)
+        }
+        for link in all { link.stop() }
+    }
+
+    // MARK: Raft messages
+
+    /// Queues `messages` to their peers; messages to unknown peers are dropped
+    /// (Raft treats them as lost).
+    public func send(_ messages: [Message]) {
+        guard !messages.isEmpty else { return }
+        let byPeer = Dictionary(grouping: messages, by: \.to)
+        let targets = links.withLock { links in byPeer.keys.compactMap { id in links[id].map { (id, $0) } } }
+        for (id, link) in targets {
+            if let batch = byPeer[id] { link.outbox.add(batch) }
+        }
+    }
+
+    /// Peers whose stream broke since the last call (Raft slows its appends
+    /// to them to probes until they answer).
+    public func takeUnreachable() -> Set<NodeID> {
+        unreachable.withLock { set in
+            defer { set.removeAll() }
+            return set
+        }
+    }
+
+    func markUnreachable(_ id: NodeID) {
+        _ = unreachable.withLock { $0.insert(id) }
+    }
+
+    // MARK: Unary calls
+
+    /// Hands a client's write to the leader `leader`.
+    public func forward(_ request: DistributedGc_Raft_ForwardRequest, to leader: NodeID, timeout: Duration) async throws -> DistributedGc_Raft_ForwardResponse {
+        let link = try self.link(leader)
+        return try await link.client.forward(request, options: Self.options(timeout))
+    }
+
+    /// The status of member `id`, as it reports it.
+    public func status(of id: NodeID, timeout: Duration) async throws -> DistributedGc_Raft_PeerStatusResponse {
+        let link = try self.link(id)
+        return try await link.client.status(DistributedGc_Raft_PeerStatusRequest(), options: Self.options(timeout))
+    }
+
+    /// Hands a membership or leadership change to the leader `leader`.
+    public func admin(_ request: DistributedGc_Raft_AdminRequest, to leader: NodeID, timeout: Duration) async throws -> DistributedGc_Raft_AdminResponse {
+        let link = try self.link(leader)
+        return try await link.client.admin(request, options: Self.options(timeout))
+    }
+
+    private func link(_ id: NodeID) throws -> PeerLink {
+        guard let link = links.withLock({ $0[id] }) else {
+            throw RPCError(code: .unavailable, message: "node \(String(id, radix: 16)) is not a known peer")
+        }
+        return link
+    }
+
+    static func options(_ timeout: Duration) -> CallOptions {
+        var options = CallOptions.defaults
+        options.timeout = timeout
+        options.waitForReady = false
+        return options
+    }
+}
+
+/// One peer: its connection, outbox and stream task.
+final class PeerLink: Sendable {
+    let member: ClusterMember
+    let outbox = PeerOutbox()
+    let client: DistributedGc_Raft_RaftPeer.Client<HTTP2ClientTransport.Posix>
+    private let grpc: GRPCClient<HTTP2ClientTransport.Posix>
+    private let local: ClusterMember
+    private let logger: Logger
+    private let reportDown: @Sendable (NodeID) -> Void
+    private let tasks = Mutex<[Task<Void, Never>]>([])
+    private let isDown = Mutex(false)
+
+    /// - Throws: when no connection can be made for the address (no resolver for it).
+    init(member: ClusterMember, local: ClusterMember, transport: PeerTransport, logger: Logger) throws {
+        self.member = member
+        self.local = local
+        self.reportDown = { [weak transport] id in transport?.markUnreachable(id) }
+        var logger = logger
+        logger[metadataKey: "peer"] = "\(member.name)"
+        self.logger = logger
+        // Reconnect quickly: a restarted peer should rejoin within a heartbeat
+        // or two (the library's default starts at 1 s and grows to 2 min).
+        let grpcTransport = try HTTP2ClientTransport.Posix(
+            target: .dns(host: member.host, port: member.port),
+            transportSecurity: .plaintext,
+            config: .defaults { $0.backoff = .init(initial: .milliseconds(50), max: .seconds(1), multiplier: 2, jitter: 0.2) })
+        grpc = GRPCClient(transport: grpcTransport)
+        client = DistributedGc_Raft_RaftPeer.Client(wrapping: grpc)
+    }
+
+    func start() {
+        let grpc = self.grpc
+        let connections = Task { _ = try? await grpc.runConnections() }
+        let stream = Task { await self.streamLoop() }
+        tasks.withLock { $0 = [connections, stream] }
+    }
+
+    func stop() {
+        outbox.close()
+        grpc.beginGracefulShutdown()
+        for task in tasks.withLock({ $0 }) { task.cancel() }
+    }
+
+    /// Keeps one `Stream` RPC open and feeds it from the outbox.
+    private func streamLoop() async {
+        var backoff = Duration.milliseconds(50)
+        while !Task.isCancelled {
+            let local = self.local
+            let outbox = self.outbox
+            let wrote = Mutex(false)
+            do {
+                var options = CallOptions.defaults
+                options.waitForReady = false
+                _ = try await client.stream(
+                    request: StreamingClientRequest(of: DistributedGc_Raft_MessageBatch.self) { writer in
+                        while let messages = await outbox.next(maxBytes: PeerTransport.maxBatchBytes) {
+                            var batch = DistributedGc_Raft_MessageBatch()
+                            batch.fromName = local.name
+                            batch.fromID = local.id
+                            batch.messages = messages.map(RaftMessageCoding.record)
+                            try await writer.write(batch)
+                            wrote.withLock { $0 = true }
+                            self.markUp()
+                        }
+                    },
+                    options: options)
+                return  // the outbox closed: this link was stopped
+            } catch {
+                if Task.isCancelled { return }
+                if wrote.withLock({ $0 }) { backoff = .milliseconds(50) }
+                markDown(error)
+                outbox.discardQueued()
+                try? await Task.sleep(for: backoff)
+                backoff = min(backoff * 2, .seconds(1))
+            }
+        }
+    }
+
+    private func markUp() {
+        let wasDown = isDown.withLock { down in
+            defer { down = false }
+            return down
+        }
+        if wasDown { logger.info("peer reachable again", metadata: ["address": "\(member.address)"]) }
+    }
+
+    private func markDown(_ error: any Error) {
+        reportDown(member.id)
+        let wasDown = isDown.withLock { down in
+            defer { down = true }
+            return down
+        }
+        if !wasDown {
+            logger.warning("peer unreachable; retrying with backoff", metadata: ["address": "\(member.address)", "error": "\(error)"])
+        }
+    }
+}
