@@ -143,5 +143,20 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Three real gc-sidecar processes on loopback (needs the gc-sidecar
+        // product built: `swift build --build-tests` builds it).
+        .testTarget(
+            name: "ClusterTests",
+            dependencies: [
+                "GCProto",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            swiftSettings: swiftSettings
+        ),
     ]
 )

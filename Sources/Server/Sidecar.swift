@@ -35,7 +35,7 @@ public struct Sidecar: Sendable {
     /// - Throws: ``StoreError`` when the data directory or its Raft log
     ///   cannot be opened or restored.
     public init(config: SidecarConfig, logger: Logger, clock: any WallClock = SystemWallClock(),
-                transport: any CleanupTransport = RoutingCleanupTransport(), seed: UInt64? = nil) throws {
+                transport: (any CleanupTransport)? = nil, seed: UInt64? = nil) throws {
         var logger = logger
         logger[metadataKey: "node"] = "\(config.nodeID)"
         self.config = config
@@ -56,7 +56,7 @@ public struct Sidecar: Sendable {
         service = DistributedGCService(store: store, clock: clock, metrics: metrics, nodeID: config.nodeID, logger: logger)
         reaper = Reaper(store: store, logger: logger)
         dispatcher = CleanupDispatcher(
-            store: store, transport: transport, timeout: .seconds(Int64(config.cleanupTimeoutSeconds)),
+            store: store, transport: transport ?? RoutingCleanupTransport(http: HTTPCleanupTransport(nodeName: config.nodeID)), timeout: .seconds(Int64(config.cleanupTimeoutSeconds)),
             maxConcurrency: config.cleanupMaxConcurrency, metrics: metrics, logger: logger,
             seed: seed ?? UInt64.random(in: .min ... .max))
     }

@@ -22,6 +22,22 @@ enum NodeConnection {
         }
     }
 
+    /// Like ``with(_:_:)`` for the cluster administration API.
+    static func withCluster<Result: Sendable>(
+        _ options: ConnectionOptions,
+        _ body: @Sendable (DistributedGc_ClusterService.Client<HTTP2ClientTransport.Posix>) async throws -> Result
+    ) async throws -> Result {
+        let (host, port) = try parseEndpoint(options.endpoint)
+        let transport = try HTTP2ClientTransport.Posix(target: .dns(host: host, port: port), transportSecurity: .plaintext)
+        do {
+            return try await withGRPCClient(transport: transport) { client in
+                try await body(DistributedGc_ClusterService.Client(wrapping: client))
+            }
+        } catch let error as RPCError {
+            throw ValidationError(describe(error, endpoint: options.endpoint))
+        }
+    }
+
     /// Splits "host:port"; a bare host means port 50051.
     static func parseEndpoint(_ endpoint: String) throws -> (String, Int) {
         var text = Substring(endpoint)

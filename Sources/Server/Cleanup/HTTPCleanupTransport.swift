@@ -11,9 +11,12 @@ import NIOHTTP1
 /// transport (see ``RoutingCleanupTransport``).
 public struct HTTPCleanupTransport: CleanupTransport {
     let client: HTTPClient
+    /// Sent as `X-GC-Node`, so a target's logs show which node delivered.
+    let nodeName: String?
 
-    public init(client: HTTPClient = .shared) {
+    public init(client: HTTPClient = .shared, nodeName: String? = nil) {
         self.client = client
+        self.nodeName = nodeName
     }
 
     public func deliver(_ request: CleanupRequest, to target: CleanupSpec.Target, timeout: Duration) async -> CleanupAttemptResult {
@@ -33,6 +36,7 @@ public struct HTTPCleanupTransport: CleanupTransport {
         http.headers.add(name: "Content-Type", value: "application/json")
         http.headers.add(name: "Idempotency-Key", value: request.idempotencyKey)
         http.headers.add(name: "User-Agent", value: "gc-sidecar/\(SidecarVersion.current)")
+        if let nodeName { http.headers.add(name: "X-GC-Node", value: nodeName) }
         http.body = .bytes(ByteBuffer(bytes: body))
         do {
             let response = try await client.execute(http, timeout: .nanoseconds(timeout.nanoseconds))

@@ -102,7 +102,7 @@ public struct ClusterAdmin: Sendable {
                 node.raftAddress = transport?.member(id)?.address ?? ""
                 node.role = "unreachable"
                 node.reachable = false
-                node.error = (error as? RPCError)?.message ?? "\(error)"
+                node.error = Self.describeUnreachable(error)
                 node.lastContactMillis = -1
                 node.membership = conf.learners.contains(id) ? "learner" : (conf.voters.contains(id) ? "voter" : "none")
                 nodes.append(node)
@@ -118,6 +118,7 @@ public struct ClusterAdmin: Sendable {
             nodes[i].lastContactMillis = view.lastContactMillis
         }
         if let i = nodes.firstIndex(where: { $0.role == "leader" }) { nodes[i].lastContactMillis = 0 }
+        nodes.sort { $0.nodeID < $1.nodeID }
 
         var response = DistributedGc_ClusterStatusResponse()
         response.nodes = nodes
@@ -127,6 +128,15 @@ public struct ClusterAdmin: Sendable {
         let reachableVoters = nodes.filter { $0.reachable && $0.membership == "voter" }.count
         response.healthy = !response.leaderID.isEmpty && reachableVoters > conf.voters.count / 2
         return response
+    }
+
+    /// A short reason a peer did not answer ("connection refused", "timed out").
+    static func describeUnreachable(_ error: any Error) -> String {
+        guard let rpc = error as? RPCError else { return "\(error)" }
+        let text = "\(rpc.message) \(rpc.cause.map { "\($0)" } ?? "")".lowercased()
+        if text.contains("refused") { return "connection refused" }
+        if rpc.code == .deadlineExceeded || text.contains("timed out") || text.contains("deadline") { return "no answer in time" }
+        return rpc.message
     }
 
     /// Bytes of this node's SQLite files (0 for the memory backend).

@@ -223,6 +223,7 @@ final class PeerLink: Sendable {
                     options: options)
                 return  // the outbox closed: this link was stopped
             } catch {
+                logger.debug("peer stream ended", metadata: ["error": "\(error)", "backoff": "\(backoff)"])
                 if Task.isCancelled { return }
                 if wrote.withLock({ $0 }) { backoff = .milliseconds(50) }
                 markDown(error)

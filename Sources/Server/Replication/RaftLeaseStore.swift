@@ -304,7 +304,7 @@ public actor RaftLeaseStore: LeaseStore {
             }
             gate.isLeader = isLeader
         }
-        logger.info("raft role changed", metadata: ["role": "\(soft.role)", "leader": "\(soft.leaderID.map(String.init) ?? "none")", "term": "\(node.term)"])
+        logger.info("raft role changed", metadata: ["role": "\(soft.role)", "leader": "\(soft.leaderID.map { name(of: $0) } ?? "none")", "term": "\(node.term)"])
         if !isLeader {
             // The outcome of these proposals is unknown: a new leader may
             // still commit them. Callers must treat them as "maybe applied".

@@ -1,0 +1,51 @@
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import Synchronization
+
+/// A local HTTP cleanup target that records every delivery: which object,
+/// which node delivered it (`X-GC-Node`), and when.
+final class CleanupSink: Sendable {
+    struct Delivery: Sendable {
+        var objectID: String
+        var node: String
+        var idempotencyKey: String
+        var at: ContinuousClock.Instant
+    }
+
+    private let state = Mutex<[Delivery]>([])
+
+    var deliveries: [Delivery] { state.withLock { $0 } }
+
+    /// Runs the sink on 127.0.0.1:0 for the duration of `body`, passing its URL.
+    func run(_ body: (String) async throws -> Void) async throws {
+        let router = Router()
+        router.post("/cleanup") { request, _ -> Response in
+            let bytes = try await request.body.collect(upTo: 1 << 20)
+            let json = (try? JSONSerialization.jsonObject(with: Data(bytes.readableBytesView))) as? [String: Any] ?? [:]
+            var headers: [String: String] = [:]
+            for field in request.headers { headers[field.name.canonicalName.lowercased()] = field.value }
+            let delivery = Delivery(
+                objectID: json["object_id"] as? String ?? "?",
+                node: headers["x-gc-node"] ?? "?",
+                idempotencyKey: headers["idempotency-key"] ?? "?",
+                at: .now)
+            self.state.withLock { $0.append(delivery) }
+            return Response(status: .ok)
+        }
+        let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
+        let app = Application(
+            router: router,
+            configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+            onServerRunning: { channel in continuation.yield(channel.localAddress?.port ?? 0) },
+            logger: Logger(label: "sink", factory: { _ in SwiftLogNoOpLogHandler() }))
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await app.runService(gracefulShutdownSignals: []) }
+            var iterator = ports.makeAsyncIterator()
+            guard let port = await iterator.next(), port != 0 else { throw ClusterTestFailure("sink did not start") }
+            try await body("http://127.0.0.1:\(port)/cleanup")
+            group.cancelAll()
+        }
+    }
+}

@@ -1,0 +1,148 @@
+import Foundation
+import GCProto
+import GRPCCore
+import GRPCNIOTransportHTTP2
+
+/// Three (or more) real `gc-sidecar` processes on loopback forming one
+/// cluster, with a gRPC client per node.
+struct ProcessCluster: Sendable {
+    let nodes: [SidecarProcess]
+    let leases: [DistributedGc_DistributedGCService.Client<HTTP2ClientTransport.Posix>]
+    let admin: [DistributedGc_ClusterService.Client<HTTP2ClientTransport.Posix>]
+    let directory: String
+
+    /// Calls fail fast instead of queueing while a node is down.
+    static let fast: CallOptions = {
+        var options = CallOptions.defaults
+        options.timeout = .seconds(5)
+        options.waitForReady = false
+        return options
+    }()
+
+    func index(of name: String) -> Int? { nodes.firstIndex { $0.name == name } }
+
+    /// Cluster status as node `i` gathers it.
+    func status(via i: Int) async throws -> DistributedGc_ClusterStatusResponse {
+        try await admin[i].getClusterStatus(DistributedGc_ClusterStatusRequest(), options: Self.fast)
+    }
+
+    /// Waits until some running node reports a healthy cluster whose leader
+    /// is running; returns the leader's index.
+    @discardableResult
+    func waitForLeader(timeout: Duration = .seconds(15), excluding: Set<Int> = []) async throws -> Int {
+        var last = "no answer"
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            for i in nodes.indices where nodes[i].isRunning && !excluding.contains(i) {
+                if let status = try? await status(via: i), status.healthy, let leader = index(of: status.leaderID),
+                   !excluding.contains(leader), nodes[leader].isRunning {
+                    return leader
+                }
+                last = (try? await status(via: i)).map { "\($0.nodes.map { "\($0.nodeID):\($0.role)" })" } ?? last
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        throw ClusterTestFailure("no leader within \(timeout) (last: \(last))\n\(logs())")
+    }
+
+    func create(via i: Int, object: String, duration: Int64 = 300, cleanupURL: String? = nil, service: String = "svc") async throws -> DistributedGc_CreateLeaseResponse {
+        var request = DistributedGc_CreateLeaseRequest()
+        request.objectID = object
+        request.objectType = .databaseRow
+        request.serviceID = service
+        request.leaseDurationSeconds = UInt64(duration)
+        if let cleanupURL {
+            var cleanup = DistributedGc_CleanupConfig()
+            cleanup.cleanupHTTPEndpoint = cleanupURL
+            request.cleanupConfig = cleanup
+        }
+        return try await leases[i].createLease(request, options: Self.fast)
+    }
+
+    func get(via i: Int, _ leaseID: String, stale: Bool = false) async throws -> DistributedGc_GetLeaseResponse {
+        var request = DistributedGc_GetLeaseRequest()
+        request.leaseID = leaseID
+        if stale { request.consistency = .stale }
+        return try await leases[i].getLease(request, options: Self.fast)
+    }
+
+    func renew(via i: Int, _ leaseID: String, extend: Int64, service: String = "svc") async throws -> DistributedGc_RenewLeaseResponse {
+        var request = DistributedGc_RenewLeaseRequest()
+        request.leaseID = leaseID
+        request.serviceID = service
+        request.extendDurationSeconds = UInt64(extend)
+        return try await leases[i].renewLease(request, options: Self.fast)
+    }
+
+    /// Retries `operation` until it succeeds or `timeout` passes.
+    func eventually<T: Sendable>(_ what: String, timeout: Duration = .seconds(15), _ operation: () async throws -> T?) async throws -> T {
+        let deadline = ContinuousClock.now + timeout
+        var lastError = "no result"
+        while ContinuousClock.now < deadline {
+            do {
+                if let value = try await operation() { return value }
+            } catch {
+                lastError = "\(error)"
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        throw ClusterTestFailure("\(what) did not happen within \(timeout) (last: \(lastError))\n\(logs())")
+    }
+
+    func logs() -> String {
+        nodes.map { "--- \($0.name) ---\n\($0.logTail(15))" }.joined(separator: "\n")
+    }
+}
+
+/// Starts `size` nodes named n1…, runs `body`, and stops them all.
+func withProcessCluster(
+    size: Int = 3, environment: [String: String] = [:], _ body: (ProcessCluster) async throws -> Void
+) async throws {
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("gc-cluster-\(UUID().uuidString.prefix(8))").path
+    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    var ports: Set<Int> = []
+    func port() throws -> Int {
+        while true {
+            let p = try freePort()
+            if ports.insert(p).inserted { return p }
+        }
+    }
+    var specs: [(name: String, client: Int, raft: Int, metrics: Int)] = []
+    for i in 1...size { specs.append(("n\(i)", try port(), try port(), try port())) }
+    let peers = specs.map { "\($0.name)=127.0.0.1:\($0.raft)" }.joined(separator: ",")
+    var env: [String: String] = [
+        "GC_PEERS": peers, "GC_LOG_LEVEL": "info", "GC_MIN_LEASE_DURATION": "1",
+        "GC_CLEANUP_GRACE_PERIOD": "0", "GC_CLEANUP_INTERVAL": "1", "GC_REQUEST_TIMEOUT_MS": "3000",
+    ]
+    for (k, v) in environment { env[k] = v }
+    let nodes = specs.map { SidecarProcess(name: $0.name, clientPort: $0.client, raftPort: $0.raft, metricsPort: $0.metrics, directory: directory, environment: env) }
+    defer {
+        for node in nodes { node.kill9() }
+        if ProcessInfo.processInfo.environment["GC_KEEP_CLUSTER_DIR"] == nil {
+            try? FileManager.default.removeItem(atPath: directory)
+        }
+    }
+    for node in nodes { try node.start() }
+
+    var transports: [HTTP2ClientTransport.Posix] = []
+    for node in nodes {
+        transports.append(try HTTP2ClientTransport.Posix(
+            target: .ipv4(address: "127.0.0.1", port: node.clientPort), transportSecurity: .plaintext,
+            config: .defaults { $0.backoff = .init(initial: .milliseconds(50), max: .milliseconds(500), multiplier: 2, jitter: 0.1) }))
+    }
+    let clients = transports.map { GRPCClient(transport: $0) }
+    let cluster = ProcessCluster(
+        nodes: nodes,
+        leases: clients.map { DistributedGc_DistributedGCService.Client(wrapping: $0) },
+        admin: clients.map { DistributedGc_ClusterService.Client(wrapping: $0) },
+        directory: directory)
+    try await withThrowingTaskGroup(of: Void.self) { group in
+        for client in clients { group.addTask { try await client.runConnections() } }
+        defer {
+            for client in clients { client.beginGracefulShutdown() }
+        }
+        try await body(cluster)
+        for client in clients { client.beginGracefulShutdown() }
+        try await group.waitForAll()
+    }
+}

@@ -1,0 +1,129 @@
+import Foundation
+import Glibc
+
+/// One real `gc-sidecar` process on loopback, with its own ports, data
+/// directory and log file.
+final class SidecarProcess: @unchecked Sendable {
+    // @unchecked: `process` is only touched from the test task that owns this
+    // object (start, kill, restart happen in sequence, never concurrently).
+    let name: String
+    let clientPort: Int
+    let raftPort: Int
+    let metricsPort: Int
+    let dataDirectory: String
+    let logPath: String
+    private var environment: [String: String]
+    private var process: Process?
+
+    init(name: String, clientPort: Int, raftPort: Int, metricsPort: Int, directory: String, environment: [String: String]) {
+        self.name = name
+        self.clientPort = clientPort
+        self.raftPort = raftPort
+        self.metricsPort = metricsPort
+        self.dataDirectory = "\(directory)/\(name)/data"
+        self.logPath = "\(directory)/\(name).log"
+        self.environment = environment
+    }
+
+    var endpoint: String { "127.0.0.1:\(clientPort)" }
+    var isRunning: Bool { process?.isRunning ?? false }
+    var pid: Int32? { process?.processIdentifier }
+
+    /// Starts the process (appending to its log).
+    func start() throws {
+        precondition(process == nil || process?.isRunning == false, "\(name) is already running")
+        let binary = try SidecarBinary.path()
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        var env = ProcessInfo.processInfo.environment
+        for (k, v) in environment { env[k] = v }
+        env["GC_NODE_ID"] = name
+        env["GC_SERVER_HOST"] = "127.0.0.1"
+        env["GC_SERVER_PORT"] = "\(clientPort)"
+        env["GC_RAFT_PORT"] = "\(raftPort)"
+        env["GC_METRICS_PORT"] = "\(metricsPort)"
+        env["GC_DATA_DIR"] = dataDirectory
+        process.environment = env
+        FileManager.default.createFile(atPath: logPath, contents: nil)
+        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
+        log.seekToEndOfFile()
+        process.standardOutput = log
+        process.standardError = log
+        try process.run()
+        self.process = process
+    }
+
+    /// `kill -9`: no shutdown, no flush beyond what was already fsynced.
+    func kill9() {
+        guard let process, process.isRunning else { return }
+        Glibc.kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+
+    /// Freezes the process (SIGSTOP): to the others it looks cut off.
+    func pause() {
+        if let pid { Glibc.kill(pid, SIGSTOP) }
+    }
+
+    /// Thaws a paused process (SIGCONT).
+    func resume() {
+        if let pid { Glibc.kill(pid, SIGCONT) }
+    }
+
+    /// SIGTERM and wait for exit.
+    func stop() {
+        guard let process, process.isRunning else { return }
+        Glibc.kill(process.processIdentifier, SIGCONT)
+        process.terminate()
+        process.waitUntilExit()
+    }
+
+    /// The last lines of the log, for failure messages.
+    func logTail(_ lines: Int = 30) -> String {
+        guard let text = try? String(contentsOfFile: logPath, encoding: .utf8) else { return "(no log)" }
+        return text.split(separator: "\n").suffix(lines).joined(separator: "\n")
+    }
+}
+
+/// Finds the `gc-sidecar` executable built beside the tests.
+enum SidecarBinary {
+    static func path() throws -> String {
+        if let override = ProcessInfo.processInfo.environment["GC_SIDECAR_BINARY"] { return override }
+        var candidates: [String] = []
+        // The test bundle lives in the build directory beside the products.
+        var dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        for _ in 0..<4 {
+            candidates.append(dir.appendingPathComponent("gc-sidecar").path)
+            dir.deleteLastPathComponent()
+        }
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().deletingLastPathComponent()
+        candidates.append(root.appendingPathComponent(".build/debug/gc-sidecar").path)
+        guard let found = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
+            throw ClusterTestFailure("gc-sidecar binary not found (looked in \(candidates)); run `swift build` first or set GC_SIDECAR_BINARY")
+        }
+        return found
+    }
+}
+
+/// A free TCP port on 127.0.0.1 (bound to 0, read back, released).
+func freePort() throws -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { throw ClusterTestFailure("socket() failed") }
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = 0
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &address) { pointer in
+        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+    }
+    guard bound else { throw ClusterTestFailure("bind() failed") }
+    return Int(UInt16(bigEndian: address.sin_port))
+}
+
+struct ClusterTestFailure: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
