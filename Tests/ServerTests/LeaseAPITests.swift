@@ -240,6 +240,9 @@ struct LeaseAPITests {
             let text = node.sidecar.metrics.exposition()
             #expect(text.contains("gc_leases_created_total 2"))
             #expect(text.contains("gc_active_leases 2"))
+            // The single node took office when it started: Raft's gauges say so.
+            #expect(text.contains("gc_raft_is_leader 1"))
+            #expect(text.contains("gc_raft_term 1"))
         }
     }
 

@@ -22,14 +22,16 @@ public final class PeerTransport: Sendable {
     private let links = Mutex<[NodeID: PeerLink]>([:])
     private let unreachable = Mutex<Set<NodeID>>([])
     private let logger: Logger
+    private let metrics: SidecarMetrics?
     /// Largest batch put on the stream (the receiver accepts up to 16 MiB).
     static let maxBatchBytes = 4 << 20
 
     /// Connects to every member of `members` except `local` (lazily: the
     /// connections open when ``start()`` runs).
-    public init(local: ClusterMember, members: [ClusterMember], logger: Logger) {
+    public init(local: ClusterMember, members: [ClusterMember], logger: Logger, metrics: SidecarMetrics? = nil) {
         self.local = local
         self.logger = logger
+        self.metrics = metrics
         for member in members where member.id != local.id {
             addMember(member)
         }
@@ -118,6 +120,7 @@ public final class PeerTransport: Sendable {
 
     func markUnreachable(_ id: NodeID) {
         _ = unreachable.withLock { $0.insert(id) }
+        if let name = member(id)?.name { metrics?.recordPeerFailure(peer: name) }
     }
 
     // MARK: Unary calls

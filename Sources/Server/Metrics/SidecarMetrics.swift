@@ -26,6 +26,13 @@ public final class SidecarMetrics: Sendable {
     private let deadLetters: CoreMetrics.Gauge
     private let proposeFailures: CoreMetrics.Counter
     private let cleanupDeliveryErrors: CoreMetrics.Counter
+    private let raftTerm: CoreMetrics.Gauge
+    private let raftIsLeader: CoreMetrics.Gauge
+    private let raftCommitIndex: CoreMetrics.Gauge
+    private let raftAppliedIndex: CoreMetrics.Gauge
+    private let leaderChanges: CoreMetrics.Counter
+    private let forwardedWrites: CoreMetrics.Counter
+    private let peerFailures = Mutex<[String: CoreMetrics.Counter]>([:])
     private let observed = Mutex(LeaseStats())
     private let requestTimers = Mutex<[String: Metrics.Timer]>([:])
 
@@ -53,6 +60,38 @@ public final class SidecarMetrics: Sendable {
         deadLetters = CoreMetrics.Gauge(label: "gc_cleanup_dead_letters", factory: factory)
         proposeFailures = CoreMetrics.Counter(label: "gc_propose_failures_total", factory: factory)
         cleanupDeliveryErrors = CoreMetrics.Counter(label: "gc_cleanup_outcome_record_failures_total", factory: factory)
+        raftTerm = CoreMetrics.Gauge(label: "gc_raft_term", factory: factory)
+        raftIsLeader = CoreMetrics.Gauge(label: "gc_raft_is_leader", factory: factory)
+        raftCommitIndex = CoreMetrics.Gauge(label: "gc_raft_commit_index", factory: factory)
+        raftAppliedIndex = CoreMetrics.Gauge(label: "gc_raft_applied_index", factory: factory)
+        leaderChanges = CoreMetrics.Counter(label: "gc_raft_leader_changes_total", factory: factory)
+        forwardedWrites = CoreMetrics.Counter(label: "gc_forwarded_writes_total", factory: factory)
+    }
+
+    /// Raft's state on this node (`gc_raft_term`, `gc_raft_is_leader`,
+    /// `gc_raft_commit_index`, `gc_raft_applied_index`).
+    public func observeRaft(term: UInt64, isLeader: Bool, commitIndex: UInt64, appliedIndex: UInt64) {
+        raftTerm.record(Int64(clamping: term))
+        raftIsLeader.record(isLeader ? 1 : 0)
+        raftCommitIndex.record(Int64(clamping: commitIndex))
+        raftAppliedIndex.record(Int64(clamping: appliedIndex))
+    }
+
+    /// This node saw the leader change (`gc_raft_leader_changes_total`).
+    public func recordLeaderChange() { leaderChanges.increment() }
+
+    /// A client write this follower forwarded to the leader (`gc_forwarded_writes_total`).
+    public func recordForwardedWrite() { forwardedWrites.increment() }
+
+    /// The stream to `peer` broke (`gc_peer_stream_failures_total{peer=…}`).
+    public func recordPeerFailure(peer: String) {
+        let counter = peerFailures.withLock { counters in
+            if let c = counters[peer] { return c }
+            let c = CoreMetrics.Counter(label: "gc_peer_stream_failures_total", dimensions: [("peer", peer)], factory: factory)
+            counters[peer] = c
+            return c
+        }
+        counter.increment()
     }
 
     /// Brings counters and gauges in line with the state after an apply.

@@ -15,6 +15,8 @@ public struct ClusterSettings: Sendable {
     public var tickInterval: Duration
     /// How long a write or linearizable read may wait for a leader.
     public var requestTimeout: Duration
+    /// Where Raft's state and events are counted (none in most tests).
+    public var metrics: SidecarMetrics?
 
     public init(local: ClusterMember, bootstrapVoters: Set<NodeID>, transport: PeerTransport?,
                 electionTicks: Int = 10, tickInterval: Duration = .milliseconds(50), requestTimeout: Duration = .seconds(5)) {
@@ -24,6 +26,7 @@ public struct ClusterSettings: Sendable {
         self.electionTicks = electionTicks
         self.tickInterval = tickInterval
         self.requestTimeout = requestTimeout
+        self.metrics = nil
     }
 
     /// A node alone in its cluster (no GC_PEERS): it elects itself at start.

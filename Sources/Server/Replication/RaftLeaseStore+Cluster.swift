@@ -19,6 +19,13 @@ extension RaftLeaseStore {
         node.tick()
         expireOverdueReads()
         drain()
+        if ticks % 10 == 0 { publishRaftMetrics() }
+    }
+
+    /// Updates the `gc_raft_*` gauges.
+    func publishRaftMetrics() {
+        cluster.metrics?.observeRaft(term: node.term, isLeader: node.role == .leader,
+                                     commitIndex: node.commitIndex, appliedIndex: machine.appliedIndex)
     }
 
     /// Steps messages a peer sent; they are handled in the next drain, with
@@ -67,6 +74,7 @@ extension RaftLeaseStore {
                 request.fromName = cluster.local.name
                 let remaining = deadline - ContinuousClock.now
                 do {
+                    cluster.metrics?.recordForwardedWrite()
                     let response = try await transport.forward(request, to: leader, timeout: max(remaining, .milliseconds(10)))
                     switch response.outcome {
                     case .reply(let bytes):

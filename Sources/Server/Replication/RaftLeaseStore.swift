@@ -304,6 +304,8 @@ public actor RaftLeaseStore: LeaseStore {
             }
             gate.isLeader = isLeader
         }
+        if soft.leaderID != nil { cluster.metrics?.recordLeaderChange() }
+        publishRaftMetrics()
         logger.info("raft role changed", metadata: ["role": "\(soft.role)", "leader": "\(soft.leaderID.map { name(of: $0) } ?? "none")", "term": "\(node.term)"])
         if !isLeader {
             // The outcome of these proposals is unknown: a new leader may
