@@ -5,8 +5,8 @@ import ArgumentParser
 struct GCCtl: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gcctl",
-        abstract: "Operate the distributed GC sidecar: leases, health and metrics.",
-        subcommands: [LeaseCommand.self, HealthCommand.self, MetricsCommand.self])
+        abstract: "Operate the distributed GC sidecar: leases, health, metrics and load tests.",
+        subcommands: [LeaseCommand.self, HealthCommand.self, MetricsCommand.self, BenchCommand.self])
 }
 
 /// Options every command that talks to a node shares.
