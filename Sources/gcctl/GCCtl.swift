@@ -5,8 +5,8 @@ import ArgumentParser
 struct GCCtl: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gcctl",
-        abstract: "Operate the distributed GC sidecar: leases, cluster, health and metrics.",
-        subcommands: [LeaseCommand.self, ClusterCommand.self, HealthCommand.self, MetricsCommand.self])
+        abstract: "Operate the distributed GC sidecar: leases, cluster, health, metrics and load tests.",
+        subcommands: [LeaseCommand.self, ClusterCommand.self, HealthCommand.self, MetricsCommand.self, BenchCommand.self])
 }
 
 /// Options every command that talks to a node shares.
