@@ -72,42 +72,24 @@ public struct ClusterAdmin: Sendable {
         var ids = conf.voters.union(conf.learners)
         for peer in transport?.peers ?? [] { ids.insert(peer.id) }
         ids.remove(local.id)
-        let timeout = statusTimeout
-        let answers = await withTaskGroup(of: (NodeID, Result<DistributedGc_Raft_PeerStatusResponse, any Error>).self) { group in
-            for id in ids {
-                group.addTask { [transport] in
-                    guard let transport else { return (id, .failure(RPCError(code: .unavailable, message: "no address known"))) }
-                    do {
-                        return (id, .success(try await transport.status(of: id, timeout: timeout)))
-                    } catch {
-                        return (id, .failure(error))
-                    }
-                }
-            }
-            var answers: [NodeID: Result<DistributedGc_Raft_PeerStatusResponse, any Error>] = [:]
-            for await (id, answer) in group { answers[id] = answer }
-            return answers
-        }
+        let answers = await peerStatuses(ids)
 
         var nodes = [mine.self_p]
         var leaderView = mine.self_p.role == "leader" ? mine.followers : []
         for id in ids.sorted(by: { store.name(of: $0) < store.name(of: $1) }) {
-            switch answers[id] {
-            case .success(let answer)?:
+            if let answer = answers[id]?.response {
                 nodes.append(answer.self_p)
                 if answer.self_p.role == "leader" { leaderView = answer.followers }
-            case .failure(let error)?:
+            } else {
                 var node = DistributedGc_NodeStatus()
                 node.nodeID = store.name(of: id)
                 node.raftAddress = transport?.member(id)?.address ?? ""
                 node.role = "unreachable"
                 node.reachable = false
-                node.error = Self.describeUnreachable(error)
+                node.error = answers[id]?.problem ?? "no answer"
                 node.lastContactMillis = -1
                 node.membership = conf.learners.contains(id) ? "learner" : (conf.voters.contains(id) ? "voter" : "none")
                 nodes.append(node)
-            case nil:
-                break
             }
         }
         // What the leader sees of each follower: match, lag, last contact.
@@ -128,6 +110,36 @@ public struct ClusterAdmin: Sendable {
         let reachableVoters = nodes.filter { $0.reachable && $0.membership == "voter" }.count
         response.healthy = !response.leaderID.isEmpty && reachableVoters > conf.voters.count / 2
         return response
+    }
+
+    /// Asks every peer in `ids` for its status at once, each within
+    /// ``statusTimeout``: an answer or the reason there was none.
+    func peerStatuses(_ ids: Set<NodeID>) async -> [NodeID: (response: DistributedGc_Raft_PeerStatusResponse?, problem: String)] {
+        let timeout = statusTimeout
+        let transport = self.transport
+        return await withTaskGroup(of: PeerAnswer.self) { group in
+            for id in ids {
+                group.addTask {
+                    guard let transport else { return PeerAnswer(id: id, response: nil, problem: "no address known") }
+                    do {
+                        return PeerAnswer(id: id, response: try await transport.status(of: id, timeout: timeout), problem: "")
+                    } catch {
+                        return PeerAnswer(id: id, response: nil, problem: Self.describeUnreachable(error))
+                    }
+                }
+            }
+            var answers: [NodeID: (response: DistributedGc_Raft_PeerStatusResponse?, problem: String)] = [:]
+            while let answer = await group.next() {
+                answers[answer.id] = (answer.response, answer.problem)
+            }
+            return answers
+        }
+    }
+
+    struct PeerAnswer: Sendable {
+        var id: NodeID
+        var response: DistributedGc_Raft_PeerStatusResponse?
+        var problem: String
     }
 
     /// A short reason a peer did not answer ("connection refused", "timed out").
