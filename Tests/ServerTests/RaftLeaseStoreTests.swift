@@ -66,6 +66,7 @@ struct RaftLeaseStoreTests {
             do {
                 let store = try makeStore(try SQLiteRaftStorage(path: path), clock: clock, threshold: 100)
                 for i in 0..<250 { _ = try await store.propose(Self.create("o\(i)")) }
+                await store.settleSnapshots()
                 let status = await store.status()
                 #expect(status.snapshotIndex >= 200, "a snapshot was taken every 100 entries")
                 before = await store.appliedState

@@ -36,6 +36,7 @@ struct RestartMeasurement {
                     try await group.waitForAll()
                 }
             }
+            await store.settleSnapshots()
             await store.withStorage { ($0 as? SQLiteRaftStorage)?.close() }
         }
         let filled = ContinuousClock.now - fill

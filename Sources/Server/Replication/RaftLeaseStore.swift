@@ -43,6 +43,8 @@ public actor RaftLeaseStore: LeaseStore {
     var started = false
     var fault: StoreError?
     var ticks: UInt64 = 0
+    /// The snapshot being encoded off the actor, if any.
+    var snapshotTask: Task<Void, Never>?
     /// When each peer was last heard from (for `gcctl cluster status`).
     var lastHeard: [NodeID: WallTime] = [:]
     /// This node's client session for forwarded writes.
@@ -356,20 +358,41 @@ public actor RaftLeaseStore: LeaseStore {
         applyWaiters = waiting
     }
 
+    /// Takes a snapshot once `snapshotThreshold` entries were applied since
+    /// the last one. The state is encoded off this actor (a copy-on-write copy
+    /// of the state machine), so a large snapshot does not stall writes and
+    /// reads; the log is compacted when the encoding is done.
     private func compactIfDue() {
-        guard fault == nil, machine.appliedIndex >= node.snapshotIndex + snapshotThreshold else { return }
+        guard fault == nil, snapshotTask == nil, machine.appliedIndex >= node.snapshotIndex + snapshotThreshold else { return }
         let index = machine.appliedIndex
+        let state = machine
+        snapshotTask = Task.detached(priority: .utility) { [self] in
+            let data = state.snapshot()
+            await self.finishSnapshot(index: index, data: data)
+        }
+    }
+
+    private func finishSnapshot(index: UInt64, data: [UInt8]) {
+        snapshotTask = nil
+        guard fault == nil else { return }
         do {
-            let snapshot = try node.compact(appliedIndex: index, data: machine.snapshot())
+            let snapshot = try node.compact(appliedIndex: index, data: data)
             try storage.compact(to: snapshot)
             logger.debug("snapshot taken", metadata: ["index": "\(index)", "bytes": "\(snapshot.data.count)"])
         } catch let error as RaftStorageError {
             poison(StoreError(.unavailable, "the snapshot at index \(index) could not be written (\(error))"))
+            return
         } catch {
-            // The core refused (e.g. the index is not in its log): harmless,
-            // try again after the next threshold.
-            logger.warning("snapshot skipped", metadata: ["index": "\(index)", "error": "\(error)"])
+            // The core refused (e.g. a newer snapshot was installed from the
+            // leader meanwhile): harmless, try again after the next threshold.
+            logger.debug("snapshot skipped", metadata: ["index": "\(index)", "error": "\(error)"])
         }
+        compactIfDue()
+    }
+
+    /// Waits until no snapshot is being taken (tests and diagnostics).
+    public func settleSnapshots() async {
+        while let task = snapshotTask { await task.value }
     }
 
     func poison(_ error: StoreError) {
