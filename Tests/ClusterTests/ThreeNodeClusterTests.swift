@@ -195,4 +195,49 @@ struct ThreeNodeClusterTests {
             }
         }
     }
+
+    @Test("transfer-leader moves leadership; a fourth node joins as learner, is promoted, gets the data, and can be removed")
+    func membershipAndTransfer() async throws {
+        try await withProcessCluster { cluster in
+            let leader = try await cluster.waitForLeader()
+            let target = (leader + 1) % 3
+            var transfer = DistributedGc_TransferLeadershipRequest()
+            transfer.targetNodeID = cluster.nodes[target].name
+            // Asked through a follower: it hands the request to the leader.
+            let moved = try await cluster.admin[(leader + 2) % 3].transferLeadership(transfer, options: ProcessCluster.fast)
+            #expect(moved.leaderID == cluster.nodes[target].name)
+            #expect(try await cluster.waitForLeader() == target)
+
+            _ = try await cluster.create(via: leader, object: "before-join")
+            let raftPort = try freePort()
+            let joining = SidecarProcess(
+                name: "n4", clientPort: try freePort(), raftPort: raftPort, metricsPort: try freePort(),
+                directory: cluster.directory,
+                // It learns the membership from the leader; GC_PEERS gives it every address.
+                environment: ["GC_CLUSTER_STATE": "existing",
+                              "GC_PEERS": (cluster.nodes.map { "\($0.name)=127.0.0.1:\($0.raftPort)" } + ["n4=127.0.0.1:\(raftPort)"]).joined(separator: ",")])
+            try joining.start()
+            defer { joining.kill9() }
+            var add = DistributedGc_AddMemberRequest()
+            add.nodeID = "n4"
+            add.raftAddress = "127.0.0.1:\(raftPort)"
+            var slow = ProcessCluster.fast
+            slow.timeout = .seconds(60)
+            let joined = try await cluster.admin[leader].addMember(add, options: slow)
+            #expect(joined.voters.contains("n4"), "promoted once caught up: \(joined)")
+            let status = try await cluster.status(via: target)
+            #expect(status.nodes.count == 4)
+            #expect(status.nodes.first { $0.nodeID == "n4" }?.membership == "voter")
+            #expect(status.nodes.first { $0.nodeID == "n4" }?.activeLeases == 1, "n4 has the lease created before it joined")
+
+            var remove = DistributedGc_RemoveMemberRequest()
+            remove.nodeID = "n4"
+            let after = try await cluster.admin[target].removeMember(remove, options: ProcessCluster.fast)
+            #expect(after.voters == cluster.nodes.map(\.name).sorted())
+            var unknown = DistributedGc_RemoveMemberRequest()
+            unknown.nodeID = "n9"
+            await #expect(throws: RPCError.self) { try await cluster.admin[target].removeMember(unknown, options: ProcessCluster.fast) }
+        }
+    }
 }
+
