@@ -98,4 +98,53 @@ struct SidecarConfigTests {
         #expect(try LogLevelParser.level(from: ["RUST_LOG": "error"]) == .error)
         #expect(try LogLevelParser.level(from: [:]) == .info)
     }
+
+    @Test("GC_PEERS names every voter; this node's entry sets its peer port")
+    func peers() throws {
+        let config = try SidecarConfig(environment: [
+            "GC_NODE_ID": "n2", "GC_PEERS": " n1=10.0.0.1:50052, n2=10.0.0.2:7000 ,n3=gc-3.peers.svc:50052",
+        ])
+        #expect(config.peers.map(\.name) == ["n1", "n2", "n3"])
+        #expect(config.peers[2].host == "gc-3.peers.svc")
+        #expect(config.raftPort == 7000, "listens where GC_PEERS says the others reach it")
+        #expect(config.isClustered)
+        #expect(Set(config.peers.map(\.id)).count == 3)
+        #expect(config.peers[0].id == ClusterMember.nodeID(forName: "n1"), "ids derive from names alone")
+        #expect(try SidecarConfig(environment: [:]).peers.isEmpty)
+        #expect(try !SidecarConfig(environment: ["GC_PEERS": "n1=127.0.0.1:50052"]).isClustered, "alone in GC_PEERS is a single node")
+    }
+
+    @Test("bad cluster settings are refused naming the variable", arguments: [
+        (["GC_PEERS": "n2=10.0.0.2:50052"], "GC_PEERS"),  // this node (n1) missing
+        (["GC_PEERS": "n1=10.0.0.1:50052,n1=10.0.0.2:50052"], "GC_PEERS"),
+        (["GC_PEERS": "n1=10.0.0.1"], "GC_PEERS"),
+        (["GC_PEERS": "n1=10.0.0.1:0"], "GC_PEERS"),
+        (["GC_PEERS": "n 1=10.0.0.1:50052"], "GC_PEERS"),
+        (["GC_PEERS": "n1=10.0.0.1:50052", "GC_RAFT_PORT": "6000"], "GC_RAFT_PORT"),
+        (["GC_RAFT_HEARTBEAT_INTERVAL_MS": "100", "GC_RAFT_ELECTION_TIMEOUT_MS": "150"], "GC_RAFT_ELECTION_TIMEOUT_MS"),
+        (["GC_RAFT_HEARTBEAT_INTERVAL_MS": "5"], "GC_RAFT_HEARTBEAT_INTERVAL_MS"),
+        (["GC_CLUSTER_STATE": "joining"], "GC_CLUSTER_STATE"),
+        (["GC_REQUEST_TIMEOUT_MS": "10"], "GC_REQUEST_TIMEOUT_MS"),
+    ])
+    func badClusterSettings(environment: [String: String], variable: String) {
+        #expect {
+            _ = try SidecarConfig(environment: environment)
+        } throws: { error in
+            (error as? SidecarConfig.Error)?.variable == variable
+        }
+    }
+
+    @Test("timing and cluster state are read")
+    func timing() throws {
+        let config = try SidecarConfig(environment: [
+            "GC_RAFT_HEARTBEAT_INTERVAL_MS": "100", "GC_RAFT_ELECTION_TIMEOUT_MS": "1000",
+            "GC_CLUSTER_STATE": "existing", "GC_REQUEST_TIMEOUT_MS": "2500", "GC_SERVER_HOST": "10.1.1.1",
+        ])
+        #expect(config.electionTicks == 10)
+        #expect(config.joinsExistingCluster)
+        #expect(config.requestTimeoutMilliseconds == 2500)
+        #expect(config.raftHost == "10.1.1.1", "the peer port listens on GC_SERVER_HOST by default")
+        #expect(config.raftPort == 50052)
+    }
 }
+

@@ -143,6 +143,14 @@ public struct SidecarConfig: Hashable, Sendable {
         requestTimeoutMilliseconds = try r.count("GC_REQUEST_TIMEOUT_MS", default: requestTimeoutMilliseconds, range: 100...600_000)
         joinsExistingCluster = try r.clusterState()
         peers = try r.peers(nodeID: nodeID)
+        if let mine = peers.first(where: { $0.name == nodeID }) {
+            // GC_PEERS says where the others reach this node; listen there.
+            if env["GC_RAFT_PORT"]?.trimmingWhitespace().isEmpty ?? true {
+                raftPort = mine.port
+            } else if raftPort != mine.port {
+                throw Error(variable: "GC_RAFT_PORT", message: "\(raftPort) differs from this node's port in GC_PEERS (\(mine)); the others would not reach it")
+            }
+        }
         _ = try r.count("GC_MAX_DB_CONNECTIONS", default: 10, range: 1...1000)
         logLevel = try LogLevelParser.level(from: env)
 
