@@ -134,7 +134,7 @@ public struct Sidecar: Sendable {
             .init(service: ListeningAnnouncer(server: peerServer, host: config.raftHost, what: "peer port", logger: logger)),
             .init(service: RaftTicker(store: store, interval: store.cluster.tickInterval)),
         ]
-        if let transport = store.cluster.transport {
+        if let transport = store.cluster.transport as? PeerTransport {
             services.append(.init(service: PeerTransportService(transport: transport)))
         }
         services += [

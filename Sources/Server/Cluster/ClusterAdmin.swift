@@ -18,7 +18,7 @@ public struct ClusterAdmin: Sendable {
     /// How long a new member may take to catch up before it is promoted.
     var catchUpTimeout: Duration = .seconds(60)
 
-    var transport: PeerTransport? { store.cluster.transport }
+    var transport: (any PeerNetwork)? { store.cluster.transport }
     var local: ClusterMember { store.cluster.local }
 
     // MARK: Status

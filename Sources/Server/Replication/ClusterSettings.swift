@@ -8,7 +8,7 @@ public struct ClusterSettings: Sendable {
     /// joins an existing cluster and learns the membership from its leader.
     public var bootstrapVoters: Set<NodeID>
     /// Connections to the other members; nil for a node that has none.
-    public var transport: PeerTransport?
+    public var transport: (any PeerNetwork)?
     /// Raft ticks in one (minimum) election timeout.
     public var electionTicks: Int
     /// Real time of one tick (= the heartbeat interval).
@@ -18,7 +18,7 @@ public struct ClusterSettings: Sendable {
     /// Where Raft's state and events are counted (none in most tests).
     public var metrics: SidecarMetrics?
 
-    public init(local: ClusterMember, bootstrapVoters: Set<NodeID>, transport: PeerTransport?,
+    public init(local: ClusterMember, bootstrapVoters: Set<NodeID>, transport: (any PeerNetwork)?,
                 electionTicks: Int = 10, tickInterval: Duration = .milliseconds(50), requestTimeout: Duration = .seconds(5)) {
         self.local = local
         self.bootstrapVoters = bootstrapVoters

@@ -1,0 +1,120 @@
+import GCProto
+import GRPCCore
+import LeaseFSM
+import Raft
+import Server
+import Synchronization
+
+/// Several ``RaftLeaseStore``s in one process, wired by an in-memory
+/// ``PeerNetwork`` that can lose forwarded writes' answers. Messages to each
+/// node are delivered in order by one task per node.
+final class InMemoryCluster: Sendable {
+    let members: [ClusterMember]
+    let clock = ManualWallClock()
+    private let stores = Mutex<[NodeID: RaftLeaseStore]>([:])
+    private let inboxes = Mutex<[NodeID: AsyncStream<[Message]>.Continuation]>([:])
+    private let repliesToLose = Mutex(0)
+    private let forwards = Mutex(0)
+
+    init(names: [String]) {
+        members = names.enumerated().map { ClusterMember(name: $1, host: "127.0.0.1", port: 1000 + $0) }
+    }
+
+    /// Forwarded writes the leader received (each retry counts).
+    var forwardCount: Int { forwards.withLock { $0 } }
+
+    /// The next `count` forwarded writes are applied by the leader, but their
+    /// answers never reach the follower.
+    func loseNextForwardReplies(_ count: Int) { repliesToLose.withLock { $0 = count } }
+
+    func store(_ id: NodeID) throws -> RaftLeaseStore {
+        guard let store = stores.withLock({ $0[id] }) else { throw TestFailure("no node \(id)") }
+        return store
+    }
+
+    /// Builds the nodes, ticks them every millisecond of real time while
+    /// `body` runs, then stops.
+    func run(_ body: ([RaftLeaseStore]) async throws -> Void) async throws {
+        var built: [RaftLeaseStore] = []
+        for (i, member) in members.enumerated() {
+            let settings = ClusterSettings(
+                local: member, bootstrapVoters: Set(members.map(\.id)), transport: Network(local: member, cluster: self),
+                electionTicks: 10, tickInterval: .milliseconds(2), requestTimeout: .seconds(10))
+            let store = try RaftLeaseStore(
+                storage: MemoryStorage(), limits: LeaseLimits(), clock: clock, logger: quietLogger,
+                cluster: settings, seed: UInt64(i + 1))
+            try await store.start()
+            built.append(store)
+            stores.withLock { $0[member.id] = store }
+        }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for store in built {
+                let (stream, continuation) = AsyncStream.makeStream(of: [Message].self)
+                inboxes.withLock { $0[store.cluster.local.id] = continuation }
+                group.addTask {
+                    for await messages in stream { await store.receive(messages) }
+                }
+            }
+            let all = built
+            group.addTask {
+                while !Task.isCancelled {
+                    for store in all { await store.tick() }
+                    try await Task.sleep(for: .milliseconds(1))
+                }
+            }
+            try await body(built)
+            for continuation in inboxes.withLock({ Array($0.values) }) { continuation.finish() }
+            group.cancelAll()
+        }
+    }
+
+    /// Waits (bounded) until a node leads; returns it.
+    func waitForLeader(timeout: Duration = .seconds(10)) async throws -> RaftLeaseStore {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            for store in stores.withLock({ Array($0.values) }) where await store.status().role == .leader {
+                return store
+            }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        throw TestFailure("no leader within \(timeout)")
+    }
+
+    fileprivate func deliver(_ messages: [Message], to id: NodeID) {
+        _ = inboxes.withLock { $0[id] }?.yield(messages)
+    }
+
+    fileprivate func forward(_ request: DistributedGc_Raft_ForwardRequest, to id: NodeID) async throws -> DistributedGc_Raft_ForwardResponse {
+        forwards.withLock { $0 += 1 }
+        let response = try await self.store(id).acceptForwarded(request)
+        let lose = repliesToLose.withLock { count in
+            defer { count = max(0, count - 1) }
+            return count > 0
+        }
+        if lose { throw RPCError(code: .unavailable, message: "the answer was lost on the way back") }
+        return response
+    }
+
+    struct Network: PeerNetwork {
+        let local: ClusterMember
+        let cluster: InMemoryCluster
+
+        func send(_ messages: [Message]) {
+            for (to, batch) in Dictionary(grouping: messages, by: \.to) { cluster.deliver(batch, to: to) }
+        }
+        func takeUnreachable() -> Set<NodeID> { [] }
+        func member(_ id: NodeID) -> ClusterMember? { cluster.members.first { $0.id == id } }
+        var peers: [ClusterMember] { cluster.members.filter { $0.id != local.id } }
+        func addMember(_ member: ClusterMember) {}
+        func removeMember(_ id: NodeID) {}
+        func forward(_ request: DistributedGc_Raft_ForwardRequest, to leader: NodeID, timeout: Duration) async throws -> DistributedGc_Raft_ForwardResponse {
+            try await cluster.forward(request, to: leader)
+        }
+        func status(of id: NodeID, timeout: Duration) async throws -> DistributedGc_Raft_PeerStatusResponse {
+            throw RPCError(code: .unimplemented, message: "not in this test network")
+        }
+        func admin(_ request: DistributedGc_Raft_AdminRequest, to leader: NodeID, timeout: Duration) async throws -> DistributedGc_Raft_AdminResponse {
+            throw RPCError(code: .unimplemented, message: "not in this test network")
+        }
+    }
+}
