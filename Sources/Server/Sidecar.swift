@@ -125,7 +125,8 @@ public struct Sidecar: Sendable {
         let peerServer = makePeerServer()
         let logger = self.logger
         let config = self.config
-        // Shutdown runs in reverse: client API, cleanup, Raft, metrics.
+        // Shutdown runs in reverse: leadership handoff, client API, cleanup,
+        // Raft, metrics.
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(service: MetricsHTTPServer(host: config.metricsHost, port: config.metricsPort, metrics: metrics, logger: logger) { port in
                 logger.info("metrics listening", metadata: ["address": "http://\(config.metricsHost):\(port)/metrics"])
@@ -143,6 +144,9 @@ public struct Sidecar: Sendable {
                 reapInterval: .seconds(Int64(config.cleanupIntervalSeconds)), logger: logger)),
             .init(service: GRPCServerService(server: grpc, events: store.events)),
             .init(service: ListeningAnnouncer(server: grpc, host: config.host, what: "gRPC", logger: logger)),
+            // Last, so it hears of a shutdown first: a leader hands over
+            // before the node stops serving.
+            .init(service: LeadershipHandoffService(admin: admin)),
         ]
         let group = ServiceGroup(configuration: .init(
             services: services,

@@ -239,5 +239,21 @@ struct ThreeNodeClusterTests {
             await #expect(throws: RPCError.self) { try await cluster.admin[target].removeMember(unknown, options: ProcessCluster.fast) }
         }
     }
+
+    @Test("a leader stopped with SIGTERM hands leadership over first, so writes continue without an election timeout")
+    func gracefulStopHandsOver() async throws {
+        try await withProcessCluster { cluster in
+            let leader = try await cluster.waitForLeader()
+            let before = try await cluster.status(via: leader).nodes.first { $0.role == "leader" }?.term ?? 0
+            cluster.nodes[leader].stop()
+            #expect(cluster.nodes[leader].logTail(40).contains("handed leadership over before shutting down"),
+                    "the old leader's log: \(cluster.nodes[leader].logTail(10))")
+            let survivor = (leader + 1) % 3
+            let status = try await cluster.status(via: survivor)
+            #expect(status.healthy, "a leader is already in office when the old one has exited")
+            #expect(status.nodes.first { $0.role == "leader" }?.term == before + 1, "one transfer, no extra election rounds")
+            _ = try await cluster.create(via: survivor, object: "after-handoff")
+        }
+    }
 }
 

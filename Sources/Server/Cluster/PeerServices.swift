@@ -35,3 +35,15 @@ struct PeerTransportService: Service {
         transport.stop()
     }
 }
+
+/// Hands leadership over when the node is asked to stop (listed last in the
+/// service group, so it is the first to hear of the shutdown, while the
+/// node still serves).
+struct LeadershipHandoffService: Service {
+    let admin: ClusterAdmin
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        await admin.handOffLeadership()
+    }
+}
