@@ -165,31 +165,6 @@ struct BenchRequests: Sendable {
     }
 }
 
-extension RPCError.Code {
-    /// The canonical gRPC status name, as in `RenewLeaseResult.error_code`.
-    var statusName: String {
-        switch self {
-        case .cancelled: "CANCELLED"
-        case .unknown: "UNKNOWN"
-        case .invalidArgument: "INVALID_ARGUMENT"
-        case .deadlineExceeded: "DEADLINE_EXCEEDED"
-        case .notFound: "NOT_FOUND"
-        case .alreadyExists: "ALREADY_EXISTS"
-        case .permissionDenied: "PERMISSION_DENIED"
-        case .resourceExhausted: "RESOURCE_EXHAUSTED"
-        case .failedPrecondition: "FAILED_PRECONDITION"
-        case .aborted: "ABORTED"
-        case .outOfRange: "OUT_OF_RANGE"
-        case .unimplemented: "UNIMPLEMENTED"
-        case .internalError: "INTERNAL"
-        case .unavailable: "UNAVAILABLE"
-        case .dataLoss: "DATA_LOSS"
-        case .unauthenticated: "UNAUTHENTICATED"
-        default: "CODE_\(rawValue)"
-        }
-    }
-}
-
 /// SplitMix64: a cheap per-worker generator for picking leases and
 /// operations, which need no cryptographic quality.
 struct SplitMix64: RandomNumberGenerator {

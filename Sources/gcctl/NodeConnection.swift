@@ -18,7 +18,7 @@ enum NodeConnection {
                 try await body(DistributedGc_DistributedGCService.Client(wrapping: client))
             }
         } catch let error as RPCError {
-            throw ValidationError(describe(error, endpoint: options.endpoint))
+            throw CommandFailure(describe(error, endpoint: options.endpoint))
         }
     }
 
@@ -34,7 +34,7 @@ enum NodeConnection {
                 try await body(DistributedGc_ClusterService.Client(wrapping: client))
             }
         } catch let error as RPCError {
-            throw ValidationError(describe(error, endpoint: options.endpoint))
+            throw CommandFailure(describe(error, endpoint: options.endpoint))
         }
     }
 
@@ -55,10 +55,43 @@ enum NodeConnection {
     static func describe(_ error: RPCError, endpoint: String) -> String {
         switch error.code {
         case .unavailable: "node at \(endpoint) is unavailable: \(error.message)"
-        default: "\(error.code): \(error.message)"
+        default: "\(error.code.statusName): \(error.message)"
         }
     }
 }
+
+/// A call that the node refused or could not answer: printed as
+/// `Error: <message>` with exit status 1 (no usage text: the command line was fine).
+struct CommandFailure: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+extension RPCError.Code {
+    /// The canonical gRPC status name, as in `RenewLeaseResult.error_code`.
+    var statusName: String {
+        switch self {
+        case .cancelled: "CANCELLED"
+        case .unknown: "UNKNOWN"
+        case .invalidArgument: "INVALID_ARGUMENT"
+        case .deadlineExceeded: "DEADLINE_EXCEEDED"
+        case .notFound: "NOT_FOUND"
+        case .alreadyExists: "ALREADY_EXISTS"
+        case .permissionDenied: "PERMISSION_DENIED"
+        case .resourceExhausted: "RESOURCE_EXHAUSTED"
+        case .failedPrecondition: "FAILED_PRECONDITION"
+        case .aborted: "ABORTED"
+        case .outOfRange: "OUT_OF_RANGE"
+        case .unimplemented: "UNIMPLEMENTED"
+        case .internalError: "INTERNAL"
+        case .unavailable: "UNAVAILABLE"
+        case .dataLoss: "DATA_LOSS"
+        case .unauthenticated: "UNAUTHENTICATED"
+        default: "CODE_\(rawValue)"
+        }
+    }
+}
+
 
 extension ConnectionOptions {
     /// Call options with the `--timeout` deadline.

@@ -14,6 +14,8 @@ final class InMemoryCluster: Sendable {
     private let stores = Mutex<[NodeID: RaftLeaseStore]>([:])
     private let inboxes = Mutex<[NodeID: AsyncStream<[Message]>.Continuation]>([:])
     private let repliesToLose = Mutex(0)
+    /// Message batches handed to a node's inbox and not yet received.
+    private let inFlight = Mutex(0)
     private let forwards = Mutex(0)
 
     init(names: [String]) {
@@ -32,14 +34,17 @@ final class InMemoryCluster: Sendable {
         return store
     }
 
-    /// Builds the nodes, ticks them every millisecond of real time while
-    /// `body` runs, then stops.
+    /// Builds the nodes, ticks them while `body` runs, then stops.
+    ///
+    /// Raft's clock only advances while no message is waiting to be
+    /// received, so a busy machine (other tests running) cannot make
+    /// election timeouts fire faster than votes are delivered.
     func run(_ body: ([RaftLeaseStore]) async throws -> Void) async throws {
         var built: [RaftLeaseStore] = []
         for (i, member) in members.enumerated() {
             let settings = ClusterSettings(
                 local: member, bootstrapVoters: Set(members.map(\.id)), transport: Network(local: member, cluster: self),
-                electionTicks: 10, tickInterval: .milliseconds(2), requestTimeout: .seconds(10))
+                electionTicks: 10, tickInterval: .milliseconds(2), requestTimeout: .seconds(60))
             let store = try RaftLeaseStore(
                 storage: MemoryStorage(), limits: LeaseLimits(), clock: clock, logger: quietLogger,
                 cluster: settings, seed: UInt64(i + 1))
@@ -52,13 +57,18 @@ final class InMemoryCluster: Sendable {
                 let (stream, continuation) = AsyncStream.makeStream(of: [Message].self)
                 inboxes.withLock { $0[store.cluster.local.id] = continuation }
                 group.addTask {
-                    for await messages in stream { await store.receive(messages) }
+                    for await messages in stream {
+                        await store.receive(messages)
+                        self.inFlight.withLock { $0 -= 1 }
+                    }
                 }
             }
             let all = built
             group.addTask {
                 while !Task.isCancelled {
-                    for store in all { await store.tick() }
+                    if self.inFlight.withLock({ $0 }) == 0 {
+                        for store in all { await store.tick() }
+                    }
                     try await Task.sleep(for: .milliseconds(1))
                 }
             }
@@ -68,8 +78,10 @@ final class InMemoryCluster: Sendable {
         }
     }
 
-    /// Waits (bounded) until a node leads; returns it.
-    func waitForLeader(timeout: Duration = .seconds(10)) async throws -> RaftLeaseStore {
+    /// Waits (bounded) until a node leads; returns it. The bound is generous:
+    /// the CPU-bound Raft simulation suites can hold both cooperative threads
+    /// for tens of seconds while the whole test run is in parallel.
+    func waitForLeader(timeout: Duration = .seconds(120)) async throws -> RaftLeaseStore {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             for store in stores.withLock({ Array($0.values) }) where await store.status().role == .leader {
@@ -81,7 +93,10 @@ final class InMemoryCluster: Sendable {
     }
 
     fileprivate func deliver(_ messages: [Message], to id: NodeID) {
-        _ = inboxes.withLock { $0[id] }?.yield(messages)
+        guard let inbox = inboxes.withLock({ $0[id] }) else { return }
+        inFlight.withLock { $0 += 1 }
+        if case .enqueued = inbox.yield(messages) { return }
+        inFlight.withLock { $0 -= 1 }
     }
 
     fileprivate func forward(_ request: DistributedGc_Raft_ForwardRequest, to id: NodeID) async throws -> DistributedGc_Raft_ForwardResponse {
