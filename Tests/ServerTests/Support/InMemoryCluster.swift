@@ -16,11 +16,22 @@ final class InMemoryCluster: Sendable {
     private let repliesToLose = Mutex(0)
     /// Message batches handed to a node's inbox and not yet received.
     private let inFlight = Mutex(0)
+    /// Nodes cut off from every other node (messages both ways are lost).
+    private let isolated = Mutex<Set<NodeID>>([])
+    private let ticking = Mutex(true)
     private let forwards = Mutex(0)
 
     init(names: [String]) {
         members = names.enumerated().map { ClusterMember(name: $1, host: "127.0.0.1", port: 1000 + $0) }
     }
+
+    /// Cuts `id` off from the others (both directions), or heals it.
+    func isolate(_ id: NodeID, _ cut: Bool = true) {
+        isolated.withLock { if cut { $0.insert(id) } else { $0.remove(id) } }
+    }
+
+    /// Stops or restarts Raft's clock on every node.
+    func setTicking(_ on: Bool) { ticking.withLock { $0 = on } }
 
     /// Forwarded writes the leader received (each retry counts).
     var forwardCount: Int { forwards.withLock { $0 } }
@@ -66,7 +77,7 @@ final class InMemoryCluster: Sendable {
             let all = built
             group.addTask {
                 while !Task.isCancelled {
-                    if self.inFlight.withLock({ $0 }) == 0 {
+                    if self.inFlight.withLock({ $0 }) == 0, self.ticking.withLock({ $0 }) {
                         for store in all { await store.tick() }
                     }
                     try await Task.sleep(for: .milliseconds(1))
@@ -92,8 +103,9 @@ final class InMemoryCluster: Sendable {
         throw TestFailure("no leader within \(timeout)")
     }
 
-    fileprivate func deliver(_ messages: [Message], to id: NodeID) {
-        guard let inbox = inboxes.withLock({ $0[id] }) else { return }
+    fileprivate func deliver(_ messages: [Message], from sender: NodeID, to id: NodeID) {
+        let cut = isolated.withLock { $0.contains(sender) || $0.contains(id) }
+        guard !cut, let inbox = inboxes.withLock({ $0[id] }) else { return }
         inFlight.withLock { $0 += 1 }
         if case .enqueued = inbox.yield(messages) { return }
         inFlight.withLock { $0 -= 1 }
@@ -115,7 +127,7 @@ final class InMemoryCluster: Sendable {
         let cluster: InMemoryCluster
 
         func send(_ messages: [Message]) {
-            for (to, batch) in Dictionary(grouping: messages, by: \.to) { cluster.deliver(batch, to: to) }
+            for (to, batch) in Dictionary(grouping: messages, by: \.to) { cluster.deliver(batch, from: local.id, to: to) }
         }
         func takeUnreachable() -> Set<NodeID> { [] }
         func member(_ id: NodeID) -> ClusterMember? { cluster.members.first { $0.id == id } }
