@@ -43,8 +43,7 @@ public struct Sidecar: Sendable {
         self.logger = logger
         let metrics = SidecarMetrics()
         self.metrics = metrics
-        var cluster = Self.clusterSettings(config, logger: logger, metrics: metrics)
-        cluster.metrics = metrics
+        let cluster = Self.clusterSettings(config, logger: logger, metrics: metrics)
         // A new leader waits out the old one's term (an election timeout) and
         // the grace before reaping; alone, no other leader can exist.
         let holdOff = (config.isClustered ? cluster.electionTimeout : .zero) + .seconds(Int64(config.limits.cleanupGraceSeconds))
@@ -67,12 +66,14 @@ public struct Sidecar: Sendable {
         let local = config.peers.first { $0.name == config.nodeID }
             ?? ClusterMember(name: config.nodeID, host: config.raftHost == "0.0.0.0" ? "127.0.0.1" : config.raftHost, port: config.raftPort)
         let voters: Set<NodeID> = config.joinsExistingCluster ? [] : (config.peers.isEmpty ? [local.id] : Set(config.peers.map(\.id)))
-        return ClusterSettings(
+        var settings = ClusterSettings(
             local: local, bootstrapVoters: voters,
             transport: PeerTransport(local: local, members: config.peers, logger: logger, metrics: metrics),
             electionTicks: config.electionTicks,
             tickInterval: .milliseconds(Int64(config.heartbeatIntervalMilliseconds)),
             requestTimeout: .milliseconds(Int64(config.requestTimeoutMilliseconds)))
+        settings.metrics = metrics
+        return settings
     }
 
     /// The Raft log's home: an SQLite database in `GC_DATA_DIR`, or memory.

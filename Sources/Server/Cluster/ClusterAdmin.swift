@@ -196,7 +196,7 @@ public struct ClusterAdmin: Sendable {
 
     private func addMember(_ request: DistributedGc_AddMemberRequest) async throws -> ConfState {
         guard let member = ClusterMember(parsing: "\(request.nodeID)=\(request.raftAddress)"),
-              member.name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) }) else {
+              ClusterMember.isValidName(member.name) else {
             throw RPCError(code: .invalidArgument, message: "node_id must be letters, digits, '-', '_' or '.' and raft_address host:port (e.g. n4 and 10.0.0.4:50052)")
         }
         let conf = await store.status().conf

@@ -35,6 +35,13 @@ public struct ClusterMember: Hashable, Sendable, CustomStringConvertible {
         return hash == 0 ? 1 : hash
     }
 
+    /// Whether `name` can name a node (`GC_NODE_ID`, `GC_PEERS`, `gcctl
+    /// cluster add`): 1 to 128 ASCII letters, digits, '-', '_' or '.'.
+    public static func isValidName(_ name: String) -> Bool {
+        !name.isEmpty && name.utf8.count <= 128
+            && name.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) }
+    }
+
     /// Parses `name=host:port`; the membership context of a configuration
     /// change uses the same form.
     public init?(parsing text: some StringProtocol) {

@@ -5,14 +5,13 @@ import Synchronization
 /// waiting, the peer's stream task takes them in batches.
 ///
 /// Bounded: when the peer is slow or down, messages beyond the limit are
-/// dropped (and counted). Raft tolerates lost messages: it retries appends on
+/// dropped (``PeerTransport`` counts them in `gc_peer_messages_dropped_total`). Raft tolerates lost messages: it retries appends on
 /// the next heartbeat, and a dropped vote or heartbeat is like a lost packet.
 final class PeerOutbox: Sendable {
     private struct State {
         var messages: [Message] = []
         var waiter: CheckedContinuation<Void, Never>?
         var closed = false
-        var dropped: UInt64 = 0
     }
 
     private let state = Mutex(State())
@@ -32,7 +31,6 @@ final class PeerOutbox: Sendable {
             let room = max(0, limit - s.messages.count)
             s.messages.append(contentsOf: messages.prefix(room))
             let dropped = messages.count - min(room, messages.count)
-            s.dropped += UInt64(dropped)
             let w = s.waiter
             s.waiter = nil
             return (w, dropped)
@@ -56,9 +54,6 @@ final class PeerOutbox: Sendable {
             }
         }
     }
-
-    /// Messages dropped so far because the outbox was full.
-    var droppedCount: UInt64 { state.withLock { $0.dropped } }
 
     /// Forgets queued messages (the stream broke: they would be stale by the
     /// time it reconnects, and Raft resends what matters).

@@ -105,7 +105,9 @@ public final class PeerTransport: Sendable {
         let byPeer = Dictionary(grouping: messages, by: \.to)
         let targets = links.withLock { links in byPeer.keys.compactMap { id in links[id].map { (id, $0) } } }
         for (id, link) in targets {
-            if let batch = byPeer[id] { link.outbox.add(batch) }
+            guard let batch = byPeer[id] else { continue }
+            let dropped = link.outbox.add(batch)
+            if dropped > 0 { metrics?.recordDroppedPeerMessages(peer: link.member.name, count: dropped) }
         }
     }
 

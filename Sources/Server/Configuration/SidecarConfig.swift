@@ -178,7 +178,7 @@ struct EnvironmentReader {
 
     func string(_ key: String, default d: String) throws(SidecarConfig.Error) -> String {
         guard let v = raw(key) else { return d }
-        guard v.utf8.count <= 128, v.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) }) else {
+        guard ClusterMember.isValidName(v) else {
             throw .init(variable: key, message: "'\(v.prefix(40))' is not allowed: use up to 128 letters, digits, '-', '_' or '.'")
         }
         return v
@@ -242,8 +242,7 @@ struct EnvironmentReader {
         var members: [ClusterMember] = []
         for item in v.split(separator: ",", omittingEmptySubsequences: true) {
             let text = item.trimmingWhitespaceSubstring()
-            guard let member = ClusterMember(parsing: text),
-                  member.name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) }) else {
+            guard let member = ClusterMember(parsing: text), ClusterMember.isValidName(member.name) else {
                 throw .init(variable: "GC_PEERS", message: "'\(text.prefix(60))' is not name=host:port (e.g. n1=10.0.0.1:50052)")
             }
             guard !members.contains(where: { $0.name == member.name }) else {

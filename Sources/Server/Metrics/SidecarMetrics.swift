@@ -33,6 +33,7 @@ public final class SidecarMetrics: Sendable {
     private let leaderChanges: CoreMetrics.Counter
     private let forwardedWrites: CoreMetrics.Counter
     private let peerFailures = Mutex<[String: CoreMetrics.Counter]>([:])
+    private let peerDrops = Mutex<[String: CoreMetrics.Counter]>([:])
     private let observed = Mutex(LeaseStats())
     private let requestTimers = Mutex<[String: Metrics.Timer]>([:])
 
@@ -85,13 +86,22 @@ public final class SidecarMetrics: Sendable {
 
     /// The stream to `peer` broke (`gc_peer_stream_failures_total{peer=…}`).
     public func recordPeerFailure(peer: String) {
-        let counter = peerFailures.withLock { counters in
+        perPeer(peerFailures, "gc_peer_stream_failures_total", peer).increment()
+    }
+
+    /// Messages to `peer` dropped because its outbox was full
+    /// (`gc_peer_messages_dropped_total{peer=…}`).
+    public func recordDroppedPeerMessages(peer: String, count: Int) {
+        perPeer(peerDrops, "gc_peer_messages_dropped_total", peer).increment(by: Int64(count))
+    }
+
+    private func perPeer(_ counters: borrowing Mutex<[String: CoreMetrics.Counter]>, _ label: String, _ peer: String) -> CoreMetrics.Counter {
+        counters.withLock { counters in
             if let c = counters[peer] { return c }
-            let c = CoreMetrics.Counter(label: "gc_peer_stream_failures_total", dimensions: [("peer", peer)], factory: factory)
+            let c = CoreMetrics.Counter(label: label, dimensions: [("peer", peer)], factory: factory)
             counters[peer] = c
             return c
         }
-        counter.increment()
     }
 
     /// Brings counters and gauges in line with the state after an apply.
