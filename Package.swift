@@ -121,6 +121,36 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The chaos checkers: histories, a linearizability search, and the
+        // properties every run must keep. Pure Swift, shared by the in-process
+        // harness and the real-process chaos test.
+        .target(name: "ChaosCheck", swiftSettings: swiftSettings),
+        // The in-process chaos harness: real nodes (LeaseFSM, Raft, SQLite),
+        // a fault-injecting network, per-node clocks and disks, a workload.
+        .target(
+            name: "ChaosHarness",
+            dependencies: [
+                "ChaosCheck", "Server", "LeaseFSM", "Raft", "RaftSQLite", "GCProto",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // `swift run chaos --seed S …` (chaos/README.md).
+        .executableTarget(
+            name: "chaos",
+            dependencies: [
+                "ChaosHarness",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "ChaosTests",
+            dependencies: ["ChaosCheck", "ChaosHarness"],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "LeaseFSMTests",
             dependencies: [
@@ -152,6 +182,7 @@ let package = Package(
             name: "ClusterTests",
             dependencies: [
                 "GCProto",
+                "ChaosCheck",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "Hummingbird", package: "hummingbird"),

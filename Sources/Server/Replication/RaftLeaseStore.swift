@@ -395,6 +395,18 @@ public actor RaftLeaseStore: LeaseStore {
         while let task = snapshotTask { await task.value }
     }
 
+    /// Stops this store for good: every waiting write and read fails with
+    /// ``StoreError/Code/unavailable`` ("may or may not have been applied")
+    /// and nothing more is accepted, ticked or applied. What was persisted
+    /// stays; a new store over the same storage carries on (a restart).
+    public func shutDown(_ reason: String) {
+        guard fault == nil else { return }
+        fault = StoreError(.unavailable, reason)
+        faultDescription.withLock { $0 = reason }
+        cleanupGate.withLock { $0.isLeader = false }
+        failWaiters(StoreError(.unavailable, "\(reason); the command may or may not have been applied"))
+    }
+
     func poison(_ error: StoreError) {
         guard fault == nil else { return }
         fault = error

@@ -1,0 +1,120 @@
+import ChaosCheck
+import Foundation
+import LeaseFSM
+import Logging
+import Raft
+import RaftSQLite
+import Server
+import Synchronization
+
+/// One in-process node: the real store (LeaseFSM + Raft + SQLite in a temp
+/// directory), reaper and cleanup dispatcher, with its own clock and disk.
+/// It can be killed (its memory dropped, its SQLite file kept) and started
+/// again from that file.
+final class ChaosNode: Sendable {
+    /// The parts that live and die with one incarnation of the node.
+    struct Life: Sendable {
+        var incarnation: Int
+        var store: RaftLeaseStore
+        var chaosStore: ChaosStore
+        var reaper: Reaper
+        var dispatcher: CleanupDispatcher
+        var tasks: [Task<Void, Never>]
+    }
+
+    let member: ClusterMember
+    let directory: String
+    let clock: NodeClock
+    let disk = DiskFaults()
+    private let life = Mutex<Life?>(nil)
+    private let incarnations = Mutex(0)
+    /// Set while a start or a kill is under way: they never overlap.
+    private let changing = Mutex(false)
+
+    var name: String { member.name }
+
+    init(member: ClusterMember, directory: String, time: VirtualTime) {
+        self.member = member
+        self.directory = directory
+        self.clock = NodeClock(time: time)
+    }
+
+    var current: Life? { life.withLock { $0 } }
+    var isUp: Bool { current != nil }
+
+    /// Starts (or restarts) the node from its SQLite file.
+    func start(run: ChaosRun) async throws {
+        guard await begin() else { return }
+        defer { end() }
+        guard !isUp else { return }
+        let incarnation = incarnations.withLock { $0 += 1; return $0 }
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let sqlite = try SQLiteRaftStorage(path: directory + "/raft.sqlite", options: SQLiteRaftStorageOptions(synchronous: run.options.fsync ? .full : .normal))
+        let storage = FaultyStorage(inner: sqlite, faults: disk)
+        var settings = ClusterSettings(
+            local: member, bootstrapVoters: Set(run.members.map(\.id)),
+            transport: ChaosNetwork(local: member, incarnation: incarnation, fabric: run.fabric, members: run.members,
+                                    storeOf: { [weak run] name in run?.node(name)?.current?.store }),
+            electionTicks: run.options.electionTicks, tickInterval: run.options.realTick,
+            requestTimeout: run.options.requestTimeout)
+        settings.metrics = nil
+        let store = try RaftLeaseStore(
+            storage: storage, limits: run.limits, clock: clock, logger: run.logger,
+            snapshotThreshold: run.options.snapshotThreshold, cleanupHoldOff: run.options.cleanupHoldOff,
+            cluster: settings, seed: run.seed &+ UInt64(incarnation) &* 7919)
+        try await store.start()
+        let chaosStore = ChaosStore(inner: store, node: name, bugs: run.options.bugs, recorder: run.recorder, fabric: run.fabric)
+        let reaper = Reaper(store: chaosStore, logger: run.logger)
+        let dispatcher = CleanupDispatcher(
+            store: chaosStore, transport: CleanupSink(node: name, recorder: run.recorder, store: chaosStore),
+            timeout: .seconds(1), maxConcurrency: 16, metrics: run.metrics, logger: run.logger,
+            seed: run.seed ^ member.id)
+        // This incarnation is current before its tasks start: they run
+        // only while it is.
+        life.withLock {
+            $0 = Life(incarnation: incarnation, store: store, chaosStore: chaosStore, reaper: reaper,
+                      dispatcher: dispatcher, tasks: [])
+        }
+        let (inbox, continuation) = AsyncStream.makeStream(of: [Message].self)
+        run.fabric.attach(name, incarnation: incarnation, continuation: continuation)
+        let fabric = run.fabric
+        let receiver = Task {
+            for await messages in inbox {
+                await store.receive(messages)
+                fabric.received(by: self.name, incarnation: incarnation)
+            }
+        }
+        let cleanup = Task { await run.driveCleanup(on: self, reaper: reaper, dispatcher: dispatcher, incarnation: incarnation) }
+        life.withLock { $0?.tasks = [receiver, cleanup] }
+    }
+
+    /// Kills the node: it stops receiving, sending and serving at once; its
+    /// waiting clients get "may or may not have been applied"; what it
+    /// persisted stays on disk.
+    func kill(_ fabric: Fabric, reason: String = "killed") async {
+        guard await begin() else { return }
+        defer { end() }
+        guard let dead = life.withLock({ l -> Life? in defer { l = nil }; return l }) else { return }
+        fabric.detach(name)
+        for task in dead.tasks { task.cancel() }
+        await dead.store.shutDown("node \(name) was \(reason)")
+        await dead.store.settleSnapshots()
+        await dead.store.withStorage { ($0 as? FaultyStorage)?.close() }
+    }
+
+    /// Waits (bounded polling) until no other start or kill runs, and claims the node.
+    private func begin() async -> Bool {
+        while true {
+            if changing.withLock({ busy in
+                if busy { return false }
+                busy = true
+                return true
+            }) { return true }
+            do { try await Task.sleep(for: .milliseconds(1)) } catch { return false }
+        }
+    }
+
+    private func end() { changing.withLock { $0 = false } }
+
+    func isCurrent(_ incarnation: Int) -> Bool { current?.incarnation == incarnation }
+}

@@ -1,0 +1,541 @@
+import ChaosCheck
+import Foundation
+import LeaseFSM
+import Logging
+import Raft
+import Server
+import Synchronization
+
+/// One chaos run: a cluster of in-process nodes under a seeded fault
+/// schedule and a concurrent client workload, then healed, settled and
+/// checked.
+///
+/// The seed fixes the fault schedule, the workload's choices and Raft's
+/// election timers. Thread interleavings are not fixed (the nodes are real
+/// actors), so a failing seed is re-run a few times to reproduce.
+public final class ChaosRun: Sendable {
+    public let options: ChaosOptions
+    let seed: UInt64
+    let members: [ClusterMember]
+    let time = VirtualTime()
+    let fabric: Fabric
+    let recorder: HistoryRecorder
+    let limits: LeaseLimits
+    let logger: Logger
+    let metrics = SidecarMetrics()
+    let nodes: [ChaosNode]
+    let directory: String
+    private let state: Mutex<State>
+
+    private struct State {
+        var tick = 0
+        var sleepers: [(due: Int, continuation: CheckedContinuation<Void, Never>)] = []
+        var workloadStopped = false
+        var finished = false
+        var activeClients = 0
+        var knownLeases: [(LeaseID, ObjectKey)] = []
+        var random: Raft.SplitMix64
+        var faultLog: [String] = []
+        var maxAheadMs: Int64 = 0
+        var maxBehindMs: Int64 = 0
+        var lastLeader: (name: String, term: UInt64)?
+        var leaderChanges = 0
+    }
+
+    public init(options: ChaosOptions, logger: Logger = Logger(label: "chaos", factory: { _ in SwiftLogNoOpLogHandler() })) {
+        self.options = options
+        self.seed = options.seed
+        self.logger = logger
+        members = (1...options.nodes).map { ClusterMember(name: "n\($0)", host: "127.0.0.1", port: 7000 + $0) }
+        fabric = Fabric(members: members, seed: options.seed)
+        let time = self.time
+        recorder = HistoryRecorder(now: { time.now() })
+        var limits = LeaseLimits()
+        limits.minDurationSeconds = 1
+        limits.cleanupGraceSeconds = options.graceSeconds
+        limits.endedRetentionSeconds = 24 * 3600
+        self.limits = limits
+        directory = (options.directory as NSString).appendingPathComponent("chaos-\(options.seed)-\(UInt32.random(in: 0...UInt32.max))")
+        let directory = self.directory
+        nodes = members.map { ChaosNode(member: $0, directory: directory + "/" + $0.name, time: time) }
+        state = Mutex(State(random: Raft.SplitMix64(seed: options.seed ^ 0xC11E_4715)))
+    }
+
+    // MARK: Running
+
+    /// Runs the whole scenario and checks it.
+    public func run() async throws -> RunReport {
+        let began = ContinuousClock.now
+        let schedule = FaultSchedule(seed: seed, kinds: options.faults, nodes: options.nodes,
+                                     workloadTicks: options.workloadTicks, maxClockErrorMs: options.maxClockOffsetMs)
+        for node in nodes { try await node.start(run: self) }
+        state.withLock { $0.activeClients = options.clients }
+        var final: FinalState?
+        var extra: [Violation] = []
+        var healedAt: Int64 = 0
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.tickLoop() }
+            for client in 0..<options.clients {
+                group.addTask {
+                    await Workload(run: self).client(client)
+                    self.state.withLock { $0.activeClients -= 1 }
+                }
+            }
+            let faults = Task { await self.drive(schedule) }
+            await sleep(ticks: options.workloadTicks)
+            state.withLock { $0.workloadStopped = true }
+            // A fault still under way is undone by its own driver first.
+            await faults.value
+            await healEverything()
+            healedAt = time.now()
+            _ = await waitTicks(upTo: 20 * options.electionTicks) { self.state.withLock { $0.activeClients == 0 } }
+            let settleTicks = options.settleSeconds * 1000 / Int(options.millisecondsPerTick)
+            if await !waitTicks(upTo: settleTicks, every: 5, { await self.isSettled() }) {
+                extra.append(Violation(.convergence, "the cluster did not settle (a leader, every node caught up, no active lease, no pending cleanup) within \(options.settleSeconds) s after healing: \(await describeCluster())"))
+            }
+            do {
+                final = try await readFinalState()
+                extra += await convergence()
+            } catch {
+                extra.append(Violation(.convergence, "the final state could not be read after healing: \(error)"))
+            }
+            state.withLock { $0.finished = true }
+            wakeAll()
+        }
+        let settledAt = time.now()
+        for node in nodes { await node.kill(fabric, reason: "stopped at the end of the run") }
+        let bounds = checkBounds(healedAt: healedAt)
+        var report = HistoryChecker(bounds: bounds).check(
+            operations: recorder.operations, deliveries: recorder.deliveries, leaders: recorder.leaderObservations,
+            final: final ?? FinalState(leases: [:], jobs: []), settledAtMs: settledAt)
+        report.violations += extra
+        if report.passed || !options.keepFailedData { try? FileManager.default.removeItem(atPath: directory) }
+        let counters = fabric.counters
+        return RunReport(
+            options: options, schedule: schedule, faultLog: state.withLock { $0.faultLog },
+            operations: recorder.operations, deliveries: recorder.deliveries.count,
+            duplicateDeliveries: report.duplicateDeliveries, leaderChanges: state.withLock { $0.leaderChanges },
+            messagesDropped: counters.dropped, messagesDuplicated: counters.duplicated, messagesDelayed: counters.delayed,
+            simulatedMilliseconds: settledAt - 1_800_000_000_000, realDuration: ContinuousClock.now - began,
+            violations: report.violations, undecidedLeases: report.undecidedLeases, clockErrorMs: bounds.clockErrorMs,
+            dataDirectory: report.passed ? nil : directory)
+    }
+
+    func checkBounds(healedAt: Int64) -> CheckBounds {
+        let error = state.withLock { $0.maxAheadMs + $0.maxBehindMs }
+        let tick = options.millisecondsPerTick
+        let election = Int64(options.electionTicks) * tick
+        let holdOff = election + Int64(options.graceSeconds) * 1000
+        // A reap pass, the hold-off after an election, two election rounds and
+        // the confirmation round, plus a second of slack for the pacing.
+        let latency = Int64(options.reapEveryTicks) * tick + holdOff + 4 * election + 1000
+        return CheckBounds(clockErrorMs: error, graceMs: Int64(options.graceSeconds) * 1000,
+                           expiryLatencyMs: latency, healedAtMs: healedAt, deliveriesCarryConfirmation: true)
+    }
+
+    // MARK: Time
+
+    /// Advances the simulated time one tick at a time, ticks every live node's
+    /// Raft, and lets the messages that caused settle before the next tick.
+    private func tickLoop() async {
+        while !state.withLock({ $0.finished }) {
+            time.advance(by: options.millisecondsPerTick)
+            fabric.tick()
+            let tick = state.withLock { $0.tick += 1; return $0.tick }
+            for node in nodes {
+                if let life = node.current, !fabric.isPaused(node.name) { await life.store.tick() }
+            }
+            await observeLeaders()
+            let due = state.withLock { s -> [CheckedContinuation<Void, Never>] in
+                let ready = s.sleepers.filter { $0.due <= tick }.map(\.continuation)
+                s.sleepers.removeAll { $0.due <= tick }
+                return ready
+            }
+            for continuation in due { continuation.resume() }
+            let deadline = ContinuousClock.now + .milliseconds(20)
+            while fabric.inFlight > 0, ContinuousClock.now < deadline {
+                try? await Task.sleep(for: .microseconds(200))
+            }
+            try? await Task.sleep(for: options.realTick)
+        }
+        wakeAll()
+    }
+
+    /// Waits `ticks` simulated ticks (returns at once when the run is over).
+    func sleep(ticks: Int) async {
+        await withCheckedContinuation { continuation in
+            let resumeNow = state.withLock { s -> Bool in
+                if s.finished { return true }
+                s.sleepers.append((s.tick + max(1, ticks), continuation))
+                return false
+            }
+            if resumeNow { continuation.resume() }
+        }
+    }
+
+    private func wakeAll() {
+        let all = state.withLock { s -> [CheckedContinuation<Void, Never>] in
+            defer { s.sleepers.removeAll() }
+            return s.sleepers.map(\.continuation)
+        }
+        for continuation in all { continuation.resume() }
+    }
+
+    /// Polls `condition` every `every` ticks for at most `limit` ticks.
+    private func waitTicks(upTo limit: Int, every: Int = 1, _ condition: () async -> Bool) async -> Bool {
+        var waited = 0
+        while waited <= limit {
+            if await condition() { return true }
+            await sleep(ticks: every)
+            waited += every
+        }
+        return false
+    }
+
+    var workloadStopped: Bool { state.withLock { $0.workloadStopped } }
+
+    // MARK: Nodes
+
+    func node(_ name: String) -> ChaosNode? { nodes.first { $0.name == name } }
+
+    /// A random node for a client call; nil when the pick is down (a refused
+    /// connection: the client tries again next turn, nothing is recorded).
+    func randomLiveNode(using random: inout Raft.SplitMix64) -> (String, ChaosStore)? {
+        let node = nodes[Int.random(in: 0..<nodes.count, using: &random)]
+        guard let life = node.current else { return nil }
+        return (node.name, life.chaosStore)
+    }
+
+    func learn(_ lease: LeaseID, object: ObjectKey) {
+        state.withLock { $0.knownLeases.append((lease, object)) }
+    }
+
+    func knownLease(using random: inout Raft.SplitMix64) -> (LeaseID, ObjectKey)? {
+        state.withLock { $0.knownLeases.randomElement(using: &random) }
+    }
+
+    private func observeLeaders() async {
+        for node in nodes {
+            guard let life = node.current, !fabric.isPaused(node.name) else { continue }
+            let status = await life.store.status()
+            guard status.role == .leader else { continue }
+            recorder.observeLeader(node.name, term: status.term)
+            // A new leader is one in a higher term than any seen before (an
+            // isolated old leader may still believe it leads meanwhile).
+            state.withLock { s in
+                if status.term > s.lastLeader?.term ?? 0 {
+                    if s.lastLeader != nil { s.leaderChanges += 1 }
+                    s.lastLeader = (node.name, status.term)
+                }
+            }
+        }
+    }
+
+    /// The node that leads in the highest term, if any.
+    func currentLeader() async -> ChaosNode? {
+        var best: (ChaosNode, UInt64)?
+        for node in nodes {
+            guard let life = node.current, !fabric.isPaused(node.name) else { continue }
+            let status = await life.store.status()
+            if status.role == .leader, status.term > best?.1 ?? 0 { best = (node, status.term) }
+        }
+        return best?.0
+    }
+
+    /// The reaper every `reapEveryTicks` and the dispatcher every tick, on
+    /// the simulated clock, while this incarnation of `node` lives.
+    func driveCleanup(on node: ChaosNode, reaper: Reaper, dispatcher: CleanupDispatcher, incarnation: Int) async {
+        await withDiscardingTaskGroup { deliveries in
+            var ticks = 0
+            while node.isCurrent(incarnation), !state.withLock({ $0.finished }) {
+                await sleep(ticks: 1)
+                guard node.isCurrent(incarnation), !fabric.isPaused(node.name) else { continue }
+                ticks += 1
+                if ticks % options.reapEveryTicks == 0 { _ = try? await reaper.reapOnce(now: node.clock.now()) }
+                guard let jobs = try? await dispatcher.claimDueJobs(now: node.clock.now()) else { continue }
+                for job in jobs { deliveries.addTask { await dispatcher.attempt(job) } }
+            }
+        }
+    }
+
+    // MARK: Faults
+
+    private func log(_ line: String) {
+        let tick = state.withLock { $0.tick }
+        state.withLock { $0.faultLog.append("tick \(tick): \(line)") }
+        logger.info("\(line)", metadata: ["tick": "\(tick)"])
+    }
+
+    /// Runs the schedule: each fault starts at its tick and is undone after
+    /// its duration.
+    private func drive(_ schedule: FaultSchedule) async {
+        for fault in schedule.faults {
+            let now = state.withLock { $0.tick }
+            if fault.startTick > now { await sleep(ticks: fault.startTick - now) }
+            if workloadStopped { return }
+            await inject(fault)
+        }
+    }
+
+    private func pick(_ target: FaultTarget) async -> ChaosNode {
+        let leader = await currentLeader()
+        switch target {
+        case .leader:
+            if let leader { return leader }
+        case .follower:
+            let followers = nodes.filter { $0 !== leader && $0.isUp }
+            if let node = state.withLock({ s in followers.randomElement(using: &s.random) }) { return node }
+        case .any:
+            break
+        }
+        return state.withLock { s in nodes.randomElement(using: &s.random)! }
+    }
+
+    private func others(than names: Set<String>) -> [String] { nodes.map(\.name).filter { !names.contains($0) } }
+
+    private func cutBetween(_ a: [String], _ b: [String]) {
+        for x in a { for y in b { fabric.cut(from: x, to: y); fabric.cut(from: y, to: x) } }
+    }
+
+    private func trackClock(_ offset: Int64) {
+        state.withLock { s in
+            s.maxAheadMs = max(s.maxAheadMs, offset)
+            s.maxBehindMs = max(s.maxBehindMs, -offset)
+        }
+    }
+
+    /// Applies `fault`, waits its duration, and undoes it.
+    private func inject(_ fault: ScheduledFault) async {
+        let duration = fault.durationTicks
+        switch fault.kind {
+        case .kill:
+            let node = await pick(fault.target)
+            log("kill \(node.name) (\(fault.target.rawValue))")
+            await node.kill(fabric)
+            await sleep(ticks: duration)
+            await restart(node)
+        case .partition:
+            let shuffled = state.withLock { s in nodes.map(\.name).shuffled(using: &s.random) }
+            let minority = Array(shuffled.prefix((nodes.count - 1) / 2))
+            log("partition \(minority) | \(others(than: Set(minority)))")
+            cutBetween(minority, others(than: Set(minority)))
+            await sleep(ticks: duration)
+            heal("partition")
+        case .oneWay:
+            let node = await pick(fault.target)
+            if fault.magnitude == 0 {
+                log("\(node.name) stops receiving (one-way)")
+                for other in others(than: [node.name]) { fabric.cut(from: other, to: node.name) }
+            } else {
+                log("\(node.name) stops sending (one-way)")
+                for other in others(than: [node.name]) { fabric.cut(from: node.name, to: other) }
+            }
+            await sleep(ticks: duration)
+            heal("one-way")
+        case .isolateLeader:
+            let node = await pick(.leader)
+            log("isolate leader \(node.name)")
+            cutBetween([node.name], others(than: [node.name]))
+            await sleep(ticks: duration)
+            heal("isolation")
+        case .bridge:
+            let shuffled = state.withLock { s in nodes.map(\.name).shuffled(using: &s.random) }
+            let half = (shuffled.count - 1) / 2
+            let left = Array(shuffled.prefix(half)), bridge = shuffled[half], right = Array(shuffled.suffix(from: half + 1))
+            log("bridge: \(left) – \(bridge) – \(right)")
+            cutBetween(left, right)
+            await sleep(ticks: duration)
+            heal("bridge")
+        case .ring:
+            let ring = state.withLock { s in nodes.map(\.name).shuffled(using: &s.random) }
+            log("majority ring \(ring)")
+            for (i, a) in ring.enumerated() {
+                for (j, b) in ring.enumerated() where i != j {
+                    let distance = min((i - j + ring.count) % ring.count, (j - i + ring.count) % ring.count)
+                    if distance > 1 { fabric.cut(from: a, to: b) }
+                }
+            }
+            await sleep(ticks: duration)
+            heal("ring")
+        case .lossy:
+            log("lossy network: drop 15%, duplicate 15%, delay/reorder 25%, lose 20% of forwarded answers")
+            fabric.setLoss(Fabric.Loss(drop: 0.15, duplicate: 0.15, delay: 0.25, loseReply: 0.2))
+            await sleep(ticks: duration)
+            fabric.setLoss(Fabric.Loss())
+            log("network clean")
+        case .clockSkew:
+            let node = await pick(fault.target)
+            log("\(node.name)'s clock drifts to \(fault.magnitude) ms over \(duration) ticks")
+            for step in 1...duration {
+                let offset = fault.magnitude * Int64(step) / Int64(duration)
+                trackClock(offset)
+                node.clock.offsetMilliseconds = offset
+                await sleep(ticks: 1)
+            }
+            node.clock.offsetMilliseconds = 0
+            log("\(node.name)'s clock corrected")
+        case .clockJump:
+            let node = await pick(fault.target)
+            log("\(node.name)'s clock jumps \(fault.magnitude) ms")
+            trackClock(fault.magnitude)
+            node.clock.offsetMilliseconds = fault.magnitude
+            await sleep(ticks: duration)
+            node.clock.offsetMilliseconds = 0
+            log("\(node.name)'s clock jumps back")
+        case .slowDisk:
+            let node = await pick(fault.target)
+            log("\(node.name)'s fsyncs take \(fault.magnitude) µs")
+            node.disk.state.withLock { $0.slowMicroseconds = UInt32(fault.magnitude) }
+            await sleep(ticks: duration)
+            node.disk.state.withLock { $0.slowMicroseconds = 0 }
+            log("\(node.name)'s disk is fast again")
+        case .failDisk:
+            let node = await pick(fault.target)
+            log("\(node.name)'s fsyncs fail")
+            node.disk.state.withLock { $0.failing = true }
+            await sleep(ticks: duration)
+            node.disk.state.withLock { $0.failing = false }
+            await node.kill(fabric, reason: "restarted after its disk failed")
+            await restart(node)
+        case .pause:
+            let node = await pick(fault.target)
+            log("pause \(node.name) (\(fault.target.rawValue))")
+            fabric.pause(node.name)
+            await sleep(ticks: duration)
+            fabric.resume(node.name)
+            log("resume \(node.name)")
+        case .leaderChurn:
+            for round in 1...3 {
+                let node = await pick(.leader)
+                log("leader churn \(round)/3: isolate \(node.name)")
+                cutBetween([node.name], others(than: [node.name]))
+                await sleep(ticks: duration / 6)
+                heal("leader churn \(round)/3")
+                await sleep(ticks: duration / 6)
+            }
+        }
+    }
+
+    private func heal(_ what: String) {
+        fabric.healLinks()
+        log("healed \(what)")
+    }
+
+    private func restart(_ node: ChaosNode) async {
+        guard !node.isUp else { return }
+        do {
+            try await node.start(run: self)
+            log("restarted \(node.name)")
+        } catch {
+            log("could not restart \(node.name): \(error)")
+        }
+    }
+
+    /// Ends every fault: links, loss, pauses, clocks, disks, dead nodes.
+    private func healEverything() async {
+        fabric.healLinks()
+        fabric.setLoss(Fabric.Loss())
+        fabric.flushDelayed()
+        for node in nodes {
+            fabric.resume(node.name)
+            node.clock.offsetMilliseconds = 0
+            let failing = node.disk.state.withLock { s -> Bool in
+                defer { s = DiskFaults.State() }
+                return s.failing
+            }
+            if failing { await node.kill(fabric, reason: "restarted after its disk failed") }
+            await restart(node)
+        }
+        log("healed everything")
+    }
+
+    // MARK: Settling and the final state
+
+    private func isSettled() async -> Bool {
+        guard let leader = await currentLeader(), let life = leader.current else { return false }
+        let commit = await life.store.status().commit
+        for node in nodes {
+            guard let other = node.current, await other.store.status().applied >= commit else { return false }
+        }
+        let state = await life.store.appliedState
+        return state.activeLeaseCount == 0 && state.pendingCleanupCount == 0
+    }
+
+    private func describeCluster() async -> String {
+        var parts: [String] = []
+        for node in nodes {
+            guard let life = node.current else {
+                parts.append("\(node.name): down")
+                continue
+            }
+            let status = await life.store.status()
+            let state = await life.store.appliedState
+            parts.append("\(node.name): \(status.role) term \(status.term) commit \(status.commit) applied \(status.applied), \(state.activeLeaseCount) active, \(state.pendingCleanupCount) pending cleanups")
+        }
+        return parts.joined(separator: "; ")
+    }
+
+    /// Reads every known lease linearizably through the leader (recorded as
+    /// history operations, so lost writes show up as linearizability
+    /// violations too) and the full final state.
+    private func readFinalState() async throws -> FinalState {
+        guard let leader = await currentLeader(), let life = leader.current else {
+            throw ChaosError("no leader after healing")
+        }
+        let known = state.withLock { $0.knownLeases }
+        let ops = known.map { recorder.invoke(client: -1, node: leader.name, kind: .get, leaseID: $0.0.rawValue, object: objectName($0.1)) }
+        let machine = try await life.chaosStore.read(.linearizable) { $0 }
+        for (op, lease) in zip(ops, known) { recorder.complete(op, .ok(machine.lease(lease.0).map(view))) }
+        var leases: [String: FinalState.Lease] = [:]
+        var jobs: [JobID: FinalState.Job] = [:]
+        var after: LeaseID?
+        repeat {
+            let page = machine.listLeases(LeaseStateMachine.LeaseFilter(), after: after, limit: 1000)
+            for lease in page.leases {
+                leases[lease.id.rawValue] = FinalState.Lease(view: view(lease), endedAtMs: lease.endedAt?.milliseconds)
+                if let id = lease.cleanupJobID, let job = machine.job(id) {
+                    let jobState: FinalState.Job.State = switch job.state {
+                    case .pending: .pending
+                    case .succeeded: .succeeded
+                    case .deadLettered: .deadLettered
+                    case .superseded: .superseded
+                    }
+                    jobs[id] = FinalState.Job(id: id, object: objectName(job.object), incarnation: job.incarnation, leaseID: job.leaseID.rawValue,
+                                              state: jobState, idempotencyKey: job.idempotencyKey, attempts: job.attempts)
+                }
+            }
+            after = page.next
+        } while after != nil
+        return FinalState(leases: leases, jobs: Array(jobs.values))
+    }
+
+    /// g: every node reaches the leader's applied index and the same state.
+    private func convergence() async -> [Violation] {
+        guard let leader = await currentLeader(), let life = leader.current else {
+            return [Violation(.convergence, "no leader to compare with")]
+        }
+        let target = await life.store.status().applied
+        let caughtUp = await waitTicks(upTo: 400, every: 2) {
+            for node in self.nodes {
+                guard let other = node.current, await other.store.status().applied >= target else { return false }
+            }
+            return true
+        }
+        guard caughtUp else { return [Violation(.convergence, "not every node applied index \(target) after healing: \(await describeCluster())")] }
+        let reference = await life.store.appliedState
+        var violations: [Violation] = []
+        for node in nodes where node !== leader {
+            guard let other = node.current else { continue }
+            let state = await other.store.appliedState
+            if state.appliedIndex == reference.appliedIndex, state != reference {
+                violations.append(Violation(.convergence, "\(node.name)'s state at index \(state.appliedIndex) differs from \(leader.name)'s: \(state.activeLeaseCount) vs \(reference.activeLeaseCount) active, \(state.retainedLeaseCount) vs \(reference.retainedLeaseCount) leases, \(state.pendingCleanupCount) vs \(reference.pendingCleanupCount) pending cleanups"))
+            }
+        }
+        return violations
+    }
+}
+
+struct ChaosError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
