@@ -1,3 +1,4 @@
+import ChaosCheck
 import Foundation
 import Hummingbird
 import Logging
@@ -5,8 +6,16 @@ import NIOCore
 import Synchronization
 
 /// A local HTTP cleanup target that records every delivery: which object,
-/// which node delivered it (`X-GC-Node`), and when.
+/// which node delivered it (`X-GC-Node`), and when. `POST /cleanup`
+/// succeeds; `POST /flaky` fails the first attempt (503), then succeeds.
+/// With a recorder, deliveries also go into a chaos history.
 final class CleanupSink: Sendable {
+    let recorder: HistoryRecorder?
+
+    init(recorder: HistoryRecorder? = nil) {
+        self.recorder = recorder
+    }
+
     struct Delivery: Sendable {
         var objectID: String
         var node: String
@@ -21,18 +30,30 @@ final class CleanupSink: Sendable {
     /// Runs the sink on 127.0.0.1:0 for the duration of `body`, passing its URL.
     func run(_ body: (String) async throws -> Void) async throws {
         let router = Router()
-        router.post("/cleanup") { request, _ -> Response in
-            let bytes = try await request.body.collect(upTo: 1 << 20)
-            let json = (try? JSONSerialization.jsonObject(with: Data(bytes.readableBytesView))) as? [String: Any] ?? [:]
-            var headers: [String: String] = [:]
-            for field in request.headers { headers[field.name.canonicalName.lowercased()] = field.value }
-            let delivery = Delivery(
-                objectID: json["object_id"] as? String ?? "?",
-                node: headers["x-gc-node"] ?? "?",
-                idempotencyKey: headers["idempotency-key"] ?? "?",
-                at: .now)
-            self.state.withLock { $0.append(delivery) }
-            return Response(status: .ok)
+        for path in ["cleanup", "flaky"] {
+            router.post(RouterPath(stringLiteral: "/\(path)")) { request, _ -> Response in
+                let bytes = try await request.body.collect(upTo: 1 << 20)
+                let json = (try? JSONSerialization.jsonObject(with: Data(bytes.readableBytesView))) as? [String: Any] ?? [:]
+                var headers: [String: String] = [:]
+                for field in request.headers { headers[field.name.canonicalName.lowercased()] = field.value }
+                let delivery = Delivery(
+                    objectID: json["object_id"] as? String ?? "?",
+                    node: headers["x-gc-node"] ?? "?",
+                    idempotencyKey: headers["idempotency-key"] ?? "?",
+                    at: .now)
+                self.state.withLock { $0.append(delivery) }
+                let attempt = (json["attempt"] as? NSNumber)?.uint32Value ?? 1
+                let succeeded = path == "cleanup" || attempt > 1
+                self.recorder?.deliver { seq, at in
+                    ChaosCheck.Delivery(
+                        node: delivery.node, object: "\(json["object_type"] as? String ?? "?")/\(delivery.objectID)",
+                        incarnation: (json["incarnation"] as? NSNumber)?.uint64Value ?? 0,
+                        leaseID: json["lease_id"] as? String ?? "?", idempotencyKey: delivery.idempotencyKey,
+                        fencingToken: (json["fencing_token"] as? NSNumber)?.uint64Value ?? 0, attempt: attempt,
+                        atMs: at, seq: seq, succeeded: succeeded, confirmation: nil)
+                }
+                return Response(status: succeeded ? .ok : .serviceUnavailable)
+            }
         }
         let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
         let app = Application(

@@ -1,0 +1,113 @@
+import ChaosCheck
+import Foundation
+import GCProto
+import GRPCCore
+import Synchronization
+import Testing
+
+/// Three real `gc-sidecar` processes under load while the leader and a
+/// follower are killed (`kill -9`) and paused (`SIGSTOP`/`SIGCONT`) in turn;
+/// the recorded history goes through the same checkers as the in-process
+/// harness (all but the leadership-check one, which needs the nodes' insides).
+@Suite(.serialized) struct RealProcessChaosTests {
+    static let rounds = ProcessInfo.processInfo.environment["CHAOS_PROCESS_ROUNDS"].flatMap(Int.init) ?? 8
+
+    @Test func killAndPauseLeaderAndFollowerUnderLoad() async throws {
+        let recorder = HistoryRecorder(now: hostMilliseconds)
+        let sink = CleanupSink(recorder: recorder)
+        try await sink.run { url in
+            let base = String(url.dropLast("cleanup".count))
+            try await withProcessCluster(environment: ["GC_LOG_LEVEL": "warning"]) { cluster in
+                try await cluster.waitForLeader()
+                let workload = ProcessWorkload(cluster: cluster, recorder: recorder, endpoints: [base + "cleanup", base + "flaky"])
+                var faults: [String] = []
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for index in 0..<4 { group.addTask { await workload.client(index) } }
+                    for round in 0..<Self.rounds {
+                        try await Task.sleep(for: .milliseconds(1500))
+                        let leader = try await cluster.waitForLeader()
+                        let victim = round % 2 == 0 ? leader : (leader + 1 + round / 2 % 2) % cluster.nodes.count
+                        let node = cluster.nodes[victim]
+                        let role = victim == leader ? "leader" : "follower"
+                        if round % 4 < 2 {
+                            faults.append("kill -9 \(role) \(node.name)")
+                            node.kill9()
+                            try await Task.sleep(for: .milliseconds(1500))
+                            try node.start()
+                        } else {
+                            faults.append("SIGSTOP \(role) \(node.name)")
+                            node.pause()
+                            try await Task.sleep(for: .milliseconds(2000))
+                            node.resume()
+                        }
+                    }
+                    workload.stopped.withLock { $0 = true }
+                    try await group.waitForAll()
+                }
+                let healedAt = hostMilliseconds()
+                // Settle: every lease ends (holders stopped renewing) and every
+                // cleanup finishes.
+                let leader = try await cluster.waitForLeader()
+                let settled = try await cluster.eventually("the cluster to settle", timeout: .seconds(45)) { () -> [DistributedGc_LeaseInfo]? in
+                    let leases = try await listAll(cluster, via: leader)
+                    let busy = leases.contains { $0.state == .active || $0.cleanupState == .cleanupPending }
+                    return busy ? nil : leases
+                }
+                for lease in workload.known.withLock({ $0 }) {
+                    await workload.get(lease.id, object: lease.object, linearizable: true, via: leader, client: -1)
+                }
+                let final = finalState(settled, deliveries: recorder.deliveries)
+                let bounds = CheckBounds(clockErrorMs: 50, graceMs: 0, expiryLatencyMs: 6_000, healedAtMs: healedAt,
+                                         deliveriesCarryConfirmation: false)
+                let report = HistoryChecker(bounds: bounds).check(
+                    operations: recorder.operations, deliveries: recorder.deliveries, leaders: [], final: final,
+                    settledAtMs: hostMilliseconds())
+                let operations = recorder.operations.filter { $0.client >= 0 }
+                let acknowledged = operations.filter { if case .ok = $0.outcome { true } else { false } }.count
+                print("real-process chaos: \(operations.count) operations (\(acknowledged) ok), \(recorder.deliveries.count) cleanup deliveries, faults: \(faults.joined(separator: ", "))")
+                #expect(acknowledged > 100, "the workload made too little progress to mean anything")
+                #expect(recorder.deliveries.count > 10, "too few cleanups were delivered to mean anything")
+                #expect(report.passed, "\(report.violations.prefix(10).map(\.description).joined(separator: "\n"))\n\(cluster.logs())")
+            }
+        }
+    }
+}
+
+/// Every lease, linearizably, through node `i`.
+private func listAll(_ cluster: ProcessCluster, via i: Int) async throws -> [DistributedGc_LeaseInfo] {
+    var leases: [DistributedGc_LeaseInfo] = []
+    var token = ""
+    repeat {
+        var request = DistributedGc_ListLeasesRequest()
+        request.limit = 1000
+        request.pageToken = token
+        let page = try await cluster.leases[i].listLeases(request, options: ProcessCluster.fast)
+        leases += page.leases
+        token = page.nextPageToken
+    } while !token.isEmpty
+    return leases
+}
+
+/// The final state as the wire shows it: each lease, and a job per lease
+/// that carries its object's cleanup (its idempotency key is the one the
+/// sink saw for that incarnation).
+private func finalState(_ leases: [DistributedGc_LeaseInfo], deliveries: [ChaosCheck.Delivery]) -> FinalState {
+    var final = FinalState(leases: [:], jobs: [])
+    let keys = Dictionary(grouping: deliveries, by: { "\($0.object)#\($0.incarnation)" }).mapValues { $0[0].idempotencyKey }
+    for (i, lease) in leases.enumerated() {
+        let leaseView = view(lease)
+        final.leases[lease.leaseID] = FinalState.Lease(
+            view: leaseView, endedAtMs: lease.hasEndedAt ? milliseconds(lease.endedAt) : nil)
+        let state: FinalState.Job.State
+        switch lease.cleanupState {
+        case .cleanupPending: state = .pending
+        case .cleanupSucceeded: state = .succeeded
+        case .cleanupDeadLettered: state = .deadLettered
+        default: continue
+        }
+        final.jobs.append(FinalState.Job(
+            id: UInt64(i), object: leaseView.object, incarnation: lease.incarnation, leaseID: lease.leaseID, state: state,
+            idempotencyKey: keys["\(leaseView.object)#\(lease.incarnation)"] ?? "(never delivered)", attempts: lease.cleanupAttempts))
+    }
+    return final
+}
