@@ -50,7 +50,7 @@ final class ChaosNode: Sendable {
         let incarnation = incarnations.withLock { $0 += 1; return $0 }
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let sqlite = try SQLiteRaftStorage(path: directory + "/raft.sqlite", options: SQLiteRaftStorageOptions(synchronous: run.options.fsync ? .full : .normal))
-        let storage = FaultyStorage(inner: sqlite, faults: disk)
+        let storage = FaultyStorage(inner: sqlite, faults: disk, unsynced: run.options.bugs.contains(.unsyncedAcks))
         var settings = ClusterSettings(
             local: member, bootstrapVoters: Set(run.members.map(\.id)),
             transport: ChaosNetwork(local: member, incarnation: incarnation, fabric: run.fabric, members: run.members,
@@ -66,7 +66,8 @@ final class ChaosNode: Sendable {
         let chaosStore = ChaosStore(inner: store, node: name, bugs: run.options.bugs, recorder: run.recorder, fabric: run.fabric)
         let reaper = Reaper(store: chaosStore, logger: run.logger)
         let dispatcher = CleanupDispatcher(
-            store: chaosStore, transport: CleanupSink(node: name, recorder: run.recorder, store: chaosStore),
+            store: chaosStore,
+            transport: CleanupSink(node: name, recorder: run.recorder, store: chaosStore, isAlive: { [weak self] in self?.isCurrent(incarnation) ?? false }),
             timeout: .seconds(1), maxConcurrency: 16, metrics: run.metrics, logger: run.logger,
             seed: run.seed ^ member.id)
         // This incarnation is current before its tasks start: they run

@@ -33,6 +33,10 @@ public struct ChaosOptions: Sendable {
     public var settleSeconds = 60
     /// Where temp directories go.
     public var directory = NSTemporaryDirectory()
+    /// Real time after which a run counts as stuck (a liveness failure).
+    public var realTimeLimit: Duration = .seconds(120)
+    /// Print each fault to stderr as it happens (a stuck run shows where).
+    public var trace = false
     /// Keep the SQLite files of a failed run.
     public var keepFailedData = true
 
@@ -54,6 +58,7 @@ public struct ChaosOptions: Sendable {
         if clients != 6 { command += " --clients \(clients)" }
         if bugs.contains(.followerReaps) { command += " --inject-bug follower-reaps" }
         if bugs.contains(.staleLinearizableReads) { command += " --inject-bug stale-reads" }
+        if bugs.contains(.unsyncedAcks) { command += " --inject-bug unsynced-acks" }
         return command
     }
 }

@@ -38,6 +38,7 @@ public final class ChaosRun: Sendable {
         var faultLog: [String] = []
         var maxAheadMs: Int64 = 0
         var maxBehindMs: Int64 = 0
+        var timedOut = false
         var lastLeader: (name: String, term: UInt64)?
         var leaderChanges = 0
     }
@@ -75,6 +76,7 @@ public final class ChaosRun: Sendable {
         var healedAt: Int64 = 0
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.tickLoop() }
+            group.addTask { await self.watchdog() }
             for client in 0..<options.clients {
                 group.addTask {
                     await Workload(run: self).client(client)
@@ -101,6 +103,10 @@ public final class ChaosRun: Sendable {
             }
             state.withLock { $0.finished = true }
             wakeAll()
+            group.cancelAll()
+        }
+        if state.withLock({ $0.timedOut }) {
+            extra.append(Violation(.convergence, "the run did not finish within \(options.realTimeLimit) of real time (a node or the network was stuck; its nodes were stopped): \(await describeCluster())"))
         }
         let settledAt = time.now()
         for node in nodes { await node.kill(fabric, reason: "stopped at the end of the run") }
@@ -131,6 +137,18 @@ public final class ChaosRun: Sendable {
         let latency = Int64(options.reapEveryTicks) * tick + holdOff + 4 * election + 1000
         return CheckBounds(clockErrorMs: error, graceMs: Int64(options.graceSeconds) * 1000,
                            expiryLatencyMs: latency, healedAtMs: healedAt, deliveriesCarryConfirmation: true)
+    }
+
+    /// Ends a run that takes longer than `realTimeLimit` of real time: its
+    /// nodes are stopped (which also ends any storm of messages between them)
+    /// and the run is reported as stuck.
+    private func watchdog() async {
+        do { try await Task.sleep(for: options.realTimeLimit) } catch { return }
+        state.withLock { $0.timedOut = true }
+        log("watchdog: the run is stuck after \(options.realTimeLimit); stopping every node")
+        state.withLock { $0.finished = true }
+        wakeAll()
+        for node in nodes { await node.current?.store.shutDown("stopped by the watchdog") }
     }
 
     // MARK: Time
@@ -263,6 +281,7 @@ public final class ChaosRun: Sendable {
     private func log(_ line: String) {
         let tick = state.withLock { $0.tick }
         state.withLock { $0.faultLog.append("tick \(tick): \(line)") }
+        if options.trace { FileHandle.standardError.write(Data("seed \(seed) tick \(tick): \(line)\n".utf8)) }
         logger.info("\(line)", metadata: ["tick": "\(tick)"])
     }
 

@@ -17,10 +17,17 @@ struct CleanupSink: CleanupTransport {
     let node: String
     let recorder: HistoryRecorder
     let store: ChaosStore
+    /// Whether the sending incarnation of the node is still alive.
+    let isAlive: @Sendable () -> Bool
 
     static func endpoint(_ behaviour: String) -> String { "http://sink.chaos/\(behaviour)" }
 
     func deliver(_ request: CleanupRequest, to target: CleanupSpec.Target, timeout: Duration) async -> CleanupAttemptResult {
+        // A paused node's request goes out when it resumes (possibly after
+        // it was deposed: the incarnation in the request is the target's
+        // guard); a killed node's never does.
+        try? await store.waitWhilePaused()
+        guard isAlive() else { return .failed(reason: "the sending node died", permanent: false) }
         let behaviour: String
         switch target {
         case .http(let url): behaviour = String(url.split(separator: "/").last ?? "ok")

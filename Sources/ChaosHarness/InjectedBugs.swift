@@ -10,4 +10,8 @@ public struct InjectedBugs: OptionSet, Hashable, Sendable {
     /// Linearizable reads are answered from local state without ReadIndex
     /// (the read path's quorum check removed).
     public static let staleLinearizableReads = InjectedBugs(rawValue: 1 << 1)
+    /// Storage acknowledges writes before they are durable: a node's votes
+    /// and log entries reach its peers while still only in memory, and a
+    /// kill loses the last few (the persist-before-send rule broken).
+    public static let unsyncedAcks = InjectedBugs(rawValue: 1 << 2)
 }

@@ -43,7 +43,7 @@ struct ChaosCommand: AsyncParsableCommand {
     @Option(name: .customLong("repeat"), help: "Repeat each seed this many times (interleavings vary).")
     var repetitions = 1
 
-    @Option(name: .customLong("inject-bug"), help: "Break the system on purpose: follower-reaps or stale-reads.")
+    @Option(name: .customLong("inject-bug"), help: "Break the system on purpose: follower-reaps, stale-reads or unsynced-acks.")
     var injectBug: [String] = []
 
     @Flag(help: "fsync every SQLite commit (synchronous=FULL).")
@@ -51,6 +51,9 @@ struct ChaosCommand: AsyncParsableCommand {
 
     @Flag(help: "Print every run's full report, not only failures'.")
     var verbose = false
+
+    @Flag(help: "Print each fault to stderr as it happens.")
+    var trace = false
 
     func validate() throws {
         guard nodes == 3 || nodes == 5 else { throw ValidationError("--nodes must be 3 or 5") }
@@ -75,7 +78,8 @@ struct ChaosCommand: AsyncParsableCommand {
             switch name {
             case "follower-reaps": bugs.insert(.followerReaps)
             case "stale-reads": bugs.insert(.staleLinearizableReads)
-            default: throw ValidationError("unknown bug '\(name)'; choose follower-reaps or stale-reads")
+            case "unsynced-acks": bugs.insert(.unsyncedAcks)
+            default: throw ValidationError("unknown bug '\(name)'; choose follower-reaps, stale-reads or unsynced-acks")
             }
         }
         return bugs
@@ -101,6 +105,7 @@ struct ChaosCommand: AsyncParsableCommand {
                 options.clients = clients
                 options.bugs = bugs
                 options.fsync = fsync
+                options.trace = trace
                 let report = try await ChaosRun(options: options).run()
                 totals.add(report)
                 if verbose || !report.passed || (runs == 1 && deadline == nil) { print(report.text) } else { print(report.oneLine) }
