@@ -123,7 +123,9 @@ public struct HistoryChecker: Sendable {
             guard let latest = leases.map(\.view.incarnation).max() else { continue }
             let jobs = jobsByIncarnation["\(object)#\(latest)"] ?? []
             if !jobs.contains(where: { $0.state == .succeeded || $0.state == .deadLettered }) {
-                violations.append(Violation(.eventualCleanup, "\(object) is no longer held but incarnation \(latest) has no finished cleanup (jobs: \(jobs.map { "\($0.id):\($0.state.rawValue)" }))"))
+                let all = final.jobs.filter { $0.object == object }.map { "job \($0.id) incarnation \($0.incarnation) \($0.state.rawValue) (lease \($0.leaseID))" }
+                let held = leases.sorted { $0.view.incarnation < $1.view.incarnation }.map { "\($0.view.leaseID) incarnation \($0.view.incarnation) \($0.view.state.rawValue) ended \($0.endedAtMs.map(String.init) ?? "-")" }
+                violations.append(Violation(.eventualCleanup, "\(object) is no longer held but incarnation \(latest) has no finished cleanup; its jobs: \(all); its leases: \(held)"))
             }
         }
         let byKey = Dictionary(grouping: deliveries, by: \.idempotencyKey)

@@ -189,7 +189,7 @@ final class Fabric: Sendable {
         for batch in due { route(batch.messages, from: batch.from, to: batch.to) }
     }
 
-    /// Drops everything delayed or held (used when healing at the end).
+    /// Delivers everything delayed now (used when healing at the end).
     func flushDelayed() {
         let due = state.withLock { s -> [(due: UInt64, from: String, to: String, messages: [Message])] in
             defer { s.delayed.removeAll() }

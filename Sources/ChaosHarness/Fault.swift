@@ -74,13 +74,13 @@ public struct FaultSchedule: Sendable, CustomStringConvertible {
         var faults: [ScheduledFault] = []
         let usable = kinds.filter { $0 != .ring || nodes >= 5 }
         var tick = 20
-        while !usable.isEmpty {
+        let targets: [FaultTarget] = [.leader, .follower, .any]
+        while let kind = usable.randomElement(using: &random) {
             tick += Int.random(in: 5...25, using: &random)
-            let kind = usable.randomElement(using: &random)!
             var duration = Int.random(in: 15...60, using: &random)
             if kind == .leaderChurn { duration = 90 }
             guard tick + duration < workloadTicks - 10 else { break }
-            let target: FaultTarget = [.leader, .follower, .any].randomElement(using: &random)!
+            let target = targets[Int.random(in: 0..<targets.count, using: &random)]
             let magnitude: Int64
             switch kind {
             case .clockSkew, .clockJump:

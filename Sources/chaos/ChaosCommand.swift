@@ -139,7 +139,7 @@ struct Totals {
     }
 
     func summary(elapsed: Duration) -> String {
-        "\(runs) runs in \(elapsed): \(operations) operations, \(faults) faults, \(leaderChanges) leader changes, "
+        "\(runs) runs in \(elapsed.components.seconds) s: \(operations) operations, \(faults) faults, \(leaderChanges) leader changes, "
             + "\(deliveries) cleanup deliveries, \(violations) violations in \(failedSeeds.count) runs"
     }
 }

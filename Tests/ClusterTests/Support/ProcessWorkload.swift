@@ -154,10 +154,13 @@ func milliseconds(_ timestamp: Google_Protobuf_Timestamp) -> Int64 {
     timestamp.seconds * 1000 + Int64(timestamp.nanos) / 1_000_000
 }
 
-/// A wire lease as a chaos history records it.
+/// A wire lease as a chaos history records it. The wire says EXPIRED as
+/// soon as a lease is past its expiry; until the leader reaps it (and sets
+/// `ended_at`) it is still active in the state machine, which is what the
+/// history means by active.
 func view(_ lease: DistributedGc_LeaseInfo) -> LeaseView {
     let state: LeaseView.State = switch lease.state {
-    case .expired: .expired
+    case .expired where lease.hasEndedAt: .expired
     case .released: .released
     default: .active
     }
