@@ -57,16 +57,19 @@ public struct CheckBounds: Sendable {
     /// expire it when healthy: reap interval + hold-off + election timeout +
     /// slack for the run's own pacing.
     public var expiryLatencyMs: Int64
-    /// When the last fault healed; lateness before then has a recorded reason.
-    public var healedAtMs: Int64
+    /// When faults were active, in true time (and the run's warm-up and
+    /// final heal): an expiry that waits through one of them is late for a
+    /// recorded reason.
+    public var disturbances: [ClosedRange<Int64>]
     /// Whether deliveries carry the sender's leadership check (in-process runs).
     public var deliveriesCarryConfirmation: Bool
 
-    public init(clockErrorMs: Int64, graceMs: Int64, expiryLatencyMs: Int64, healedAtMs: Int64, deliveriesCarryConfirmation: Bool) {
+    public init(clockErrorMs: Int64, graceMs: Int64, expiryLatencyMs: Int64, disturbances: [ClosedRange<Int64>],
+                deliveriesCarryConfirmation: Bool) {
         self.clockErrorMs = clockErrorMs
         self.graceMs = graceMs
         self.expiryLatencyMs = expiryLatencyMs
-        self.healedAtMs = healedAtMs
+        self.disturbances = disturbances
         self.deliveriesCarryConfirmation = deliveriesCarryConfirmation
     }
 }
@@ -92,4 +95,18 @@ public struct Violation: Hashable, Sendable, CustomStringConvertible {
     }
 
     public var description: String { "[\(property.rawValue)] \(message)" }
+}
+
+extension CheckBounds {
+    /// When a lease due at `due` (expiry + grace) must be expired by, at the
+    /// latest: `expiryLatencyMs` after it, pushed back past every disturbance
+    /// that overlaps the wait.
+    func expiryDeadline(due: Int64) -> Int64 {
+        var start = due
+        for window in disturbances.sorted(by: { $0.lowerBound < $1.lowerBound })
+        where window.lowerBound <= start + expiryLatencyMs && window.upperBound >= start {
+            start = window.upperBound
+        }
+        return start + expiryLatencyMs
+    }
 }

@@ -185,15 +185,16 @@ public struct HistoryChecker: Sendable {
                 if ended < earliest {
                     violations.append(Violation(.expiryTiming, "lease \(leaseID) expired at \(ended) ms but was granted until \(granted) ms (+ grace − clock error = \(earliest) ms)"))
                 }
-                let due = max(after.view.expiresAtMs + bounds.graceMs, bounds.healedAtMs)
-                if ended > due + bounds.expiryLatencyMs + error {
-                    violations.append(Violation(.expiryTiming, "lease \(leaseID) was due at \(due) ms (expiry + grace, or the heal) but expired only at \(ended) ms, later than the allowed \(bounds.expiryLatencyMs) ms"))
+                let due = after.view.expiresAtMs + bounds.graceMs
+                let deadline = bounds.expiryDeadline(due: due)
+                if ended > deadline + error {
+                    violations.append(Violation(.expiryTiming, "lease \(leaseID) was due at \(due) ms (expiry + grace) but expired only at \(ended) ms, after \(deadline) ms (\(bounds.expiryLatencyMs) ms after it, or after the faults that overlapped the wait)"))
                 }
             }
         }
         for lease in final.leases.values where lease.view.state == .active {
-            let due = max(lease.view.expiresAtMs + bounds.graceMs, bounds.healedAtMs)
-            if settledAtMs > due + bounds.expiryLatencyMs + error {
+            let due = lease.view.expiresAtMs + bounds.graceMs
+            if settledAtMs > bounds.expiryDeadline(due: due) + error {
                 violations.append(Violation(.expiryTiming, "lease \(lease.view.leaseID) is still active at \(settledAtMs) ms, though due at \(due) ms"))
             }
         }

@@ -49,6 +49,9 @@ public struct ChaosOptions: Sendable {
         .milliseconds(Int64(electionTicks) * millisecondsPerTick) + .seconds(Int64(graceSeconds))
     }
 
+    /// Whole milliseconds of a duration.
+    var cleanupHoldOffMilliseconds: Int64 { cleanupHoldOff.components.seconds * 1000 + cleanupHoldOff.components.attoseconds / 1_000_000_000_000_000 }
+
     var workloadTicks: Int { workloadSeconds * 1000 / Int(millisecondsPerTick) }
 
     /// The command that repeats this run.
@@ -59,6 +62,7 @@ public struct ChaosOptions: Sendable {
         if bugs.contains(.followerReaps) { command += " --inject-bug follower-reaps" }
         if bugs.contains(.staleLinearizableReads) { command += " --inject-bug stale-reads" }
         if bugs.contains(.unsyncedAcks) { command += " --inject-bug unsynced-acks" }
+        if bugs.contains(.stalledReaper) { command += " --inject-bug stalled-reaper" }
         return command
     }
 }

@@ -21,7 +21,10 @@ extension ChaosRun {
             let now = state.withLock { $0.tick }
             if fault.startTick > now { await sleep(ticks: fault.startTick - now) }
             if workloadStopped { return }
+            let began = time.now()
             await inject(fault)
+            let ended = time.now()
+            state.withLock { $0.disturbances.append(began...ended) }
         }
     }
 

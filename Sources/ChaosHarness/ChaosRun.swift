@@ -39,6 +39,8 @@ public final class ChaosRun: Sendable {
         var maxAheadMs: Int64 = 0
         var maxBehindMs: Int64 = 0
         var timedOut = false
+        /// When faults (and the warm-up and the final heal) were under way.
+        var disturbances: [ClosedRange<Int64>] = []
         var lastLeader: (name: String, term: UInt64)?
         var leaderChanges = 0
     }
@@ -71,10 +73,12 @@ public final class ChaosRun: Sendable {
         let schedule = FaultSchedule(seed: seed, kinds: options.faults, nodes: options.nodes,
                                      workloadTicks: options.workloadTicks, maxClockErrorMs: options.maxClockOffsetMs)
         for node in nodes { try await node.start(run: self) }
+        // The first election and the new leader's hold-off.
+        let warmUp = time.now()
+        state.withLock { $0.disturbances.append(warmUp...warmUp + 2 * Int64(options.electionTicks) * options.millisecondsPerTick + options.cleanupHoldOffMilliseconds) }
         state.withLock { $0.activeClients = options.clients }
         var final: FinalState?
         var extra: [Violation] = []
-        var healedAt: Int64 = 0
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.tickLoop() }
             group.addTask { await self.watchdog() }
@@ -89,8 +93,10 @@ public final class ChaosRun: Sendable {
             state.withLock { $0.workloadStopped = true }
             // A fault still under way is undone by its own driver first.
             await faults.value
+            let healing = time.now()
             await healEverything()
-            healedAt = time.now()
+            let healedAt = time.now()
+            state.withLock { $0.disturbances.append(healing...healedAt) }
             _ = await waitTicks(upTo: 20 * options.electionTicks) { self.state.withLock { $0.activeClients == 0 } }
             let settleTicks = options.settleSeconds * 1000 / Int(options.millisecondsPerTick)
             if await !waitTicks(upTo: settleTicks, every: 5, { await self.isSettled() }) {
@@ -111,7 +117,7 @@ public final class ChaosRun: Sendable {
         }
         let settledAt = time.now()
         for node in nodes { await node.kill(fabric, reason: "stopped at the end of the run") }
-        let bounds = checkBounds(healedAt: healedAt)
+        let bounds = checkBounds()
         var report = HistoryChecker(bounds: bounds).check(
             operations: recorder.operations, deliveries: recorder.deliveries, leaders: recorder.leaderObservations,
             final: final ?? FinalState(leases: [:], jobs: []), settledAtMs: settledAt)
@@ -128,7 +134,7 @@ public final class ChaosRun: Sendable {
             dataDirectory: report.passed ? nil : directory)
     }
 
-    func checkBounds(healedAt: Int64) -> CheckBounds {
+    func checkBounds() -> CheckBounds {
         let error = state.withLock { $0.maxAheadMs + $0.maxBehindMs }
         let tick = options.millisecondsPerTick
         let election = Int64(options.electionTicks) * tick
@@ -138,7 +144,8 @@ public final class ChaosRun: Sendable {
         // machine the reaper's task may run some ticks late.
         let latency = Int64(options.reapEveryTicks) * tick + holdOff + 4 * election + 3000
         return CheckBounds(clockErrorMs: error, graceMs: Int64(options.graceSeconds) * 1000,
-                           expiryLatencyMs: latency, healedAtMs: healedAt, deliveriesCarryConfirmation: true)
+                           expiryLatencyMs: latency, disturbances: state.withLock { $0.disturbances },
+                           deliveriesCarryConfirmation: true)
     }
 
     /// Ends a run that takes longer than `realTimeLimit` of real time: its
@@ -271,7 +278,8 @@ public final class ChaosRun: Sendable {
                 await sleep(ticks: 1)
                 guard node.isCurrent(incarnation), !fabric.isPaused(node.name) else { continue }
                 ticks += 1
-                if ticks % options.reapEveryTicks == 0 { _ = try? await reaper.reapOnce(now: node.clock.now()) }
+                let reapEvery = options.reapEveryTicks * (options.bugs.contains(.stalledReaper) ? 30 : 1)
+                if ticks % reapEvery == 0 { _ = try? await reaper.reapOnce(now: node.clock.now()) }
                 guard let jobs = try? await dispatcher.claimDueJobs(now: node.clock.now()) else { continue }
                 for job in jobs { deliveries.addTask { await dispatcher.attempt(job) } }
             }

@@ -43,7 +43,7 @@ struct ChaosCommand: AsyncParsableCommand {
     @Option(name: .customLong("repeat"), help: "Repeat each seed this many times (interleavings vary).")
     var repetitions = 1
 
-    @Option(name: .customLong("inject-bug"), help: "Break the system on purpose: follower-reaps, stale-reads or unsynced-acks.")
+    @Option(name: .customLong("inject-bug"), help: "Break the system on purpose: follower-reaps, stale-reads, unsynced-acks or stalled-reaper.")
     var injectBug: [String] = []
 
     @Flag(help: "fsync every SQLite commit (synchronous=FULL).")
@@ -79,7 +79,8 @@ struct ChaosCommand: AsyncParsableCommand {
             case "follower-reaps": bugs.insert(.followerReaps)
             case "stale-reads": bugs.insert(.staleLinearizableReads)
             case "unsynced-acks": bugs.insert(.unsyncedAcks)
-            default: throw ValidationError("unknown bug '\(name)'; choose follower-reaps, stale-reads or unsynced-acks")
+            case "stalled-reaper": bugs.insert(.stalledReaper)
+            default: throw ValidationError("unknown bug '\(name)'; choose follower-reaps, stale-reads, unsynced-acks or stalled-reaper")
             }
         }
         return bugs

@@ -159,6 +159,19 @@ import Testing
         #expect(!h.check(final: final, settledAt: 5_000).broke(.expiryTiming))
     }
 
+    @Test func aLeaseReapedLongAfterItWasDueIsLateUnlessAFaultExplainsIt() {
+        var h = HistoryBuilder()
+        h.op(.create, nil, at: 0, .ok(H.view("L1", .active, expires: 3000)))
+        // Due at 3000 + 1000 grace; expired at 20000, with a 5000 ms allowance.
+        let final = FinalState(leases: ["L1": .init(view: H.view("L1", .expired, expires: 3000), endedAtMs: 20_000)],
+                               jobs: [.init(id: 1, object: H.object, incarnation: 1, leaseID: "L1", state: .succeeded, idempotencyKey: "L1-job1", attempts: 0)])
+        #expect(h.check(final: final).broke(.expiryTiming))
+        // A partition from 5000 to 16000 explains it.
+        #expect(!h.check(final: final, disturbances: [5000...16_000]).broke(.expiryTiming))
+        // One that ended before the lease was due does not.
+        #expect(h.check(final: final, disturbances: [1000...2000]).broke(.expiryTiming))
+    }
+
     @Test func fencingTokensMustGrowInRealTimeOrder() {
         var h = HistoryBuilder()
         h.op(.create, nil, at: 0, .ok(H.view("L1", .active, expires: 3000, token: 7)))

@@ -60,8 +60,9 @@ struct HistoryBuilder {
 
     mutating func mark() -> UInt64 { next() }
 
-    func check(final: FinalState, settledAt: Int64 = 100_000, clockError: Int64 = 0, grace: Int64 = 1000) -> HistoryChecker.Report {
-        let bounds = CheckBounds(clockErrorMs: clockError, graceMs: grace, expiryLatencyMs: 5000, healedAtMs: 0,
+    func check(final: FinalState, settledAt: Int64 = 100_000, clockError: Int64 = 0, grace: Int64 = 1000,
+               disturbances: [ClosedRange<Int64>] = []) -> HistoryChecker.Report {
+        let bounds = CheckBounds(clockErrorMs: clockError, graceMs: grace, expiryLatencyMs: 5000, disturbances: disturbances,
                                  deliveriesCarryConfirmation: true)
         return HistoryChecker(bounds: bounds).check(operations: operations, deliveries: deliveries, leaders: leaders,
                                                     final: final, settledAtMs: settledAt)

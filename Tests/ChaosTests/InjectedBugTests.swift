@@ -54,6 +54,15 @@ import Testing
         #expect(caught != nil, "no seed exposed the lost writes (runs that failed otherwise: \(stuck))")
     }
 
+    @Test func aStalledReaperIsCaughtExpiringLeasesLate() async throws {
+        var options = ChaosOptions(seed: 11)
+        options.workloadSeconds = 12
+        options.faults = [.kill]
+        options.bugs = [.stalledReaper]
+        let report = try await ChaosRun(options: options).run()
+        #expect(report.violations.contains { $0.property == .expiryTiming }, "\(report.text)")
+    }
+
     @Test func theSameSystemWithoutTheBugPasses() async throws {
         var options = ChaosOptions(seed: 11)
         options.workloadSeconds = 6

@@ -19,6 +19,7 @@ import Testing
             let base = String(url.dropLast("cleanup".count))
             try await withProcessCluster(environment: ["GC_LOG_LEVEL": "warning"]) { cluster in
                 try await cluster.waitForLeader()
+                let startedAt = hostMilliseconds()
                 let workload = ProcessWorkload(cluster: cluster, recorder: recorder, endpoints: [base + "cleanup", base + "flaky"])
                 var faults: [String] = []
                 try await withThrowingTaskGroup(of: Void.self) { group in
@@ -59,7 +60,8 @@ import Testing
                     await workload.get(lease.id, object: lease.object, linearizable: true, via: leader, client: -1)
                 }
                 let final = finalState(settled, deliveries: recorder.deliveries)
-                let bounds = CheckBounds(clockErrorMs: 50, graceMs: 0, expiryLatencyMs: 6_000, healedAtMs: healedAt,
+                // Every fault happened between the first and the heal.
+                let bounds = CheckBounds(clockErrorMs: 50, graceMs: 0, expiryLatencyMs: 6_000, disturbances: [startedAt...healedAt],
                                          deliveriesCarryConfirmation: false)
                 let report = HistoryChecker(bounds: bounds).check(
                     operations: recorder.operations, deliveries: recorder.deliveries, leaders: [], final: final,
