@@ -72,7 +72,12 @@ public final class ChaosRun: Sendable {
         let began = ContinuousClock.now
         let schedule = FaultSchedule(seed: seed, kinds: options.faults, nodes: options.nodes,
                                      workloadTicks: options.workloadTicks, maxClockErrorMs: options.maxClockOffsetMs)
-        for node in nodes { try await node.start(run: self) }
+        do {
+            for node in nodes { try await node.start(run: self) }
+        } catch {
+            for node in nodes { await node.kill(fabric, reason: "stopped: the cluster could not start") }
+            throw error
+        }
         // The first election and the new leader's hold-off.
         let warmUp = time.now()
         state.withLock { $0.disturbances.append(warmUp...warmUp + 2 * Int64(options.electionTicks) * options.millisecondsPerTick + options.cleanupHoldOffMilliseconds) }
@@ -129,7 +134,7 @@ public final class ChaosRun: Sendable {
             operations: recorder.operations, deliveries: recorder.deliveries.count,
             duplicateDeliveries: report.duplicateDeliveries, leaderChanges: state.withLock { $0.leaderChanges },
             messagesDropped: counters.dropped, messagesDuplicated: counters.duplicated, messagesDelayed: counters.delayed,
-            simulatedMilliseconds: settledAt - 1_800_000_000_000, realDuration: ContinuousClock.now - began,
+            simulatedMilliseconds: settledAt - time.start, realDuration: ContinuousClock.now - began,
             violations: report.violations, undecidedLeases: report.undecidedLeases, clockErrorMs: bounds.clockErrorMs,
             dataDirectory: report.passed ? nil : directory)
     }

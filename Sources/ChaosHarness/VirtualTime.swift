@@ -6,9 +6,12 @@ import Synchronization
 /// timing in a history (and every lease duration) is in this time, however
 /// fast or slow the machine runs.
 public final class VirtualTime: Sendable {
+    /// Where the run's time began (Unix ms).
+    public let start: Int64
     private let milliseconds: Mutex<Int64>
 
     public init(start: Int64 = 1_800_000_000_000) {
+        self.start = start
         milliseconds = Mutex(start)
     }
 
