@@ -100,10 +100,7 @@ public struct ClientOperation: Hashable, Sendable {
     }
 
     /// The lease this operation returned, if it succeeded with one.
-    public var view: LeaseView? {
-        if case .ok(let view) = outcome { return view }
-        return nil
-    }
+    public var view: LeaseView? { outcome.view }
 
     /// A create or renew the cluster acknowledged.
     public var isAcknowledgedGrant: Bool {
@@ -248,7 +245,8 @@ public final class HistoryRecorder: Sendable {
 }
 
 extension Outcome {
-    var view: LeaseView? {
+    /// The lease an `ok` answer carried.
+    public var view: LeaseView? {
         if case .ok(let view) = self { return view }
         return nil
     }

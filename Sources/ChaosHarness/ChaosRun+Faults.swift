@@ -8,8 +8,10 @@ import Synchronization
 extension ChaosRun {
 
     func log(_ line: String) {
-        let tick = state.withLock { $0.tick }
-        state.withLock { $0.faultLog.append("tick \(tick): \(line)") }
+        let tick = state.withLock { s in
+            s.faultLog.append("tick \(s.tick): \(line)")
+            return s.tick
+        }
         if options.trace { FileHandle.standardError.write(Data("seed \(seed) tick \(tick): \(line)\n".utf8)) }
         logger.info("\(line)", metadata: ["tick": "\(tick)"])
     }
