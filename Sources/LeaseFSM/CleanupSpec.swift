@@ -33,6 +33,15 @@ public struct CleanupSpec: Hashable, Sendable {
         return nil
     }
 
+    /// The endpoint cleanups go to (HTTP URL or gRPC target), "" when none.
+    public var endpoint: String {
+        switch target {
+        case .http(let url): url
+        case .grpc(let target): target
+        case nil: ""
+        }
+    }
+
     /// This spec with 0 retries/delay replaced by the limits' defaults.
     func resolved(with limits: LeaseLimits) -> CleanupSpec {
         var copy = self

@@ -56,6 +56,10 @@ public enum CommandReplyCoding {
             var record = DistributedGc_Fsm_IdsRecord()
             record.jobIds = ids
             r.deadLettersRetried = record
+        case .success(.cleanupsRecorded(let ids)):
+            var record = DistributedGc_Fsm_IdsRecord()
+            record.jobIds = ids
+            r.cleanupsRecorded = record
         }
         return r
     }
@@ -80,6 +84,8 @@ public enum CommandReplyCoding {
             return .success(.cleanupRecorded(record.hasJob ? try CleanupJob(record.job) : nil))
         case .deadLettersRetried(let ids):
             return .success(.deadLettersRetried(ids.jobIds))
+        case .cleanupsRecorded(let ids):
+            return .success(.cleanupsRecorded(ids.jobIds))
         case nil:
             throw LeaseStateMachine.DecodingError(message: "command reply has neither an error nor a result")
         }

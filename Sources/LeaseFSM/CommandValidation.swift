@@ -9,6 +9,8 @@ extension LeaseLimits {
         switch command {
         case .create(let c): validateCreate(c)
         case .renew(let r): validateRenew(r)
+        case .release(let r) where r.force:
+            Self.checkID(r.leaseID.rawValue, field: "lease_id") ?? Self.checkReason(r.reason)
         case .release(let r):
             Self.checkID(r.leaseID.rawValue, field: "lease_id") ?? Self.checkID(r.serviceID, field: "service_id")
         case .expire(let e):
@@ -17,6 +19,10 @@ extension LeaseLimits {
                 : nil
         case .cleanupOutcome(let o):
             o.attempt == 0 ? .invalid("attempt", "attempts are numbered from 1") : nil
+        case .cleanupOutcomes(let outcomes):
+            outcomes.isEmpty || outcomes.count > Self.maxOutcomeBatch
+                ? .invalid("outcomes", "a batch holds 1 to \(Self.maxOutcomeBatch) outcomes")
+                : outcomes.contains { $0.attempt == 0 } ? .invalid("attempt", "attempts are numbered from 1") : nil
         case .retryDeadLetters(let r):
             r.jobIDs.isEmpty ? .invalid("job_ids", "name at least one dead-lettered job") : nil
         }
@@ -30,6 +36,22 @@ extension LeaseLimits {
     func checkDuration(_ seconds: UInt64, field: String) -> LeaseError? {
         guard seconds >= minDurationSeconds, seconds <= maxDurationSeconds else {
             return .invalid(field, "\(seconds) s is outside the allowed range [\(minDurationSeconds), \(maxDurationSeconds)] seconds (GC_MIN_LEASE_DURATION, GC_MAX_LEASE_DURATION)")
+        }
+        return nil
+    }
+
+    /// Most cleanup outcomes in one batch command.
+    public static let maxOutcomeBatch = 10_000
+
+    /// Most bytes of an operator's reason.
+    public static let maxReasonBytes = 512
+
+    static func checkReason(_ reason: String) -> LeaseError? {
+        if reason.allSatisfy(\.isWhitespace) {
+            return .invalid("reason", "must say why the lease is force-released (it is kept in the audit event)")
+        }
+        if reason.utf8.count > maxReasonBytes {
+            return .invalid("reason", "is \(reason.utf8.count) bytes; at most \(maxReasonBytes) bytes are allowed")
         }
         return nil
     }

@@ -12,6 +12,9 @@ public enum LeaseCommand: Hashable, Sendable {
     /// since the decision was made are skipped when it is applied.
     case expire(ExpireLeases)
     case cleanupOutcome(CleanupOutcome)
+    /// Many outcomes in one entry; each is applied as its own
+    /// ``cleanupOutcome`` would be (stale ones are ignored).
+    case cleanupOutcomes([CleanupOutcome])
     case retryDeadLetters(RetryDeadLetters)
 
     public struct CreateLease: Hashable, Sendable {
@@ -50,11 +53,27 @@ public enum LeaseCommand: Hashable, Sendable {
 
     public struct ReleaseLease: Hashable, Sendable {
         public var leaseID: LeaseID
+        /// The holder; must match the lease's service unless `force`.
         public var serviceID: String
+        /// An operator's release (`gcctl lease force-release`): ends the
+        /// lease whoever holds it; `serviceID` is not checked.
+        public var force: Bool
+        /// Why, for a forced release (kept in the event's reason).
+        public var reason: String
 
         public init(leaseID: LeaseID, serviceID: String) {
             self.leaseID = leaseID
             self.serviceID = serviceID
+            self.force = false
+            self.reason = ""
+        }
+
+        /// An operator's release of `leaseID`, with the reason to record.
+        public static func forced(_ leaseID: LeaseID, reason: String) -> ReleaseLease {
+            var r = ReleaseLease(leaseID: leaseID, serviceID: "")
+            r.force = true
+            r.reason = reason
+            return r
         }
     }
 
@@ -120,6 +139,8 @@ public enum CommandResult: Hashable, Sendable {
     /// The job after the outcome was recorded, or nil when the outcome was
     /// stale (already recorded, or for a job that is no longer pending).
     case cleanupRecorded(CleanupJob?)
+    /// The jobs whose outcome a batch recorded (stale outcomes left out).
+    case cleanupsRecorded([JobID])
     case deadLettersRetried([JobID])
 }
 

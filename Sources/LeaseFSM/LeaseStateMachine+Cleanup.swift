@@ -10,7 +10,7 @@ extension LeaseStateMachine {
             createdAt: now, finishedAt: nil)
         jobs[job.id] = job
         indexes.openJobByObject[object] = job.id
-        indexes.pendingJobs.insert(job.id)
+        indexes.pendingJobs.insert(job)
         return job.id
     }
 
@@ -19,7 +19,7 @@ extension LeaseStateMachine {
     mutating func supersedeOpenJob(of object: ObjectKey, newIncarnation: UInt64, events: inout EventRecorder) {
         guard let id = indexes.openJobByObject[object], var job = jobs[id] else { return }
         indexes.openJobByObject[object] = nil
-        indexes.pendingJobs.remove(id)
+        indexes.pendingJobs.remove(job)
         indexes.deadLetteredJobs.remove(id)
         job.state = .superseded
         job.finishedAt = now
@@ -32,6 +32,7 @@ extension LeaseStateMachine {
     /// Records one attempt's outcome; returns nil for a stale outcome.
     mutating func record(_ o: LeaseCommand.CleanupOutcome, events: inout EventRecorder) -> CleanupJob? {
         guard var job = jobs[o.jobID], job.state == .pending, job.attempts &+ 1 == o.attempt else { return nil }
+        indexes.pendingJobs.remove(job)
         job.attempts += 1
         stats.cleanupAttempts += 1
         switch o.result {
@@ -39,7 +40,6 @@ extension LeaseStateMachine {
             job.state = .succeeded
             job.finishedAt = now
             job.lastError = ""
-            indexes.pendingJobs.remove(job.id)
             indexes.openJobByObject[job.object] = nil
             indexes.finishedJobs.append(job.id)
             stats.cleanupSucceeded += 1
@@ -49,12 +49,12 @@ extension LeaseStateMachine {
             job.lastError = String(error.prefix(1024))
             if permanent || job.attempts > job.spec.maxRetries {
                 job.state = .deadLettered
-                indexes.pendingJobs.remove(job.id)
                 indexes.deadLetteredJobs.insert(job.id)
                 stats.deadLettered += 1
                 events.record(.cleanupDeadLettered, job: job, at: now, reason: job.lastError)
             } else {
                 job.nextAttemptAt = now.adding(milliseconds: max(0, retryAfter))
+                indexes.pendingJobs.insert(job)
                 events.record(.cleanupFailed, job: job, at: now, reason: job.lastError)
             }
         }
@@ -72,7 +72,7 @@ extension LeaseStateMachine {
             job.nextAttemptAt = now
             jobs[id] = job
             indexes.deadLetteredJobs.remove(id)
-            indexes.pendingJobs.insert(id)
+            indexes.pendingJobs.insert(job)
             events.record(.cleanupRetried, job: job, at: now, reason: "retried by operator after: \(job.lastError)")
             retried.append(id)
         }

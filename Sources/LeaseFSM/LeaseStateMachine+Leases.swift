@@ -69,8 +69,11 @@ extension LeaseStateMachine {
 
     mutating func release(_ r: LeaseCommand.ReleaseLease, events: inout EventRecorder) -> Result<CommandResult, LeaseError> {
         guard let lease = leases[r.leaseID] else { return .failure(notFound(r.leaseID)) }
-        if let error = checkOwnerAndActive(lease, serviceID: r.serviceID, verb: "release") { return .failure(error) }
-        let ended = end(lease, as: .released, events: &events, reason: "released by \(r.serviceID)")
+        // A forced release skips only the holder check: an ended lease stays ended.
+        let holder = r.force ? lease.serviceID : r.serviceID
+        if let error = checkOwnerAndActive(lease, serviceID: holder, verb: "release") { return .failure(error) }
+        let reason = r.force ? "force-released by operator: \(r.reason)" : "released by \(r.serviceID)"
+        let ended = end(lease, as: .released, events: &events, reason: reason)
         stats.released += 1
         return .success(.released(ended))
     }
@@ -189,7 +192,7 @@ extension LeaseStateMachine {
         for job in jobs.values.sorted(by: { $0.id < $1.id }) {
             switch job.state {
             case .pending:
-                indexes.pendingJobs.insert(job.id)
+                indexes.pendingJobs.insert(job)
                 indexes.openJobByObject[job.object] = job.id
             case .deadLettered:
                 indexes.deadLetteredJobs.insert(job.id)

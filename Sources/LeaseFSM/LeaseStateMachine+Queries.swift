@@ -7,9 +7,13 @@ extension LeaseStateMachine {
         public var objectID: String?
         public var states: Set<Lease.State>?
         public var cleanupStates: Set<LeaseCleanupState>?
+        /// The lease's cleanup endpoint (HTTP or gRPC), exactly.
+        public var cleanupEndpoint: String?
 
         public init(serviceID: String? = nil, objectType: ObjectType? = nil, objectID: String? = nil,
-                    states: Set<Lease.State>? = nil, cleanupStates: Set<LeaseCleanupState>? = nil) {
+                    states: Set<Lease.State>? = nil, cleanupStates: Set<LeaseCleanupState>? = nil,
+                    cleanupEndpoint: String? = nil) {
+            self.cleanupEndpoint = cleanupEndpoint
             self.serviceID = serviceID
             self.objectType = objectType
             self.objectID = objectID
@@ -23,6 +27,7 @@ extension LeaseStateMachine {
             if let objectID, lease.object.id != objectID { return false }
             if let states, !states.contains(lease.state) { return false }
             if let cleanupStates, !cleanupStates.contains(cleanup) { return false }
+            if let cleanupEndpoint, lease.cleanup?.endpoint != cleanupEndpoint { return false }
             return true
         }
     }
@@ -74,26 +79,56 @@ extension LeaseStateMachine {
     }
 
     /// Active leases whose `expires_at` + grace is at or before `time`, oldest
-    /// first, at most `limit`: what a reaper proposes to expire.
+    /// first (then by id), at most `limit`: what a reaper proposes to expire.
     public func expirableLeases(asOf time: WallTime, limit: Int) -> [LeaseID] {
         let cutoff = time.adding(milliseconds: -limits.cleanupGraceSeconds.saturatingMilliseconds)
         let last = Self.bucket(of: cutoff)
-        var result: [LeaseID] = []
+        // Whole buckets (one second each), oldest first, until enough are in
+        // hand; then the `limit` earliest of them. A mass expiry puts 100,000
+        // leases in one bucket: selecting beats sorting them per batch.
+        var due: [(expiresAt: WallTime, id: LeaseID)] = []
         for key in indexes.expiryBuckets.keys.filter({ $0 <= last }).sorted() {
-            guard let bucket = indexes.expiryBuckets[key] else { continue }
-            let due = bucket.compactMap { leases[$0] }.filter { $0.expiresAt <= cutoff }
-            for lease in due.sorted(by: { ($0.expiresAt, $0.id) < ($1.expiresAt, $1.id) }) {
-                if result.count == limit { return result }
-                result.append(lease.id)
+            guard due.count < limit, let bucket = indexes.expiryBuckets[key] else { break }
+            for id in bucket {
+                if let expiresAt = leases[id]?.expiresAt, expiresAt <= cutoff { due.append((expiresAt, id)) }
             }
         }
-        return result
+        return due.smallest(limit) { ($0.expiresAt, $0.id) < ($1.expiresAt, $1.id) }.map(\.id)
     }
 
-    /// Pending jobs whose next attempt is due at `time`, most overdue first.
-    public func dueCleanupJobs(asOf time: WallTime, limit: Int) -> [CleanupJob] {
-        let due = indexes.pendingJobs.compactMap { jobs[$0] }.filter { $0.nextAttemptAt <= time }
-        return Array(due.sorted { ($0.nextAttemptAt, $0.id) < ($1.nextAttemptAt, $1.id) }.prefix(limit))
+    /// Pending jobs whose next attempt is due at `time`, at most `limit`,
+    /// the most overdue first (then by id).
+    ///
+    /// Jobs bound for an endpoint in `skippingEndpoints` (one that cannot take
+    /// more now) are not even looked at, and jobs `skip` rejects (in flight)
+    /// are passed over, so neither crowds out the rest.
+    public func dueCleanupJobs(asOf time: WallTime, limit: Int, skippingEndpoints: Set<String> = [],
+                               skip: (CleanupJob) -> Bool = { _ in false }) -> [CleanupJob] {
+        guard limit > 0 else { return [] }
+        var due: [CleanupJob] = []
+        for endpoint in indexes.pendingJobs.endpoints where !skippingEndpoints.contains(endpoint) {
+            // Whole buckets, earliest first, until this endpoint alone could
+            // fill the limit: nothing later can be among the most overdue.
+            var taken = 0
+            for bucket in indexes.pendingJobs.dueBuckets(of: endpoint, asOf: time) {
+                if taken >= limit { break }
+                for id in bucket {
+                    guard let job = jobs[id], job.nextAttemptAt <= time, !skip(job) else { continue }
+                    due.append(job)
+                    taken += 1
+                }
+            }
+        }
+        return due.smallest(limit) { ($0.nextAttemptAt, $0.id) < ($1.nextAttemptAt, $1.id) }
+    }
+
+    /// Dead-lettered jobs bound for `endpoint` (any when nil), in id order,
+    /// at most `limit`; and how many match in all.
+    public func deadLetteredJobs(endpoint: String?, limit: Int) -> (jobs: [CleanupJob], total: Int) {
+        var matching = indexes.deadLetteredJobs.compactMap { jobs[$0] }
+        if let endpoint { matching = matching.filter { $0.spec.endpoint == endpoint } }
+        matching.sort { $0.id < $1.id }
+        return (Array(matching.prefix(limit)), matching.count)
     }
 
     /// Dead-lettered jobs in id order.

@@ -77,7 +77,7 @@ public struct LeaseStateMachine: Sendable {
         var activeCount = 0
         /// The pending or dead-lettered job of each object.
         var openJobByObject: [ObjectKey: JobID] = [:]
-        var pendingJobs: Set<JobID> = []
+        var pendingJobs = PendingJobIndex()
         var deadLetteredJobs: Set<JobID> = []
         /// Ended leases, oldest end first (ends are stamped with a monotonic now).
         var endedLeases: Deque<LeaseID> = []
@@ -112,6 +112,8 @@ public struct LeaseStateMachine: Sendable {
             case .release(let r): result = release(r, events: &events)
             case .expire(let e): result = .success(.expired(expire(e, events: &events)))
             case .cleanupOutcome(let o): result = .success(.cleanupRecorded(record(o, events: &events)))
+            case .cleanupOutcomes(let outcomes):
+                result = .success(.cleanupsRecorded(outcomes.compactMap { record($0, events: &events)?.id }))
             case .retryDeadLetters(let r): result = .success(.deadLettersRetried(retry(r, events: &events)))
             }
         }

@@ -35,24 +35,19 @@ extension StampedCommand {
             var r = DistributedGc_Fsm_ReleaseLeaseCommand()
             r.leaseID = c.leaseID.rawValue
             r.serviceID = c.serviceID
+            r.force = c.force
+            r.reason = c.reason
             m.release = r
         case .expire(let c):
             var r = DistributedGc_Fsm_ExpireLeasesCommand()
             r.leaseIds = c.leaseIDs.map(\.rawValue)
             m.expire = r
         case .cleanupOutcome(let c):
-            var r = DistributedGc_Fsm_CleanupOutcomeCommand()
-            r.jobID = c.jobID
-            r.attempt = c.attempt
-            switch c.result {
-            case .succeeded:
-                r.succeeded = true
-            case .failed(let error, let retryAfter, let permanent):
-                r.error = error
-                r.retryAfterMillis = retryAfter
-                r.permanent = permanent
-            }
-            m.cleanupOutcome = r
+            m.cleanupOutcome = .init(c)
+        case .cleanupOutcomes(let outcomes):
+            var r = DistributedGc_Fsm_CleanupOutcomesCommand()
+            r.outcomes = outcomes.map(DistributedGc_Fsm_CleanupOutcomeCommand.init)
+            m.cleanupOutcomes = r
         case .retryDeadLetters(let c):
             var r = DistributedGc_Fsm_RetryDeadLettersCommand()
             r.jobIds = c.jobIDs
@@ -84,13 +79,16 @@ extension StampedCommand {
         case .renew(let r):
             command = .renew(.init(leaseIDs: r.leaseIds.map(LeaseID.init), serviceID: r.serviceID, extendSeconds: r.extendSeconds))
         case .release(let r):
-            command = .release(.init(leaseID: LeaseID(r.leaseID), serviceID: r.serviceID))
+            var release = LeaseCommand.ReleaseLease(leaseID: LeaseID(r.leaseID), serviceID: r.serviceID)
+            release.force = r.force
+            release.reason = r.reason
+            command = .release(release)
         case .expire(let r):
             command = .expire(.init(leaseIDs: r.leaseIds.map(LeaseID.init)))
         case .cleanupOutcome(let r):
-            command = .cleanupOutcome(.init(
-                jobID: r.jobID, attempt: r.attempt,
-                result: r.succeeded ? .succeeded : .failed(error: r.error, retryAfterMilliseconds: r.retryAfterMillis, permanent: r.permanent)))
+            command = .cleanupOutcome(.init(r))
+        case .cleanupOutcomes(let r):
+            command = .cleanupOutcomes(r.outcomes.map(LeaseCommand.CleanupOutcome.init))
         case .retryDeadLetters(let r):
             command = .retryDeadLetters(.init(jobIDs: r.jobIds))
         case nil:
@@ -99,5 +97,29 @@ extension StampedCommand {
         let origin = m.clientID.isEmpty ? nil
             : ClientOrigin(clientID: m.clientID, sequence: m.sequence, firstUnacknowledged: m.firstUnacknowledged)
         self.init(command, stamp: WallTime(milliseconds: m.stampMillis), origin: origin)
+    }
+}
+
+extension DistributedGc_Fsm_CleanupOutcomeCommand {
+    init(_ c: LeaseCommand.CleanupOutcome) {
+        self.init()
+        jobID = c.jobID
+        attempt = c.attempt
+        switch c.result {
+        case .succeeded:
+            succeeded = true
+        case .failed(let error, let retryAfter, let permanent):
+            self.error = error
+            retryAfterMillis = retryAfter
+            self.permanent = permanent
+        }
+    }
+}
+
+extension LeaseCommand.CleanupOutcome {
+    init(_ r: DistributedGc_Fsm_CleanupOutcomeCommand) {
+        self.init(
+            jobID: r.jobID, attempt: r.attempt,
+            result: r.succeeded ? .succeeded : .failed(error: r.error, retryAfterMilliseconds: r.retryAfterMillis, permanent: r.permanent))
     }
 }

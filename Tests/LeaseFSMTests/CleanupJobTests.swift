@@ -9,6 +9,45 @@ struct CleanupJobTests {
         .failed(error: error, retryAfterMilliseconds: ms, permanent: permanent)
     }
 
+    @Test("a batch of outcomes applies each as its own command would, and ignores the stale ones")
+    func outcomeBatch() throws {
+        var h = Harness()
+        let a = try h.makeJob(key("a"))
+        let b = try h.makeJob(key("b"))
+        let c = try h.makeJob(key("c"))
+        h.advance(seconds: 1)
+        let out = h.apply(.cleanupOutcomes([
+            .init(jobID: a.id, attempt: 1, result: .succeeded),
+            .init(jobID: b.id, attempt: 1, result: Self.fail("503", after: 2_000)),
+            .init(jobID: c.id, attempt: 2, result: .succeeded),  // stale: attempt 1 is next
+            .init(jobID: 999, attempt: 1, result: .succeeded),  // no such job
+        ]))
+        #expect(try out.result.get() == .cleanupsRecorded([a.id, b.id]))
+        #expect(h.fsm.job(a.id)?.state == .succeeded)
+        #expect(h.fsm.job(b.id)?.attempts == 1)
+        #expect(h.fsm.job(b.id)?.nextAttemptAt == t0.plus(seconds: 3))
+        #expect(h.fsm.job(c.id)?.attempts == 0, "a stale outcome changes nothing")
+        #expect(out.events.map(\.kind) == [.cleanupSucceeded, .cleanupFailed])
+        #expect(out.events.map(\.position) == [0, 1])
+        #expect(h.fsm.dueCleanupJobs(asOf: t0.plus(seconds: 2), limit: 10).map(\.id) == [c.id])
+        #expect(h.fsm.dueCleanupJobs(asOf: t0.plus(seconds: 3), limit: 10).map(\.id) == [c.id, b.id])
+    }
+
+    @Test("due jobs skip a blocked endpoint's jobs, and come most overdue first then by id")
+    func dueJobsSkipBlockedEndpoints() throws {
+        var h = Harness()
+        let slow = try h.makeJob(key("a"), cleanup: CleanupSpec(httpEndpoint: "http://slow:1/c", maxRetries: 2))
+        h.advance(seconds: 1)
+        let fast1 = try h.makeJob(key("b"), cleanup: CleanupSpec(httpEndpoint: "http://fast:1/c", maxRetries: 2))
+        let fast2 = try h.makeJob(key("c"), cleanup: CleanupSpec(httpEndpoint: "http://fast:1/c", maxRetries: 2))
+        let later = t0.plus(seconds: 10)
+        #expect(h.fsm.dueCleanupJobs(asOf: later, limit: 10).map(\.id) == [slow.id, fast1.id, fast2.id])
+        #expect(h.fsm.dueCleanupJobs(asOf: later, limit: 2).map(\.id) == [slow.id, fast1.id])
+        #expect(h.fsm.dueCleanupJobs(asOf: later, limit: 10, skippingEndpoints: ["http://slow:1/c"]).map(\.id) == [fast1.id, fast2.id])
+        #expect(h.fsm.dueCleanupJobs(asOf: later, limit: 10) { $0.id == fast1.id }.map(\.id) == [slow.id, fast2.id])
+        #expect(h.fsm.deadLetteredJobs(endpoint: nil, limit: 10).total == 0)
+    }
+
     @Test("a successful attempt finishes the job")
     func success() throws {
         var h = Harness()

@@ -27,6 +27,11 @@ struct CommandEncodingTests {
         StampedCommand(.cleanupOutcome(.init(jobID: 1, attempt: 2, result: .failed(
             error: "", retryAfterMilliseconds: 0, permanent: false))), stamp: t0),
         StampedCommand(.retryDeadLetters(.init(jobIDs: [3, 1, 2, 1])), stamp: t0),
+        StampedCommand(.cleanupOutcomes([
+            .init(jobID: 7, attempt: 1, result: .succeeded),
+            .init(jobID: 9, attempt: 4, result: .failed(error: "timeout", retryAfterMilliseconds: 800, permanent: false)),
+        ]), stamp: t0),
+        StampedCommand(.release(.forced(LeaseID("0000000000000001-a"), reason: "holder decommissioned")), stamp: t0),
     ]
 
     @Test("every command kind survives encoded() and init(decoding:) unchanged", arguments: commands)
@@ -49,9 +54,10 @@ struct CommandEncodingTests {
             case .expire: kinds.insert("expire")
             case .cleanupOutcome: kinds.insert("outcome")
             case .retryDeadLetters: kinds.insert("retry")
+            case .cleanupOutcomes: kinds.insert("outcomes")
             }
         }
-        #expect(kinds.count == 6)
+        #expect(kinds.count == 7)
     }
 
     @Test("a decoded command applies exactly as the original")

@@ -150,4 +150,20 @@ struct ReleaseLeaseTests {
         #expect(h.fsm.lease(lapsed.id)?.state == .active)
         #expect(h.fsm.stats.released == 1)
     }
+
+    @Test("a forced release ends another service's lease, says why in the event, and still refuses an ended one")
+    func forcedRelease() throws {
+        var h = Harness()
+        let lease = try h.create(key("obj"), service: "owner", cleanup: httpCleanup())
+        let out = h.apply(.release(.forced(lease.id, reason: "owner decommissioned")))
+        guard case .released(let ended) = try out.result.get() else { Issue.record("not released"); return }
+        #expect(ended.state == .released)
+        #expect(out.events.map(\.kind) == [.released])
+        #expect(out.events.first?.reason == "force-released by operator: owner decommissioned")
+        #expect(h.fsm.pendingCleanupCount == 1, "the object's last lease ended: its cleanup is scheduled")
+        let again = h.apply(.release(.forced(lease.id, reason: "twice")))
+        #expect(again.result.error?.code == .failedPrecondition)
+        let noReason = h.apply(.release(.forced(lease.id, reason: "  ")))
+        #expect(noReason.result.error?.code == .invalidArgument)
+    }
 }

@@ -125,6 +125,11 @@ nonisolated struct DistributedGc_Fsm_ReleaseLeaseCommand: Sendable {
 
   var serviceID: String = String()
 
+  /// An operator's release: any holder's lease; `service_id` is not checked.
+  var force: Bool = false
+
+  var reason: String = String()
+
   var unknownFields = SwiftProtobuf.UnknownStorage()
 
   init() {}
@@ -159,6 +164,20 @@ nonisolated struct DistributedGc_Fsm_CleanupOutcomeCommand: Sendable {
 
   /// The failure cannot succeed on retry (dead-letter now).
   var permanent: Bool = false
+
+  var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  init() {}
+}
+
+/// Outcomes of many cleanup attempts in one log entry (the dispatcher batches
+/// what finished while the previous batch was being committed).
+nonisolated struct DistributedGc_Fsm_CleanupOutcomesCommand: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  var outcomes: [DistributedGc_Fsm_CleanupOutcomeCommand] = []
 
   var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -246,6 +265,14 @@ nonisolated struct DistributedGc_Fsm_FsmCommand: Sendable {
     set {command = .retryDeadLetters(newValue)}
   }
 
+  var cleanupOutcomes: DistributedGc_Fsm_CleanupOutcomesCommand {
+    get {
+      if case .cleanupOutcomes(let v)? = command {return v}
+      return DistributedGc_Fsm_CleanupOutcomesCommand()
+    }
+    set {command = .cleanupOutcomes(newValue)}
+  }
+
   var unknownFields = SwiftProtobuf.UnknownStorage()
 
   nonisolated enum OneOf_Command: Equatable, Sendable {
@@ -255,6 +282,7 @@ nonisolated struct DistributedGc_Fsm_FsmCommand: Sendable {
     case expire(DistributedGc_Fsm_ExpireLeasesCommand)
     case cleanupOutcome(DistributedGc_Fsm_CleanupOutcomeCommand)
     case retryDeadLetters(DistributedGc_Fsm_RetryDeadLettersCommand)
+    case cleanupOutcomes(DistributedGc_Fsm_CleanupOutcomesCommand)
 
   }
 
@@ -709,6 +737,15 @@ nonisolated struct DistributedGc_Fsm_CommandReplyRecord: Sendable {
     set {result = .deadLettersRetried(newValue)}
   }
 
+  /// Jobs whose outcome a CleanupOutcomesCommand recorded.
+  var cleanupsRecorded: DistributedGc_Fsm_IdsRecord {
+    get {
+      if case .cleanupsRecorded(let v)? = result {return v}
+      return DistributedGc_Fsm_IdsRecord()
+    }
+    set {result = .cleanupsRecorded(newValue)}
+  }
+
   var unknownFields = SwiftProtobuf.UnknownStorage()
 
   nonisolated enum OneOf_Result: Equatable, Sendable {
@@ -718,6 +755,8 @@ nonisolated struct DistributedGc_Fsm_CommandReplyRecord: Sendable {
     case expired(DistributedGc_Fsm_IdsRecord)
     case cleanupRecorded(DistributedGc_Fsm_CleanupRecordedRecord)
     case deadLettersRetried(DistributedGc_Fsm_IdsRecord)
+    /// Jobs whose outcome a CleanupOutcomesCommand recorded.
+    case cleanupsRecorded(DistributedGc_Fsm_IdsRecord)
 
   }
 
@@ -995,7 +1034,7 @@ nonisolated extension DistributedGc_Fsm_RenewLeasesCommand: SwiftProtobuf.Messag
 
 nonisolated extension DistributedGc_Fsm_ReleaseLeaseCommand: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   static let protoMessageName: String = _protobuf_package + ".ReleaseLeaseCommand"
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}lease_id\0\u{3}service_id\0")
+  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}lease_id\0\u{3}service_id\0\u{1}force\0\u{1}reason\0")
 
   mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1005,6 +1044,8 @@ nonisolated extension DistributedGc_Fsm_ReleaseLeaseCommand: SwiftProtobuf.Messa
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularStringField(value: &self.leaseID) }()
       case 2: try { try decoder.decodeSingularStringField(value: &self.serviceID) }()
+      case 3: try { try decoder.decodeSingularBoolField(value: &self.force) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.reason) }()
       default: break
       }
     }
@@ -1017,12 +1058,20 @@ nonisolated extension DistributedGc_Fsm_ReleaseLeaseCommand: SwiftProtobuf.Messa
     if !self.serviceID.isEmpty {
       try visitor.visitSingularStringField(value: self.serviceID, fieldNumber: 2)
     }
+    if self.force != false {
+      try visitor.visitSingularBoolField(value: self.force, fieldNumber: 3)
+    }
+    if !self.reason.isEmpty {
+      try visitor.visitSingularStringField(value: self.reason, fieldNumber: 4)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   static func ==(lhs: DistributedGc_Fsm_ReleaseLeaseCommand, rhs: DistributedGc_Fsm_ReleaseLeaseCommand) -> Bool {
     if lhs.leaseID != rhs.leaseID {return false}
     if lhs.serviceID != rhs.serviceID {return false}
+    if lhs.force != rhs.force {return false}
+    if lhs.reason != rhs.reason {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1113,6 +1162,36 @@ nonisolated extension DistributedGc_Fsm_CleanupOutcomeCommand: SwiftProtobuf.Mes
   }
 }
 
+nonisolated extension DistributedGc_Fsm_CleanupOutcomesCommand: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  static let protoMessageName: String = _protobuf_package + ".CleanupOutcomesCommand"
+  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}outcomes\0")
+
+  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.outcomes) }()
+      default: break
+      }
+    }
+  }
+
+  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.outcomes.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.outcomes, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  static func ==(lhs: DistributedGc_Fsm_CleanupOutcomesCommand, rhs: DistributedGc_Fsm_CleanupOutcomesCommand) -> Bool {
+    if lhs.outcomes != rhs.outcomes {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
 nonisolated extension DistributedGc_Fsm_RetryDeadLettersCommand: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   static let protoMessageName: String = _protobuf_package + ".RetryDeadLettersCommand"
   static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_ids\0")
@@ -1145,7 +1224,7 @@ nonisolated extension DistributedGc_Fsm_RetryDeadLettersCommand: SwiftProtobuf.M
 
 nonisolated extension DistributedGc_Fsm_FsmCommand: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   static let protoMessageName: String = _protobuf_package + ".FsmCommand"
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}version\0\u{3}stamp_millis\0\u{3}client_id\0\u{1}sequence\0\u{3}first_unacknowledged\0\u{2}\u{5}create\0\u{1}renew\0\u{1}release\0\u{1}expire\0\u{3}cleanup_outcome\0\u{3}retry_dead_letters\0")
+  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}version\0\u{3}stamp_millis\0\u{3}client_id\0\u{1}sequence\0\u{3}first_unacknowledged\0\u{2}\u{5}create\0\u{1}renew\0\u{1}release\0\u{1}expire\0\u{3}cleanup_outcome\0\u{3}retry_dead_letters\0\u{3}cleanup_outcomes\0")
 
   mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1236,6 +1315,19 @@ nonisolated extension DistributedGc_Fsm_FsmCommand: SwiftProtobuf.Message, Swift
           self.command = .retryDeadLetters(v)
         }
       }()
+      case 16: try {
+        var v: DistributedGc_Fsm_CleanupOutcomesCommand?
+        var hadOneofValue = false
+        if let current = self.command {
+          hadOneofValue = true
+          if case .cleanupOutcomes(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.command = .cleanupOutcomes(v)
+        }
+      }()
       default: break
       }
     }
@@ -1285,6 +1377,10 @@ nonisolated extension DistributedGc_Fsm_FsmCommand: SwiftProtobuf.Message, Swift
     case .retryDeadLetters?: try {
       guard case .retryDeadLetters(let v)? = self.command else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 15)
+    }()
+    case .cleanupOutcomes?: try {
+      guard case .cleanupOutcomes(let v)? = self.command else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 16)
     }()
     case nil: break
     }
@@ -1997,7 +2093,7 @@ nonisolated extension DistributedGc_Fsm_CleanupRecordedRecord: SwiftProtobuf.Mes
 
 nonisolated extension DistributedGc_Fsm_CommandReplyRecord: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   static let protoMessageName: String = _protobuf_package + ".CommandReplyRecord"
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}error\0\u{2}\u{9}created\0\u{1}renewed\0\u{1}released\0\u{1}expired\0\u{3}cleanup_recorded\0\u{3}dead_letters_retried\0")
+  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}error\0\u{2}\u{9}created\0\u{1}renewed\0\u{1}released\0\u{1}expired\0\u{3}cleanup_recorded\0\u{3}dead_letters_retried\0\u{3}cleanups_recorded\0")
 
   mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2084,6 +2180,19 @@ nonisolated extension DistributedGc_Fsm_CommandReplyRecord: SwiftProtobuf.Messag
           self.result = .deadLettersRetried(v)
         }
       }()
+      case 16: try {
+        var v: DistributedGc_Fsm_IdsRecord?
+        var hadOneofValue = false
+        if let current = self.result {
+          hadOneofValue = true
+          if case .cleanupsRecorded(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.result = .cleanupsRecorded(v)
+        }
+      }()
       default: break
       }
     }
@@ -2121,6 +2230,10 @@ nonisolated extension DistributedGc_Fsm_CommandReplyRecord: SwiftProtobuf.Messag
     case .deadLettersRetried?: try {
       guard case .deadLettersRetried(let v)? = self.result else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 15)
+    }()
+    case .cleanupsRecorded?: try {
+      guard case .cleanupsRecorded(let v)? = self.result else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 16)
     }()
     case nil: break
     }
