@@ -68,7 +68,7 @@ final class ChaosNode: Sendable {
         let dispatcher = CleanupDispatcher(
             store: chaosStore,
             transport: CleanupSink(node: name, recorder: run.recorder, store: chaosStore, isAlive: { [weak self] in self?.isCurrent(incarnation) ?? false }),
-            timeout: .seconds(1), maxConcurrency: 16, metrics: run.metrics, logger: run.logger,
+            timeout: .seconds(1), limits: CleanupLimits(maxConcurrency: 16), metrics: run.metrics, logger: run.logger,
             seed: run.seed ^ member.id)
         // This incarnation is current before its tasks start: they run
         // only while it is.

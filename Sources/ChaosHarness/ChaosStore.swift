@@ -40,9 +40,9 @@ final class ChaosStore: LeaseStore {
         }
     }
 
-    func propose(_ command: LeaseCommand) async throws -> CommandResult {
+    func propose(_ command: LeaseCommand, origin: ClientOrigin?) async throws -> CommandResult {
         try await waitWhilePaused()
-        return try await inner.propose(command)
+        return try await inner.propose(command, origin: origin)
     }
 
     func read<R: Sendable>(_ consistency: ReadConsistency, _ query: @Sendable (LeaseStateMachine) -> R) async throws -> R {

@@ -144,6 +144,32 @@ public enum DistributedGc_DistributedGCService: Sendable {
                 type: .serverStreaming
             )
         }
+        /// Namespace for "RetryDeadLetters" metadata.
+        public enum RetryDeadLetters: Sendable {
+            /// Request type for "RetryDeadLetters".
+            public typealias Input = DistributedGc_RetryDeadLettersRequest
+            /// Response type for "RetryDeadLetters".
+            public typealias Output = DistributedGc_RetryDeadLettersResponse
+            /// Descriptor for "RetryDeadLetters".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "distributed_gc.DistributedGCService"),
+                method: "RetryDeadLetters",
+                type: .unary
+            )
+        }
+        /// Namespace for "ForceReleaseLease" metadata.
+        public enum ForceReleaseLease: Sendable {
+            /// Request type for "ForceReleaseLease".
+            public typealias Input = DistributedGc_ForceReleaseLeaseRequest
+            /// Response type for "ForceReleaseLease".
+            public typealias Output = DistributedGc_ForceReleaseLeaseResponse
+            /// Descriptor for "ForceReleaseLease".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "distributed_gc.DistributedGCService"),
+                method: "ForceReleaseLease",
+                type: .unary
+            )
+        }
         /// Descriptors for all methods in the "distributed_gc.DistributedGCService" service.
         public static let descriptors: [GRPCCore.MethodDescriptor] = [
             CreateLease.descriptor,
@@ -154,7 +180,9 @@ public enum DistributedGc_DistributedGCService: Sendable {
             HealthCheck.descriptor,
             GetMetrics.descriptor,
             RenewLeases.descriptor,
-            WatchLeases.descriptor
+            WatchLeases.descriptor,
+            RetryDeadLetters.descriptor,
+            ForceReleaseLease.descriptor
         ]
     }
 }
@@ -335,6 +363,44 @@ extension DistributedGc_DistributedGCService {
             request: GRPCCore.StreamingServerRequest<DistributedGc_WatchLeasesRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<DistributedGc_LeaseEvent>
+
+        /// Handle the "RetryDeadLetters" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Puts dead-lettered cleanups back in the queue with a fresh retry budget:
+        /// > those of the named leases, or every one (optionally of one endpoint).
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `DistributedGc_RetryDeadLettersRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `DistributedGc_RetryDeadLettersResponse` messages.
+        func retryDeadLetters(
+            request: GRPCCore.StreamingServerRequest<DistributedGc_RetryDeadLettersRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<DistributedGc_RetryDeadLettersResponse>
+
+        /// Handle the "ForceReleaseLease" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Ends an active lease whoever holds it (its holder is gone, or must be
+        /// > cut off). When it was the object's last lease, the cleanup is scheduled.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `DistributedGc_ForceReleaseLeaseRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `DistributedGc_ForceReleaseLeaseResponse` messages.
+        func forceReleaseLease(
+            request: GRPCCore.StreamingServerRequest<DistributedGc_ForceReleaseLeaseRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<DistributedGc_ForceReleaseLeaseResponse>
     }
 
     /// Service protocol for the "distributed_gc.DistributedGCService" service.
@@ -499,6 +565,44 @@ extension DistributedGc_DistributedGCService {
             request: GRPCCore.ServerRequest<DistributedGc_WatchLeasesRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<DistributedGc_LeaseEvent>
+
+        /// Handle the "RetryDeadLetters" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Puts dead-lettered cleanups back in the queue with a fresh retry budget:
+        /// > those of the named leases, or every one (optionally of one endpoint).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `DistributedGc_RetryDeadLettersRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `DistributedGc_RetryDeadLettersResponse` message.
+        func retryDeadLetters(
+            request: GRPCCore.ServerRequest<DistributedGc_RetryDeadLettersRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<DistributedGc_RetryDeadLettersResponse>
+
+        /// Handle the "ForceReleaseLease" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Ends an active lease whoever holds it (its holder is gone, or must be
+        /// > cut off). When it was the object's last lease, the cleanup is scheduled.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `DistributedGc_ForceReleaseLeaseRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `DistributedGc_ForceReleaseLeaseResponse` message.
+        func forceReleaseLease(
+            request: GRPCCore.ServerRequest<DistributedGc_ForceReleaseLeaseRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<DistributedGc_ForceReleaseLeaseResponse>
     }
 
     /// Simple service protocol for the "distributed_gc.DistributedGCService" service.
@@ -662,6 +766,44 @@ extension DistributedGc_DistributedGCService {
             response: GRPCCore.RPCWriter<DistributedGc_LeaseEvent>,
             context: GRPCCore.ServerContext
         ) async throws
+
+        /// Handle the "RetryDeadLetters" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Puts dead-lettered cleanups back in the queue with a fresh retry budget:
+        /// > those of the named leases, or every one (optionally of one endpoint).
+        ///
+        /// - Parameters:
+        ///   - request: A `DistributedGc_RetryDeadLettersRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `DistributedGc_RetryDeadLettersResponse` to respond with.
+        func retryDeadLetters(
+            request: DistributedGc_RetryDeadLettersRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> DistributedGc_RetryDeadLettersResponse
+
+        /// Handle the "ForceReleaseLease" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Ends an active lease whoever holds it (its holder is gone, or must be
+        /// > cut off). When it was the object's last lease, the cleanup is scheduled.
+        ///
+        /// - Parameters:
+        ///   - request: A `DistributedGc_ForceReleaseLeaseRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `DistributedGc_ForceReleaseLeaseResponse` to respond with.
+        func forceReleaseLease(
+            request: DistributedGc_ForceReleaseLeaseRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> DistributedGc_ForceReleaseLeaseResponse
     }
 }
 
@@ -763,6 +905,28 @@ extension DistributedGc_DistributedGCService.StreamingServiceProtocol {
             serializer: GRPCProtobuf.ProtobufSerializer<DistributedGc_LeaseEvent>(),
             handler: { request, context in
                 try await self.watchLeases(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: DistributedGc_DistributedGCService.Method.RetryDeadLetters.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<DistributedGc_RetryDeadLettersRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<DistributedGc_RetryDeadLettersResponse>(),
+            handler: { request, context in
+                try await self.retryDeadLetters(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: DistributedGc_DistributedGCService.Method.ForceReleaseLease.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<DistributedGc_ForceReleaseLeaseRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<DistributedGc_ForceReleaseLeaseResponse>(),
+            handler: { request, context in
+                try await self.forceReleaseLease(
                     request: request,
                     context: context
                 )
@@ -871,6 +1035,28 @@ extension DistributedGc_DistributedGCService.ServiceProtocol {
             context: context
         )
         return response
+    }
+
+    public func retryDeadLetters(
+        request: GRPCCore.StreamingServerRequest<DistributedGc_RetryDeadLettersRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<DistributedGc_RetryDeadLettersResponse> {
+        let response = try await self.retryDeadLetters(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func forceReleaseLease(
+        request: GRPCCore.StreamingServerRequest<DistributedGc_ForceReleaseLeaseRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<DistributedGc_ForceReleaseLeaseResponse> {
+        let response = try await self.forceReleaseLease(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
     }
 }
 
@@ -995,6 +1181,32 @@ extension DistributedGc_DistributedGCService.SimpleServiceProtocol {
                 )
                 return [:]
             }
+        )
+    }
+
+    public func retryDeadLetters(
+        request: GRPCCore.ServerRequest<DistributedGc_RetryDeadLettersRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<DistributedGc_RetryDeadLettersResponse> {
+        return GRPCCore.ServerResponse<DistributedGc_RetryDeadLettersResponse>(
+            message: try await self.retryDeadLetters(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func forceReleaseLease(
+        request: GRPCCore.ServerRequest<DistributedGc_ForceReleaseLeaseRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<DistributedGc_ForceReleaseLeaseResponse> {
+        return GRPCCore.ServerResponse<DistributedGc_ForceReleaseLeaseResponse>(
+            message: try await self.forceReleaseLease(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
         )
     }
 }
@@ -1206,6 +1418,54 @@ extension DistributedGc_DistributedGCService {
             deserializer: some GRPCCore.MessageDeserializer<DistributedGc_LeaseEvent>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<DistributedGc_LeaseEvent>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "RetryDeadLetters" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Puts dead-lettered cleanups back in the queue with a fresh retry budget:
+        /// > those of the named leases, or every one (optionally of one endpoint).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `DistributedGc_RetryDeadLettersRequest` message.
+        ///   - serializer: A serializer for `DistributedGc_RetryDeadLettersRequest` messages.
+        ///   - deserializer: A deserializer for `DistributedGc_RetryDeadLettersResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func retryDeadLetters<Result>(
+            request: GRPCCore.ClientRequest<DistributedGc_RetryDeadLettersRequest>,
+            serializer: some GRPCCore.MessageSerializer<DistributedGc_RetryDeadLettersRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<DistributedGc_RetryDeadLettersResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<DistributedGc_RetryDeadLettersResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "ForceReleaseLease" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Ends an active lease whoever holds it (its holder is gone, or must be
+        /// > cut off). When it was the object's last lease, the cleanup is scheduled.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `DistributedGc_ForceReleaseLeaseRequest` message.
+        ///   - serializer: A serializer for `DistributedGc_ForceReleaseLeaseRequest` messages.
+        ///   - deserializer: A deserializer for `DistributedGc_ForceReleaseLeaseResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func forceReleaseLease<Result>(
+            request: GRPCCore.ClientRequest<DistributedGc_ForceReleaseLeaseRequest>,
+            serializer: some GRPCCore.MessageSerializer<DistributedGc_ForceReleaseLeaseRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<DistributedGc_ForceReleaseLeaseResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<DistributedGc_ForceReleaseLeaseResponse>) async throws -> Result
         ) async throws -> Result where Result: Sendable
     }
 
@@ -1521,6 +1781,76 @@ extension DistributedGc_DistributedGCService {
                 onResponse: handleResponse
             )
         }
+
+        /// Call the "RetryDeadLetters" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Puts dead-lettered cleanups back in the queue with a fresh retry budget:
+        /// > those of the named leases, or every one (optionally of one endpoint).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `DistributedGc_RetryDeadLettersRequest` message.
+        ///   - serializer: A serializer for `DistributedGc_RetryDeadLettersRequest` messages.
+        ///   - deserializer: A deserializer for `DistributedGc_RetryDeadLettersResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func retryDeadLetters<Result>(
+            request: GRPCCore.ClientRequest<DistributedGc_RetryDeadLettersRequest>,
+            serializer: some GRPCCore.MessageSerializer<DistributedGc_RetryDeadLettersRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<DistributedGc_RetryDeadLettersResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<DistributedGc_RetryDeadLettersResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: DistributedGc_DistributedGCService.Method.RetryDeadLetters.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "ForceReleaseLease" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Ends an active lease whoever holds it (its holder is gone, or must be
+        /// > cut off). When it was the object's last lease, the cleanup is scheduled.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `DistributedGc_ForceReleaseLeaseRequest` message.
+        ///   - serializer: A serializer for `DistributedGc_ForceReleaseLeaseRequest` messages.
+        ///   - deserializer: A deserializer for `DistributedGc_ForceReleaseLeaseResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func forceReleaseLease<Result>(
+            request: GRPCCore.ClientRequest<DistributedGc_ForceReleaseLeaseRequest>,
+            serializer: some GRPCCore.MessageSerializer<DistributedGc_ForceReleaseLeaseRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<DistributedGc_ForceReleaseLeaseResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<DistributedGc_ForceReleaseLeaseResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: DistributedGc_DistributedGCService.Method.ForceReleaseLease.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
     }
 }
 
@@ -1774,6 +2104,66 @@ extension DistributedGc_DistributedGCService.ClientProtocol {
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<DistributedGc_WatchLeasesRequest>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<DistributedGc_LeaseEvent>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "RetryDeadLetters" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Puts dead-lettered cleanups back in the queue with a fresh retry budget:
+    /// > those of the named leases, or every one (optionally of one endpoint).
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `DistributedGc_RetryDeadLettersRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func retryDeadLetters<Result>(
+        request: GRPCCore.ClientRequest<DistributedGc_RetryDeadLettersRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<DistributedGc_RetryDeadLettersResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.retryDeadLetters(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<DistributedGc_RetryDeadLettersRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<DistributedGc_RetryDeadLettersResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ForceReleaseLease" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Ends an active lease whoever holds it (its holder is gone, or must be
+    /// > cut off). When it was the object's last lease, the cleanup is scheduled.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `DistributedGc_ForceReleaseLeaseRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func forceReleaseLease<Result>(
+        request: GRPCCore.ClientRequest<DistributedGc_ForceReleaseLeaseRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<DistributedGc_ForceReleaseLeaseResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.forceReleaseLease(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<DistributedGc_ForceReleaseLeaseRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<DistributedGc_ForceReleaseLeaseResponse>(),
             options: options,
             onResponse: handleResponse
         )
@@ -2065,6 +2455,74 @@ extension DistributedGc_DistributedGCService.ClientProtocol {
             metadata: metadata
         )
         return try await self.watchLeases(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "RetryDeadLetters" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Puts dead-lettered cleanups back in the queue with a fresh retry budget:
+    /// > those of the named leases, or every one (optionally of one endpoint).
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func retryDeadLetters<Result>(
+        _ message: DistributedGc_RetryDeadLettersRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<DistributedGc_RetryDeadLettersResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<DistributedGc_RetryDeadLettersRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.retryDeadLetters(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ForceReleaseLease" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Ends an active lease whoever holds it (its holder is gone, or must be
+    /// > cut off). When it was the object's last lease, the cleanup is scheduled.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func forceReleaseLease<Result>(
+        _ message: DistributedGc_ForceReleaseLeaseRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<DistributedGc_ForceReleaseLeaseResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<DistributedGc_ForceReleaseLeaseRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.forceReleaseLease(
             request: request,
             options: options,
             onResponse: handleResponse

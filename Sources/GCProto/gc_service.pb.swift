@@ -358,11 +358,22 @@ public nonisolated struct DistributedGc_CreateLeaseRequest: Sendable {
   /// Clears the value of `cleanupConfig`. Subsequent reads from it will return its default value.
   public mutating func clearCleanupConfig() {self._cleanupConfig = nil}
 
+  /// --- Added ---
+  public var origin: DistributedGc_RequestOrigin {
+    get {_origin ?? DistributedGc_RequestOrigin()}
+    set {_origin = newValue}
+  }
+  /// Returns true if `origin` has been explicitly set.
+  public var hasOrigin: Bool {self._origin != nil}
+  /// Clears the value of `origin`. Subsequent reads from it will return its default value.
+  public mutating func clearOrigin() {self._origin = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
   fileprivate var _cleanupConfig: DistributedGc_CleanupConfig? = nil
+  fileprivate var _origin: DistributedGc_RequestOrigin? = nil
 }
 
 public nonisolated struct DistributedGc_CreateLeaseResponse: Sendable {
@@ -409,9 +420,21 @@ public nonisolated struct DistributedGc_RenewLeaseRequest: Sendable {
   /// 0 means the lease's own duration.
   public var extendDurationSeconds: UInt64 = 0
 
+  /// --- Added ---
+  public var origin: DistributedGc_RequestOrigin {
+    get {_origin ?? DistributedGc_RequestOrigin()}
+    set {_origin = newValue}
+  }
+  /// Returns true if `origin` has been explicitly set.
+  public var hasOrigin: Bool {self._origin != nil}
+  /// Clears the value of `origin`. Subsequent reads from it will return its default value.
+  public mutating func clearOrigin() {self._origin = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
+
+  fileprivate var _origin: DistributedGc_RequestOrigin? = nil
 }
 
 public nonisolated struct DistributedGc_RenewLeaseResponse: Sendable {
@@ -451,9 +474,21 @@ public nonisolated struct DistributedGc_ReleaseLeaseRequest: Sendable {
 
   public var serviceID: String = String()
 
+  /// --- Added ---
+  public var origin: DistributedGc_RequestOrigin {
+    get {_origin ?? DistributedGc_RequestOrigin()}
+    set {_origin = newValue}
+  }
+  /// Returns true if `origin` has been explicitly set.
+  public var hasOrigin: Bool {self._origin != nil}
+  /// Clears the value of `origin`. Subsequent reads from it will return its default value.
+  public mutating func clearOrigin() {self._origin = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
+
+  fileprivate var _origin: DistributedGc_RequestOrigin? = nil
 }
 
 public nonisolated struct DistributedGc_ReleaseLeaseResponse: Sendable {
@@ -537,6 +572,10 @@ public nonisolated struct DistributedGc_ListLeasesRequest: Sendable {
 
   /// When non-empty, only leases whose cleanup is in one of these states.
   public var cleanupStates: [DistributedGc_CleanupState] = []
+
+  /// Only leases whose cleanup goes to this endpoint (their
+  /// `cleanup_http_endpoint` or `cleanup_endpoint`, compared exactly).
+  public var cleanupEndpoint: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -697,9 +736,20 @@ public nonisolated struct DistributedGc_RenewLeasesRequest: Sendable {
   /// 0 means each lease's own duration.
   public var extendDurationSeconds: UInt64 = 0
 
+  public var origin: DistributedGc_RequestOrigin {
+    get {_origin ?? DistributedGc_RequestOrigin()}
+    set {_origin = newValue}
+  }
+  /// Returns true if `origin` has been explicitly set.
+  public var hasOrigin: Bool {self._origin != nil}
+  /// Clears the value of `origin`. Subsequent reads from it will return its default value.
+  public mutating func clearOrigin() {self._origin = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
+
+  fileprivate var _origin: DistributedGc_RequestOrigin? = nil
 }
 
 public nonisolated struct DistributedGc_RenewLeaseResult: Sendable {
@@ -762,9 +812,26 @@ public nonisolated struct DistributedGc_WatchLeasesRequest: Sendable {
   /// events from now on.
   public var afterIndex: UInt64 = 0
 
+  /// Resume in the middle of an index: the `position` of the last event
+  /// received at `after_index`. When set, the remaining events of
+  /// `after_index` (greater positions) come first. One command can cause
+  /// thousands of events (an expire decision), so a stream may break inside
+  /// one index; (after_index, after_position) of the last event received
+  /// resumes with no event lost or repeated.
+  public var afterPosition: UInt32 {
+    get {_afterPosition ?? 0}
+    set {_afterPosition = newValue}
+  }
+  /// Returns true if `afterPosition` has been explicitly set.
+  public var hasAfterPosition: Bool {self._afterPosition != nil}
+  /// Clears the value of `afterPosition`. Subsequent reads from it will return its default value.
+  public mutating func clearAfterPosition() {self._afterPosition = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
+
+  fileprivate var _afterPosition: UInt32? = nil
 }
 
 public nonisolated struct DistributedGc_LeaseEvent: Sendable {
@@ -887,6 +954,109 @@ public nonisolated struct DistributedGc_LeaseEvent: Sendable {
 
   fileprivate var _at: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
   fileprivate var _expiresAt: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
+}
+
+public nonisolated struct DistributedGc_RetryDeadLettersRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// The leases whose dead-lettered cleanup to retry (at most 1000). Each must
+  /// have one; otherwise the call fails with FAILED_PRECONDITION naming it and
+  /// nothing is retried.
+  public var leaseIds: [String] = []
+
+  /// Instead of `lease_ids`: every dead-lettered cleanup, at most
+  /// `RetryDeadLettersResponse.limit` per call (call again while `remaining`).
+  public var all: Bool = false
+
+  /// With `all`: only cleanups to this endpoint (exact match).
+  public var cleanupEndpoint: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct DistributedGc_RetryDeadLettersResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// The leases whose cleanup is queued again.
+  public var leaseIds: [String] = []
+
+  /// With `all`: dead letters of the selection left for a further call.
+  public var remaining: UInt64 = 0
+
+  /// Most cleanups one call retries.
+  public var limit: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct DistributedGc_ForceReleaseLeaseRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var leaseID: String = String()
+
+  /// Why (kept in the RELEASED event's reason). Required.
+  public var reason: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct DistributedGc_ForceReleaseLeaseResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var lease: DistributedGc_LeaseInfo {
+    get {_lease ?? DistributedGc_LeaseInfo()}
+    set {_lease = newValue}
+  }
+  /// Returns true if `lease` has been explicitly set.
+  public var hasLease: Bool {self._lease != nil}
+  /// Clears the value of `lease`. Subsequent reads from it will return its default value.
+  public mutating func clearLease() {self._lease = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _lease: DistributedGc_LeaseInfo? = nil
+}
+
+/// Makes a write safe to retry (Raft dissertation §6.3): a client numbers its
+/// writes within a session, and the cluster applies each (client_id,
+/// sequence) once. A retry with the same origin (after a timeout, a lost
+/// answer or a leader change) gets the first attempt's answer instead of a
+/// second lease. Optional; the GCClient library sets it. Sessions idle for an
+/// hour are forgotten.
+public nonisolated struct DistributedGc_RequestOrigin: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// Unique per client process, e.g. "gcclient/<random 128 bits>". At most 128 bytes.
+  public var clientID: String = String()
+
+  /// This write's number in the session, from 1; a retry reuses it.
+  public var sequence: UInt64 = 0
+
+  /// Every sequence below this one has its answer (the cluster may forget
+  /// them). At most `sequence`.
+  public var firstUnacknowledged: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
 }
 
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
@@ -1158,7 +1328,7 @@ nonisolated extension DistributedGc_CleanupConfig: SwiftProtobuf.Message, SwiftP
 
 nonisolated extension DistributedGc_CreateLeaseRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".CreateLeaseRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}object_id\0\u{3}object_type\0\u{3}service_id\0\u{3}lease_duration_seconds\0\u{1}metadata\0\u{3}cleanup_config\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}object_id\0\u{3}object_type\0\u{3}service_id\0\u{3}lease_duration_seconds\0\u{1}metadata\0\u{3}cleanup_config\0\u{1}origin\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1172,6 +1342,7 @@ nonisolated extension DistributedGc_CreateLeaseRequest: SwiftProtobuf.Message, S
       case 4: try { try decoder.decodeSingularUInt64Field(value: &self.leaseDurationSeconds) }()
       case 5: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: &self.metadata) }()
       case 6: try { try decoder.decodeSingularMessageField(value: &self._cleanupConfig) }()
+      case 7: try { try decoder.decodeSingularMessageField(value: &self._origin) }()
       default: break
       }
     }
@@ -1200,6 +1371,9 @@ nonisolated extension DistributedGc_CreateLeaseRequest: SwiftProtobuf.Message, S
     try { if let v = self._cleanupConfig {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
     } }()
+    try { if let v = self._origin {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 7)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1210,6 +1384,7 @@ nonisolated extension DistributedGc_CreateLeaseRequest: SwiftProtobuf.Message, S
     if lhs.leaseDurationSeconds != rhs.leaseDurationSeconds {return false}
     if lhs.metadata != rhs.metadata {return false}
     if lhs._cleanupConfig != rhs._cleanupConfig {return false}
+    if lhs._origin != rhs._origin {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1276,7 +1451,7 @@ nonisolated extension DistributedGc_CreateLeaseResponse: SwiftProtobuf.Message, 
 
 nonisolated extension DistributedGc_RenewLeaseRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".RenewLeaseRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}lease_id\0\u{3}service_id\0\u{3}extend_duration_seconds\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}lease_id\0\u{3}service_id\0\u{3}extend_duration_seconds\0\u{1}origin\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1287,12 +1462,17 @@ nonisolated extension DistributedGc_RenewLeaseRequest: SwiftProtobuf.Message, Sw
       case 1: try { try decoder.decodeSingularStringField(value: &self.leaseID) }()
       case 2: try { try decoder.decodeSingularStringField(value: &self.serviceID) }()
       case 3: try { try decoder.decodeSingularUInt64Field(value: &self.extendDurationSeconds) }()
+      case 4: try { try decoder.decodeSingularMessageField(value: &self._origin) }()
       default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
     if !self.leaseID.isEmpty {
       try visitor.visitSingularStringField(value: self.leaseID, fieldNumber: 1)
     }
@@ -1302,6 +1482,9 @@ nonisolated extension DistributedGc_RenewLeaseRequest: SwiftProtobuf.Message, Sw
     if self.extendDurationSeconds != 0 {
       try visitor.visitSingularUInt64Field(value: self.extendDurationSeconds, fieldNumber: 3)
     }
+    try { if let v = self._origin {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1309,6 +1492,7 @@ nonisolated extension DistributedGc_RenewLeaseRequest: SwiftProtobuf.Message, Sw
     if lhs.leaseID != rhs.leaseID {return false}
     if lhs.serviceID != rhs.serviceID {return false}
     if lhs.extendDurationSeconds != rhs.extendDurationSeconds {return false}
+    if lhs._origin != rhs._origin {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1365,7 +1549,7 @@ nonisolated extension DistributedGc_RenewLeaseResponse: SwiftProtobuf.Message, S
 
 nonisolated extension DistributedGc_ReleaseLeaseRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ReleaseLeaseRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}lease_id\0\u{3}service_id\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}lease_id\0\u{3}service_id\0\u{1}origin\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1375,24 +1559,33 @@ nonisolated extension DistributedGc_ReleaseLeaseRequest: SwiftProtobuf.Message, 
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularStringField(value: &self.leaseID) }()
       case 2: try { try decoder.decodeSingularStringField(value: &self.serviceID) }()
+      case 3: try { try decoder.decodeSingularMessageField(value: &self._origin) }()
       default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
     if !self.leaseID.isEmpty {
       try visitor.visitSingularStringField(value: self.leaseID, fieldNumber: 1)
     }
     if !self.serviceID.isEmpty {
       try visitor.visitSingularStringField(value: self.serviceID, fieldNumber: 2)
     }
+    try { if let v = self._origin {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: DistributedGc_ReleaseLeaseRequest, rhs: DistributedGc_ReleaseLeaseRequest) -> Bool {
     if lhs.leaseID != rhs.leaseID {return false}
     if lhs.serviceID != rhs.serviceID {return false}
+    if lhs._origin != rhs._origin {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1509,7 +1702,7 @@ nonisolated extension DistributedGc_GetLeaseResponse: SwiftProtobuf.Message, Swi
 
 nonisolated extension DistributedGc_ListLeasesRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ListLeasesRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}service_id\0\u{3}object_type\0\u{1}state\0\u{1}limit\0\u{3}page_token\0\u{1}consistency\0\u{3}object_id\0\u{1}states\0\u{3}cleanup_states\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}service_id\0\u{3}object_type\0\u{1}state\0\u{1}limit\0\u{3}page_token\0\u{1}consistency\0\u{3}object_id\0\u{1}states\0\u{3}cleanup_states\0\u{3}cleanup_endpoint\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1526,6 +1719,7 @@ nonisolated extension DistributedGc_ListLeasesRequest: SwiftProtobuf.Message, Sw
       case 7: try { try decoder.decodeSingularStringField(value: &self.objectID) }()
       case 8: try { try decoder.decodeRepeatedEnumField(value: &self.states) }()
       case 9: try { try decoder.decodeRepeatedEnumField(value: &self.cleanupStates) }()
+      case 10: try { try decoder.decodeSingularStringField(value: &self.cleanupEndpoint) }()
       default: break
       }
     }
@@ -1559,6 +1753,9 @@ nonisolated extension DistributedGc_ListLeasesRequest: SwiftProtobuf.Message, Sw
     if !self.cleanupStates.isEmpty {
       try visitor.visitPackedEnumField(value: self.cleanupStates, fieldNumber: 9)
     }
+    if !self.cleanupEndpoint.isEmpty {
+      try visitor.visitSingularStringField(value: self.cleanupEndpoint, fieldNumber: 10)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1572,6 +1769,7 @@ nonisolated extension DistributedGc_ListLeasesRequest: SwiftProtobuf.Message, Sw
     if lhs.objectID != rhs.objectID {return false}
     if lhs.states != rhs.states {return false}
     if lhs.cleanupStates != rhs.cleanupStates {return false}
+    if lhs.cleanupEndpoint != rhs.cleanupEndpoint {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1803,7 +2001,7 @@ nonisolated extension DistributedGc_LeaseInfo: SwiftProtobuf.Message, SwiftProto
 
 nonisolated extension DistributedGc_RenewLeasesRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".RenewLeasesRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}lease_ids\0\u{3}service_id\0\u{3}extend_duration_seconds\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}lease_ids\0\u{3}service_id\0\u{3}extend_duration_seconds\0\u{1}origin\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1814,12 +2012,17 @@ nonisolated extension DistributedGc_RenewLeasesRequest: SwiftProtobuf.Message, S
       case 1: try { try decoder.decodeRepeatedStringField(value: &self.leaseIds) }()
       case 2: try { try decoder.decodeSingularStringField(value: &self.serviceID) }()
       case 3: try { try decoder.decodeSingularUInt64Field(value: &self.extendDurationSeconds) }()
+      case 4: try { try decoder.decodeSingularMessageField(value: &self._origin) }()
       default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
     if !self.leaseIds.isEmpty {
       try visitor.visitRepeatedStringField(value: self.leaseIds, fieldNumber: 1)
     }
@@ -1829,6 +2032,9 @@ nonisolated extension DistributedGc_RenewLeasesRequest: SwiftProtobuf.Message, S
     if self.extendDurationSeconds != 0 {
       try visitor.visitSingularUInt64Field(value: self.extendDurationSeconds, fieldNumber: 3)
     }
+    try { if let v = self._origin {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1836,6 +2042,7 @@ nonisolated extension DistributedGc_RenewLeasesRequest: SwiftProtobuf.Message, S
     if lhs.leaseIds != rhs.leaseIds {return false}
     if lhs.serviceID != rhs.serviceID {return false}
     if lhs.extendDurationSeconds != rhs.extendDurationSeconds {return false}
+    if lhs._origin != rhs._origin {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1932,7 +2139,7 @@ nonisolated extension DistributedGc_RenewLeasesResponse: SwiftProtobuf.Message, 
 
 nonisolated extension DistributedGc_WatchLeasesRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".WatchLeasesRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}service_id\0\u{3}object_types\0\u{3}after_index\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}service_id\0\u{3}object_types\0\u{3}after_index\0\u{3}after_position\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1943,12 +2150,17 @@ nonisolated extension DistributedGc_WatchLeasesRequest: SwiftProtobuf.Message, S
       case 1: try { try decoder.decodeSingularStringField(value: &self.serviceID) }()
       case 2: try { try decoder.decodeRepeatedEnumField(value: &self.objectTypes) }()
       case 3: try { try decoder.decodeSingularUInt64Field(value: &self.afterIndex) }()
+      case 4: try { try decoder.decodeSingularUInt32Field(value: &self._afterPosition) }()
       default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
     if !self.serviceID.isEmpty {
       try visitor.visitSingularStringField(value: self.serviceID, fieldNumber: 1)
     }
@@ -1958,6 +2170,9 @@ nonisolated extension DistributedGc_WatchLeasesRequest: SwiftProtobuf.Message, S
     if self.afterIndex != 0 {
       try visitor.visitSingularUInt64Field(value: self.afterIndex, fieldNumber: 3)
     }
+    try { if let v = self._afterPosition {
+      try visitor.visitSingularUInt32Field(value: v, fieldNumber: 4)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1965,6 +2180,7 @@ nonisolated extension DistributedGc_WatchLeasesRequest: SwiftProtobuf.Message, S
     if lhs.serviceID != rhs.serviceID {return false}
     if lhs.objectTypes != rhs.objectTypes {return false}
     if lhs.afterIndex != rhs.afterIndex {return false}
+    if lhs._afterPosition != rhs._afterPosition {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2066,4 +2282,193 @@ nonisolated extension DistributedGc_LeaseEvent: SwiftProtobuf.Message, SwiftProt
 
 nonisolated extension DistributedGc_LeaseEvent.Kind: SwiftProtobuf._ProtoNameProviding {
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0KIND_UNSPECIFIED\0\u{1}CREATED\0\u{1}RENEWED\0\u{1}RELEASED\0\u{1}EXPIRED\0\u{1}CLEANUP_SUCCEEDED\0\u{1}CLEANUP_FAILED\0\u{1}CLEANUP_DEAD_LETTERED\0\u{1}CLEANUP_SUPERSEDED\0\u{1}CLEANUP_RETRIED\0")
+}
+
+nonisolated extension DistributedGc_RetryDeadLettersRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".RetryDeadLettersRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}lease_ids\0\u{1}all\0\u{3}cleanup_endpoint\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedStringField(value: &self.leaseIds) }()
+      case 2: try { try decoder.decodeSingularBoolField(value: &self.all) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.cleanupEndpoint) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.leaseIds.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.leaseIds, fieldNumber: 1)
+    }
+    if self.all != false {
+      try visitor.visitSingularBoolField(value: self.all, fieldNumber: 2)
+    }
+    if !self.cleanupEndpoint.isEmpty {
+      try visitor.visitSingularStringField(value: self.cleanupEndpoint, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: DistributedGc_RetryDeadLettersRequest, rhs: DistributedGc_RetryDeadLettersRequest) -> Bool {
+    if lhs.leaseIds != rhs.leaseIds {return false}
+    if lhs.all != rhs.all {return false}
+    if lhs.cleanupEndpoint != rhs.cleanupEndpoint {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension DistributedGc_RetryDeadLettersResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".RetryDeadLettersResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}lease_ids\0\u{1}remaining\0\u{1}limit\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedStringField(value: &self.leaseIds) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.remaining) }()
+      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.limit) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.leaseIds.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.leaseIds, fieldNumber: 1)
+    }
+    if self.remaining != 0 {
+      try visitor.visitSingularUInt64Field(value: self.remaining, fieldNumber: 2)
+    }
+    if self.limit != 0 {
+      try visitor.visitSingularUInt32Field(value: self.limit, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: DistributedGc_RetryDeadLettersResponse, rhs: DistributedGc_RetryDeadLettersResponse) -> Bool {
+    if lhs.leaseIds != rhs.leaseIds {return false}
+    if lhs.remaining != rhs.remaining {return false}
+    if lhs.limit != rhs.limit {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension DistributedGc_ForceReleaseLeaseRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ForceReleaseLeaseRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}lease_id\0\u{1}reason\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.leaseID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.reason) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.leaseID.isEmpty {
+      try visitor.visitSingularStringField(value: self.leaseID, fieldNumber: 1)
+    }
+    if !self.reason.isEmpty {
+      try visitor.visitSingularStringField(value: self.reason, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: DistributedGc_ForceReleaseLeaseRequest, rhs: DistributedGc_ForceReleaseLeaseRequest) -> Bool {
+    if lhs.leaseID != rhs.leaseID {return false}
+    if lhs.reason != rhs.reason {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension DistributedGc_ForceReleaseLeaseResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ForceReleaseLeaseResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}lease\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularMessageField(value: &self._lease) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._lease {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: DistributedGc_ForceReleaseLeaseResponse, rhs: DistributedGc_ForceReleaseLeaseResponse) -> Bool {
+    if lhs._lease != rhs._lease {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension DistributedGc_RequestOrigin: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".RequestOrigin"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}client_id\0\u{1}sequence\0\u{3}first_unacknowledged\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.clientID) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.sequence) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.firstUnacknowledged) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.clientID.isEmpty {
+      try visitor.visitSingularStringField(value: self.clientID, fieldNumber: 1)
+    }
+    if self.sequence != 0 {
+      try visitor.visitSingularUInt64Field(value: self.sequence, fieldNumber: 2)
+    }
+    if self.firstUnacknowledged != 0 {
+      try visitor.visitSingularUInt64Field(value: self.firstUnacknowledged, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: DistributedGc_RequestOrigin, rhs: DistributedGc_RequestOrigin) -> Bool {
+    if lhs.clientID != rhs.clientID {return false}
+    if lhs.sequence != rhs.sequence {return false}
+    if lhs.firstUnacknowledged != rhs.firstUnacknowledged {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
 }

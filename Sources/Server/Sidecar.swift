@@ -54,10 +54,11 @@ public struct Sidecar: Sendable {
             onApply: { metrics.observe($0) })
         admin = ClusterAdmin(store: store, config: config, logger: logger)
         service = DistributedGCService(store: store, clock: clock, metrics: metrics, nodeID: config.nodeID, logger: logger)
-        reaper = Reaper(store: store, logger: logger)
+        reaper = Reaper(store: store, logger: logger, batchSize: Int(config.reapBatchSize),
+                        batchPause: .milliseconds(Int64(config.reapBatchPauseMilliseconds)))
         dispatcher = CleanupDispatcher(
             store: store, transport: transport ?? RoutingCleanupTransport(http: HTTPCleanupTransport(nodeName: config.nodeID)), timeout: .seconds(Int64(config.cleanupTimeoutSeconds)),
-            maxConcurrency: config.cleanupMaxConcurrency, metrics: metrics, logger: logger,
+            limits: config.cleanupLimits, metrics: metrics, logger: logger,
             seed: seed ?? UInt64.random(in: .min ... .max))
     }
 

@@ -1,5 +1,7 @@
 import ArgumentParser
 import GCProto
+import GRPCCore
+import GRPCNIOTransportHTTP2
 import SwiftProtobuf
 
 /// `gcctl lease ...`: create, inspect, renew and release leases.
@@ -7,7 +9,7 @@ struct LeaseCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lease",
         abstract: "Create, inspect, renew and release leases.",
-        subcommands: [Create.self, Get.self, List.self, Renew.self, Release.self])
+        subcommands: [Create.self, Get.self, List.self, Renew.self, Release.self, ForceRelease.self])
 
     struct Create: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create a lease on an object.")
@@ -90,15 +92,7 @@ struct LeaseCommand: AsyncParsableCommand {
             let options = connection.callOptions
             let limit = max
             let leases = try await NodeConnection.with(connection) { [request] client in
-                var all: [DistributedGc_LeaseInfo] = []
-                var page = request
-                while true {
-                    let response = try await client.listLeases(page, options: options)
-                    all.append(contentsOf: response.leases)
-                    if response.nextPageToken.isEmpty || (limit > 0 && all.count >= limit) { break }
-                    page.pageToken = response.nextPageToken
-                }
-                return limit > 0 ? Array(all.prefix(limit)) : all
+                try await listAll(client, request, options: options, limit: limit)
             }
             var list = DistributedGc_ListLeasesResponse()
             list.leases = leases
@@ -153,6 +147,41 @@ struct LeaseCommand: AsyncParsableCommand {
             try Printer(format: connection.output).print(response) { [["LEASE", "RESULT"], [leaseID, "released"]] }
         }
     }
+
+    struct ForceRelease: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "force-release",
+            abstract: "End a lease whoever holds it (admin; recorded in the event stream with the reason).")
+
+        @OptionGroup var connection: ConnectionOptions
+        @Argument(help: "Lease id.") var leaseID: String
+        @Option(help: "Why (kept in the RELEASED event).") var reason: String
+
+        func run() async throws {
+            var request = DistributedGc_ForceReleaseLeaseRequest()
+            request.leaseID = leaseID
+            request.reason = reason
+            let options = connection.callOptions
+            let response = try await NodeConnection.with(connection) { [request] client in try await client.forceReleaseLease(request, options: options) }
+            try Printer(format: connection.output).print(response.lease) { leaseDetail(response.lease) }
+        }
+    }
+}
+
+/// Every lease `request` matches, following pages, at most `limit` (0 = all).
+func listAll(
+    _ client: DistributedGc_DistributedGCService.Client<HTTP2ClientTransport.Posix>,
+    _ request: DistributedGc_ListLeasesRequest, options: CallOptions, limit: Int
+) async throws -> [DistributedGc_LeaseInfo] {
+    var all: [DistributedGc_LeaseInfo] = []
+    var page = request
+    while true {
+        let response = try await client.listLeases(page, options: options)
+        all.append(contentsOf: response.leases)
+        if response.nextPageToken.isEmpty || (limit > 0 && all.count >= limit) { break }
+        page.pageToken = response.nextPageToken
+    }
+    return limit > 0 ? Array(all.prefix(limit)) : all
 }
 
 func parseMetadata(_ pairs: [String]) throws -> [String: String] {

@@ -30,7 +30,7 @@ struct DeposedLeaderTests {
             cluster.isolate(leader.cluster.local.id)
             let recording = RecordingTransport()
             let dispatcher = CleanupDispatcher(
-                store: leader, transport: recording, timeout: .seconds(5), maxConcurrency: 4,
+                store: leader, transport: recording, timeout: .seconds(5), limits: CleanupLimits(maxConcurrency: 4),
                 metrics: SidecarMetrics(), logger: quietLogger, seed: 1)
             #expect(leader.mayRunCleanup, "before the quorum check the gate alone would let it deliver")
             let attempt = Task { try await dispatcher.dispatchDue(now: cluster.clock.now()) }

@@ -53,7 +53,7 @@ struct SidecarConfigTests {
         #expect(config.cleanupTimeoutSeconds == 3)
         #expect(config.limits.defaultMaxRetries == 9)
         #expect(config.limits.defaultRetryDelaySeconds == 2)
-        #expect(config.cleanupMaxConcurrency == 8)
+        #expect(config.cleanupLimits.maxConcurrency == 8)
         #expect(config.limits.endedRetentionSeconds == 60)
         #expect(config.logLevel == .debug)
     }

@@ -8,63 +8,109 @@ import Synchronization
 /// success or its dead-lettering is committed, so a crash, a lost outcome or a
 /// leader change only means the job is delivered again (with the same
 /// idempotency key).
+///
+/// Admission: at most ``CleanupLimits/maxConcurrency`` jobs are in flight,
+/// and each endpoint's requests pass its ``EndpointThrottle`` (concurrency,
+/// rate, circuit breaker). Jobs of an endpoint that cannot take more stay
+/// pending without using an attempt, and do not hold up other endpoints'.
 public final class CleanupDispatcher: Sendable {
     let store: any LeaseStore
     let transport: any CleanupTransport
     let timeout: Duration
-    let maxConcurrency: Int
     let policy: RetryPolicy
     let metrics: SidecarMetrics
     let logger: Logger
-    private let inFlight = Mutex<Set<JobID>>([])
+    /// Per-endpoint admission (shared with metrics and tests).
+    public let throttle: EndpointThrottle
+    /// Jobs claimed and not yet finished, with their endpoint permit (nil
+    /// once the request is over and only the outcome is being recorded).
+    private let inFlight = Mutex<[JobID: EndpointThrottle.Permit?]>([:])
     private let random: Mutex<SplitMix64>
+    private let outcomes: OutcomeBatcher
 
-    public init(store: any LeaseStore, transport: any CleanupTransport, timeout: Duration, maxConcurrency: Int,
+    public init(store: any LeaseStore, transport: any CleanupTransport, timeout: Duration, limits: CleanupLimits,
                 metrics: SidecarMetrics, logger: Logger, policy: RetryPolicy = RetryPolicy(),
                 seed: UInt64 = UInt64.random(in: .min ... .max)) {
         self.store = store
         self.transport = transport
         self.timeout = timeout
-        self.maxConcurrency = maxConcurrency
         self.policy = policy
         self.metrics = metrics
         self.logger = logger
         self.random = Mutex(SplitMix64(seed: seed))
+        self.outcomes = OutcomeBatcher(store: store)
+        self.throttle = EndpointThrottle(limits: limits) { [logger, metrics] endpoint, from, to in
+            metrics.recordBreaker(from: from, to: to)
+            switch to {
+            case .open: logger.warning("cleanup endpoint failing; circuit breaker open, its cleanups wait", metadata: ["endpoint": "\(endpoint)", "cooldown_ms": "\(limits.breakerCooldownMilliseconds)"])
+            case .halfOpen: logger.info("probing cleanup endpoint", metadata: ["endpoint": "\(endpoint)"])
+            case .closed: logger.info("cleanup endpoint recovered; circuit breaker closed", metadata: ["endpoint": "\(endpoint)"])
+            }
+        }
     }
 
-    /// Jobs due at `now` that are not in flight, up to the free concurrency;
-    /// they are marked in flight until ``attempt(_:)`` finishes them.
+    public var limits: CleanupLimits { throttle.limits }
+
+    /// Claims jobs due at `now` that are not in flight, up to the free
+    /// global concurrency and what each endpoint admits; they stay claimed
+    /// until ``attempt(_:)`` finishes them.
+    ///
+    /// Nothing is claimed unless this node leads and a quorum confirms it
+    /// (a deposed leader cut off from the others must not deliver).
     public func claimDueJobs(now: WallTime) async throws -> [CleanupJob] {
         guard store.mayRunCleanup else { return [] }
+        let busy = inFlight.withLock { Set($0.keys) }
+        let free = limits.maxConcurrency - busy.count
+        // Each look costs the store's actor a query: while busy, wait until
+        // an eighth of the slots are free rather than refill them one by one.
+        guard free > 0, busy.isEmpty || free >= max(1, limits.maxConcurrency / 8) else { return [] }
+        let blocked = throttle.blockedEndpoints(now: now)
+        let due = try await store.read(.stale) { machine in
+            machine.dueCleanupJobs(asOf: now, limit: free, skippingEndpoints: blocked) { busy.contains($0.id) }
+        }
+        guard !due.isEmpty else { return [] }
         // A leader cut off from the others may not know yet that it was
         // deposed: confirm with a quorum before delivering anything.
         guard await store.confirmLeadership() else { return [] }
-        let free = maxConcurrency - inFlight.withLock { $0.count }
-        guard free > 0 else { return [] }
-        let busy = inFlight.withLock { $0 }
-        let due = try await store.read(.stale) { $0.dueCleanupJobs(asOf: now, limit: free + busy.count) }
-        return inFlight.withLock { flying in
-            var claimed: [CleanupJob] = []
-            for job in due where !flying.contains(job.id) && claimed.count < maxConcurrency - flying.count {
-                claimed.append(job)
+        var claimed: [CleanupJob] = []
+        for job in due {
+            guard let permit = throttle.admit(job.spec.endpoint, now: now) else { continue }
+            let taken = inFlight.withLock { flying in
+                guard flying[job.id] == nil, flying.count < limits.maxConcurrency else { return false }
+                flying[job.id] = permit
+                return true
             }
-            flying.formUnion(claimed.map(\.id))
-            return claimed
+            if taken { claimed.append(job) } else { throttle.cancel(permit) }
         }
+        metrics.observeCleanupInFlight(inFlightCount)
+        return claimed
     }
 
     /// Delivers one attempt of a claimed job and proposes its outcome.
     public func attempt(_ job: CleanupJob) async {
-        defer { _ = inFlight.withLock { $0.remove(job.id) } }
+        defer {
+            let count = inFlight.withLock { flying in
+                if case .some(.some(let permit)) = flying.removeValue(forKey: job.id) { throttle.cancel(permit) }
+                return flying.count
+            }
+            metrics.observeCleanupInFlight(count)
+        }
         guard let target = job.spec.target else { return }
         let request = CleanupRequest(job: job)
         let result = await transport.deliver(request, to: target, timeout: timeout)
+        // The endpoint's slot is free once it answered; the job stays claimed
+        // until its outcome is recorded, so it is not sent twice meanwhile.
+        let permit = inFlight.withLock { flying in flying.updateValue(nil, forKey: job.id) ?? nil }
         let outcome: LeaseCommand.CleanupOutcome.Result
         switch result {
         case .succeeded:
+            if let permit { throttle.finish(permit, targetHealthy: true) }
             outcome = .succeeded
             logger.debug("cleanup delivered", metadata: metadata(job, request.attempt))
         case .failed(let reason, let permanent):
+            // A permanent failure is an answer ("this request is wrong"): the
+            // target is up. Only silence and server errors trip the breaker.
+            if let permit { throttle.finish(permit, targetHealthy: permanent) }
             let delay = random.withLock { rng in
                 policy.delayMilliseconds(afterAttempt: request.attempt, baseSeconds: job.spec.retryDelaySeconds, using: &rng)
             }
@@ -76,7 +122,7 @@ public final class CleanupDispatcher: Sendable {
             logger.warning("cleanup attempt failed", metadata: meta)
         }
         do {
-            _ = try await store.propose(.cleanupOutcome(.init(jobID: job.id, attempt: request.attempt, result: outcome)))
+            try await outcomes.commit(.init(jobID: job.id, attempt: request.attempt, result: outcome))
         } catch {
             // The job is still pending in the replicated state: it will be
             // delivered again. Counted so operators see it.
@@ -100,14 +146,13 @@ public final class CleanupDispatcher: Sendable {
         return jobs.count
     }
 
-    /// Jobs being delivered right now.
+    /// Jobs being delivered, or whose outcome is being recorded, right now.
     public var inFlightCount: Int { inFlight.withLock { $0.count } }
 
     private func metadata(_ job: CleanupJob, _ attempt: UInt32) -> Logger.Metadata {
         [
             "job": "\(job.id)", "lease_id": "\(job.leaseID)", "object": "\(job.object)",
-            "incarnation": "\(job.incarnation)", "endpoint": "\(job.spec.httpEndpoint.isEmpty ? job.spec.grpcEndpoint : job.spec.httpEndpoint)",
-            "attempt": "\(attempt)",
+            "incarnation": "\(job.incarnation)", "endpoint": "\(job.spec.endpoint)", "attempt": "\(attempt)",
         ]
     }
 }

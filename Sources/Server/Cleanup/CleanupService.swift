@@ -2,12 +2,16 @@ import LeaseFSM
 import Logging
 import ServiceLifecycle
 
-/// Runs the reaper every `GC_CLEANUP_INTERVAL` and the dispatcher every
-/// second, until graceful shutdown. In-flight deliveries finish first.
+/// Runs the reaper every `GC_CLEANUP_INTERVAL` and the dispatcher
+/// continuously, until graceful shutdown. In-flight deliveries finish first.
 public struct CleanupService: Service {
-    /// How often due cleanup jobs are looked for (retries are due at
-    /// arbitrary times, so this is finer than the reap interval).
-    public static let dispatchPollInterval = Duration.seconds(1)
+    /// How often the dispatcher looks for due jobs while it has nothing in
+    /// flight (retries fall due at arbitrary times; new jobs appear when
+    /// leases end).
+    public static let idlePollInterval = Duration.milliseconds(100)
+    /// How soon it looks again while deliveries are going on (slots free up
+    /// as they finish).
+    public static let busyPollInterval = Duration.milliseconds(5)
 
     let reaper: Reaper
     let dispatcher: CleanupDispatcher
@@ -27,37 +31,46 @@ public struct CleanupService: Service {
         await withDiscardingTaskGroup { group in
             group.addTask {
                 await cancelWhenGracefulShutdown {
-                    await self.every(reapInterval, "reap") { try await reaper.reapOnce(now: clock.now()) }
+                    await self.repeating("reap") {
+                        try await reaper.reapOnce(now: clock.now())
+                        return reapInterval
+                    }
                 }
             }
             group.addTask {
                 await cancelWhenGracefulShutdown {
                     await withDiscardingTaskGroup { deliveries in
-                        await self.every(Self.dispatchPollInterval, "dispatch") {
-                            for job in try await dispatcher.claimDueJobs(now: clock.now()) {
+                        await self.repeating("dispatch") {
+                            let claimed = try await dispatcher.claimDueJobs(now: clock.now())
+                            for job in claimed {
                                 deliveries.addTask { await dispatcher.attempt(job) }
                             }
+                            let busy = !claimed.isEmpty || dispatcher.inFlightCount > 0
+                            return busy ? Self.busyPollInterval : Self.idlePollInterval
                         }
                     }
                 }
             }
         }
+        dispatcher.transport.shutdown()
     }
 
-    /// Runs `body` every `interval` until cancelled; failures are logged once
-    /// per streak (not every tick) and the loop goes on.
-    private func every(_ interval: Duration, _ name: String, _ body: () async throws -> Void) async {
+    /// Runs `body` until cancelled, sleeping for the interval it returns;
+    /// failures are logged once per streak (not every round), followed by a
+    /// one-second pause, and the loop goes on.
+    private func repeating(_ name: String, _ body: () async throws -> Duration) async {
         var failing = false
         while !Task.isCancelled {
+            var pause = Duration.seconds(1)
             do {
-                try await body()
+                pause = try await body()
                 if failing { logger.info("\(name) recovered") }
                 failing = false
             } catch {
-                if !failing { logger.warning("\(name) pass failed; retrying every \(interval)", metadata: ["error": "\(error)"]) }
+                if !failing { logger.warning("\(name) pass failed; retrying every second", metadata: ["error": "\(error)"]) }
                 failing = true
             }
-            do { try await Task.sleep(for: interval) } catch { return }
+            do { try await Task.sleep(for: pause) } catch { return }
         }
     }
 }

@@ -50,4 +50,11 @@ public enum CleanupAttemptResult: Hashable, Sendable {
 /// failure is an outcome that is recorded and retried.
 public protocol CleanupTransport: Sendable {
     func deliver(_ request: CleanupRequest, to target: CleanupSpec.Target, timeout: Duration) async -> CleanupAttemptResult
+    /// Releases connections; called once at graceful shutdown, after the
+    /// last delivery.
+    func shutdown()
+}
+
+extension CleanupTransport {
+    public func shutdown() {}
 }

@@ -7,8 +7,8 @@ import NIOHTTP1
 /// Delivers cleanups as `POST` requests with a JSON body (async-http-client).
 ///
 /// A 2xx answer is success; any other answer, a timeout or a connection
-/// error is a failure to retry. gRPC targets are not delivered by this
-/// transport (see ``RoutingCleanupTransport``).
+/// error is a failure to retry. gRPC targets go to ``GRPCCleanupTransport``
+/// (see ``RoutingCleanupTransport``).
 public struct HTTPCleanupTransport: CleanupTransport {
     let client: HTTPClient
     /// Sent as `X-GC-Node`, so a target's logs show which node delivered.
@@ -55,20 +55,22 @@ public struct HTTPCleanupTransport: CleanupTransport {
 /// Sends each cleanup to the transport for its target's kind.
 public struct RoutingCleanupTransport: CleanupTransport {
     let http: any CleanupTransport
+    let grpc: any CleanupTransport
 
-    public init(http: any CleanupTransport = HTTPCleanupTransport()) {
+    public init(http: any CleanupTransport = HTTPCleanupTransport(), grpc: any CleanupTransport = GRPCCleanupTransport()) {
         self.http = http
+        self.grpc = grpc
     }
 
     public func deliver(_ request: CleanupRequest, to target: CleanupSpec.Target, timeout: Duration) async -> CleanupAttemptResult {
         switch target {
-        case .http:
-            return await http.deliver(request, to: target, timeout: timeout)
-        case .grpc(let endpoint):
-            // gRPC delivery (proto/cleanup.proto) is tracked separately; until it
-            // lands, the job is dead-lettered with this reason, visible and
-            // retryable, never dropped.
-            return .failed(reason: "gRPC cleanup endpoints (\(endpoint)) are not supported by this build yet; set cleanup_http_endpoint", permanent: true)
+        case .http: await http.deliver(request, to: target, timeout: timeout)
+        case .grpc: await grpc.deliver(request, to: target, timeout: timeout)
         }
+    }
+
+    public func shutdown() {
+        http.shutdown()
+        grpc.shutdown()
     }
 }

@@ -7,32 +7,56 @@ import Logging
 /// The reaper never changes lease state itself: it proposes, and the state
 /// machine re-checks every lease when the decision is applied, so a renewal
 /// that lands first always wins.
+///
+/// A mass expiry (a service dying with 100,000 leases) is proposed in
+/// batches of ``batchSize`` with ``batchPause`` between them, so client
+/// writes keep getting into the log between decisions (BENCHMARKS.md has
+/// create latency during one).
 public struct Reaper: Sendable {
     /// Leases named in one expire decision.
-    public static let batchSize = 1_000
-    /// Decisions proposed per pass at most, so a mass expiry is spread out
-    /// rather than holding the log (the rest follows on the next pass).
-    public static let maxBatchesPerPass = 20
+    public let batchSize: Int
+    /// Pause between two decisions of one pass.
+    public let batchPause: Duration
 
     let store: any LeaseStore
     let logger: Logger
 
-    public init(store: any LeaseStore, logger: Logger) {
+    public init(store: any LeaseStore, logger: Logger, batchSize: Int = 500, batchPause: Duration = .milliseconds(20)) {
         self.store = store
         self.logger = logger
+        self.batchSize = max(1, min(batchSize, LeaseLimits.maxExpireBatch))
+        self.batchPause = batchPause
     }
 
-    /// One pass at wall time `now`; returns how many leases expired.
+    /// Batches proposed from one look at the state (each look scans the
+    /// due leases' expiry buckets, which a mass expiry makes large).
+    static let batchesPerRead = 10
+
+    /// One pass at wall time `now`: proposes decisions until no lease is left
+    /// to expire (or this node stops leading); returns how many expired.
+    ///
+    /// Leases read once may be renewed before their batch is proposed: the
+    /// state machine re-checks each when applying, so they survive.
     @discardableResult
     public func reapOnce(now: WallTime) async throws -> Int {
-        guard store.mayRunCleanup else { return 0 }
         var total = 0
-        for _ in 0..<Self.maxBatchesPerPass {
-            let ids = try await store.read(.stale) { $0.expirableLeases(asOf: now, limit: Self.batchSize) }
-            guard !ids.isEmpty else { break }
-            guard case .expired(let expired) = try await store.propose(.expire(.init(leaseIDs: ids))) else { break }
-            total += expired.count
-            if ids.count < Self.batchSize || expired.isEmpty { break }
+        var first = true
+        reading: while store.mayRunCleanup {
+            let wanted = batchSize * Self.batchesPerRead
+            let due = try await store.read(.stale) { $0.expirableLeases(asOf: now, limit: wanted) }
+            var expiredThisRead = 0
+            for start in stride(from: 0, to: due.count, by: batchSize) {
+                guard store.mayRunCleanup else { break reading }
+                if !first { try await Task.sleep(for: batchPause) }
+                first = false
+                let ids = Array(due[start..<min(start + batchSize, due.count)])
+                guard case .expired(let expired) = try await store.propose(.expire(.init(leaseIDs: ids))) else { break reading }
+                expiredThisRead += expired.count
+            }
+            total += expiredThisRead
+            // Done when the look found fewer than it asked for; stop too if a
+            // whole look expired nothing (all renewed meanwhile), not to spin.
+            if due.count < wanted || expiredThisRead == 0 { break }
         }
         if total > 0 { logger.info("expired leases", metadata: ["count": "\(total)"]) }
         return total

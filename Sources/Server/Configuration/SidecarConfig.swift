@@ -22,8 +22,18 @@ public struct SidecarConfig: Hashable, Sendable {
     public var cleanupIntervalSeconds: UInt64 = 60
     /// Timeout of one cleanup request (`GC_CLEANUP_TIMEOUT`, default 30 s).
     public var cleanupTimeoutSeconds: UInt64 = 30
-    /// Cleanup requests in flight at once (`GC_CLEANUP_MAX_CONCURRENCY`, default 64).
-    public var cleanupMaxConcurrency = 64
+    /// Cleanup admission: `GC_CLEANUP_MAX_CONCURRENCY` (all endpoints, default
+    /// 256), `GC_CLEANUP_ENDPOINT_CONCURRENCY` (per endpoint, default 64),
+    /// `GC_CLEANUP_ENDPOINT_RATE` (requests/s per endpoint, default 1,000; 0 =
+    /// no limit), `GC_CLEANUP_BREAKER_FAILURES` (consecutive failures that open
+    /// an endpoint's breaker, default 5; 0 = off) and
+    /// `GC_CLEANUP_BREAKER_COOLDOWN_MS` (default 10,000).
+    public var cleanupLimits = CleanupLimits()
+    /// Leases named in one expire decision (`GC_REAP_BATCH_SIZE`, default 500).
+    public var reapBatchSize: UInt64 = 500
+    /// Pause between two expire decisions of one reaper pass
+    /// (`GC_REAP_BATCH_PAUSE_MS`, default 20).
+    public var reapBatchPauseMilliseconds: UInt64 = 20
     /// Where the Raft log lives (`GC_STORAGE_BACKEND`): `sqlite` (default,
     /// durable, in `GC_DATA_DIR`) or `memory` (development and tests: a
     /// restart forgets everything).
@@ -128,7 +138,13 @@ public struct SidecarConfig: Hashable, Sendable {
         cleanupTimeoutSeconds = try r.seconds("GC_CLEANUP_TIMEOUT", default: cleanupTimeoutSeconds)
         limits.defaultMaxRetries = UInt32(try r.count("GC_CLEANUP_MAX_RETRIES", default: UInt64(limits.defaultMaxRetries), range: 0...UInt64(LeaseLimits.maxRetriesCap)))
         limits.defaultRetryDelaySeconds = try r.seconds("GC_CLEANUP_RETRY_DELAY", default: limits.defaultRetryDelaySeconds)
-        cleanupMaxConcurrency = Int(try r.count("GC_CLEANUP_MAX_CONCURRENCY", default: UInt64(cleanupMaxConcurrency), range: 1...10_000))
+        cleanupLimits.maxConcurrency = Int(try r.count("GC_CLEANUP_MAX_CONCURRENCY", default: UInt64(cleanupLimits.maxConcurrency), range: 1...10_000))
+        cleanupLimits.endpointConcurrency = Int(try r.count("GC_CLEANUP_ENDPOINT_CONCURRENCY", default: UInt64(cleanupLimits.endpointConcurrency), range: 1...10_000))
+        cleanupLimits.endpointRatePerSecond = Double(try r.count("GC_CLEANUP_ENDPOINT_RATE", default: UInt64(cleanupLimits.endpointRatePerSecond), range: 0...1_000_000))
+        cleanupLimits.breakerFailures = Int(try r.count("GC_CLEANUP_BREAKER_FAILURES", default: UInt64(cleanupLimits.breakerFailures), range: 0...1_000_000))
+        cleanupLimits.breakerCooldownMilliseconds = Int64(try r.count("GC_CLEANUP_BREAKER_COOLDOWN_MS", default: UInt64(cleanupLimits.breakerCooldownMilliseconds), range: 10...86_400_000))
+        reapBatchSize = try r.count("GC_REAP_BATCH_SIZE", default: reapBatchSize, range: 1...UInt64(LeaseLimits.maxExpireBatch))
+        reapBatchPauseMilliseconds = try r.count("GC_REAP_BATCH_PAUSE_MS", default: reapBatchPauseMilliseconds, range: 0...60_000)
         limits.endedRetentionSeconds = try r.count("GC_ENDED_LEASE_RETENTION", default: limits.endedRetentionSeconds, range: 0...(30 * 86_400))
         storageBackend = try r.storageBackend()
         dataDirectory = try r.path("GC_DATA_DIR", default: "./gc-data/\(nodeID)")

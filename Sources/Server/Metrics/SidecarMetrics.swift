@@ -32,6 +32,11 @@ public final class SidecarMetrics: Sendable {
     private let raftAppliedIndex: CoreMetrics.Gauge
     private let leaderChanges: CoreMetrics.Counter
     private let forwardedWrites: CoreMetrics.Counter
+    private let cleanupInFlight: CoreMetrics.Gauge
+    private let breakerOpened: CoreMetrics.Counter
+    private let breakerClosed: CoreMetrics.Counter
+    private let openBreakers = Mutex(0)
+    private let openBreakersGauge: CoreMetrics.Gauge
     private let peerFailures = Mutex<[String: CoreMetrics.Counter]>([:])
     private let peerDrops = Mutex<[String: CoreMetrics.Counter]>([:])
     private let observed = Mutex(LeaseStats())
@@ -67,6 +72,10 @@ public final class SidecarMetrics: Sendable {
         raftAppliedIndex = CoreMetrics.Gauge(label: "gc_raft_applied_index", factory: factory)
         leaderChanges = CoreMetrics.Counter(label: "gc_raft_leader_changes_total", factory: factory)
         forwardedWrites = CoreMetrics.Counter(label: "gc_forwarded_writes_total", factory: factory)
+        cleanupInFlight = CoreMetrics.Gauge(label: "gc_cleanup_in_flight", factory: factory)
+        breakerOpened = CoreMetrics.Counter(label: "gc_cleanup_breaker_transitions_total", dimensions: [("to", "open")], factory: factory)
+        breakerClosed = CoreMetrics.Counter(label: "gc_cleanup_breaker_transitions_total", dimensions: [("to", "closed")], factory: factory)
+        openBreakersGauge = CoreMetrics.Gauge(label: "gc_cleanup_breakers_open", factory: factory)
     }
 
     /// Raft's state on this node (`gc_raft_term`, `gc_raft_is_leader`,
@@ -137,6 +146,24 @@ public final class SidecarMetrics: Sendable {
             return t
         }
         timer.recordNanoseconds(duration.nanoseconds)
+    }
+
+    /// Cleanup jobs claimed by this node's dispatcher (`gc_cleanup_in_flight`).
+    public func observeCleanupInFlight(_ count: Int) { cleanupInFlight.record(Int64(count)) }
+
+    /// An endpoint's circuit breaker changed
+    /// (`gc_cleanup_breaker_transitions_total{to=open|closed}`, and
+    /// `gc_cleanup_breakers_open`: endpoints whose breaker is not closed).
+    /// Endpoints are not a label: they can be as many as the leases.
+    public func recordBreaker(from: EndpointThrottle.BreakerState, to: EndpointThrottle.BreakerState) {
+        if to == .open { breakerOpened.increment() }
+        if to == .closed { breakerClosed.increment() }
+        let open: Int = openBreakers.withLock { n in
+            if from == .closed && to != .closed { n += 1 }
+            if from != .closed && to == .closed { n = max(0, n - 1) }
+            return n
+        }
+        openBreakersGauge.record(Int64(open))
     }
 
     /// A write that could not be proposed (store unavailable).

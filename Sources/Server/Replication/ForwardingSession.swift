@@ -39,7 +39,7 @@ extension LeaseCommand {
     var isClientWrite: Bool {
         switch self {
         case .create, .renew, .release, .retryDeadLetters: true
-        case .expire, .cleanupOutcome: false
+        case .expire, .cleanupOutcome, .cleanupOutcomes: false
         }
     }
 }

@@ -54,14 +54,18 @@ extension RaftLeaseStore {
     /// returns the leader's answer. Retries (with the same sequence, so it
     /// applies once) until the request timeout: while no leader is known, when
     /// the leader changes, or when the answer is lost.
-    func forward(_ command: LeaseCommand) async throws -> Result<CommandResult, LeaseError> {
-        let sequence = session.open()
-        defer { session.close(sequence) }
+    /// Forwards a client write to the leader, retrying within the request
+    /// timeout. The command carries `clientOrigin` when the client gave one,
+    /// else a sequence of this node's own session: either way a retry is
+    /// applied once.
+    func forward(_ command: LeaseCommand, origin clientOrigin: ClientOrigin? = nil) async throws -> Result<CommandResult, LeaseError> {
+        let sequence = clientOrigin == nil ? session.open() : 0
+        defer { if clientOrigin == nil { session.close(sequence) } }
         let deadline = ContinuousClock.now + cluster.requestTimeout
         var lastProblem = "no leader is known"
         while ContinuousClock.now < deadline {
             if let fault { throw fault }
-            let origin = session.origin(for: sequence)
+            let origin = clientOrigin ?? session.origin(for: sequence)
             if node.role == .leader {
                 do {
                     return try await proposeLocally(StampedCommand(command, stamp: clock.now(), origin: origin))

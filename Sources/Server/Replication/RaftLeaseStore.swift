@@ -115,6 +115,9 @@ public actor RaftLeaseStore: LeaseStore {
         self.events = events
         self.onApply = onApply
         self.snapshotThreshold = max(1, snapshotThreshold)
+        // Events inside the snapshot were never seen here: a watch resuming
+        // from before it must be told, not silently skip them.
+        if !persisted.snapshot.isEmpty { events.markUnavailable(through: persisted.snapshot.metadata.index) }
         self.cleanupHoldOffMilliseconds = Int64(cleanupHoldOff.components.seconds) * 1000
             + Int64(cleanupHoldOff.components.attoseconds / 1_000_000_000_000_000)
     }
@@ -131,13 +134,14 @@ public actor RaftLeaseStore: LeaseStore {
 
     public nonisolated var healthProblem: String? { faultDescription.withLock { $0 } }
 
-    public func propose(_ command: LeaseCommand) async throws -> CommandResult {
+    public func propose(_ command: LeaseCommand, origin: ClientOrigin?) async throws -> CommandResult {
         if let error = limits.validate(command) { throw error }
         try start()
+        let origin = command.isClientWrite ? origin : nil
         if node.role == .leader || cluster.transport == nil || !command.isClientWrite {
-            return try await proposeLocally(StampedCommand(command, stamp: clock.now())).get()
+            return try await proposeLocally(StampedCommand(command, stamp: clock.now(), origin: origin)).get()
         }
-        return try await forward(command).get()
+        return try await forward(command, origin: origin).get()
     }
 
     /// Appends `stamped` to the log on this node (the leader) and waits until
@@ -283,6 +287,7 @@ public actor RaftLeaseStore: LeaseStore {
     private func install(_ snapshot: Snapshot) {
         do {
             machine = try LeaseStateMachine(snapshot: snapshot.data, limits: limits)
+            events.markUnavailable(through: snapshot.metadata.index)
             onApply(machine)
             publishApplied()
         } catch {

@@ -43,7 +43,7 @@ public struct DistributedGCService: DistributedGc_DistributedGCService.SimpleSer
                 serviceID: request.serviceID, durationSeconds: request.leaseDurationSeconds,
                 metadata: request.metadata,
                 cleanup: request.hasCleanupConfig ? CleanupSpec(wire: request.cleanupConfig) : nil))
-            guard case .created(let lease) = try await propose(command) else { throw unexpected() }
+            guard case .created(let lease) = try await propose(command, origin: try Self.origin(request.hasOrigin ? request.origin : nil)) else { throw unexpected() }
             var response = DistributedGc_CreateLeaseResponse()
             response.leaseID = lease.id.rawValue
             response.expiresAt = .init(lease.expiresAt)
@@ -59,7 +59,7 @@ public struct DistributedGCService: DistributedGc_DistributedGCService.SimpleSer
             let command = LeaseCommand.renew(.init(
                 leaseIDs: [LeaseID(request.leaseID)], serviceID: request.serviceID,
                 extendSeconds: request.extendDurationSeconds))
-            guard case .renewed(let outcomes) = try await propose(command), let outcome = outcomes.first else {
+            guard case .renewed(let outcomes) = try await propose(command, origin: try Self.origin(request.hasOrigin ? request.origin : nil)), let outcome = outcomes.first else {
                 throw unexpected()
             }
             let lease = try outcome.result.get()
@@ -76,7 +76,7 @@ public struct DistributedGCService: DistributedGc_DistributedGCService.SimpleSer
             let command = LeaseCommand.renew(.init(
                 leaseIDs: request.leaseIds.map(LeaseID.init), serviceID: request.serviceID,
                 extendSeconds: request.extendDurationSeconds))
-            guard case .renewed(let outcomes) = try await propose(command) else { throw unexpected() }
+            guard case .renewed(let outcomes) = try await propose(command, origin: try Self.origin(request.hasOrigin ? request.origin : nil)) else { throw unexpected() }
             var response = DistributedGc_RenewLeasesResponse()
             response.results = outcomes.map { outcome in
                 var r = DistributedGc_RenewLeaseResult()
@@ -99,7 +99,7 @@ public struct DistributedGCService: DistributedGc_DistributedGCService.SimpleSer
     public func releaseLease(request: DistributedGc_ReleaseLeaseRequest, context: ServerContext) async throws -> DistributedGc_ReleaseLeaseResponse {
         try await timed("ReleaseLease") {
             let command = LeaseCommand.release(.init(leaseID: LeaseID(request.leaseID), serviceID: request.serviceID))
-            guard case .released = try await propose(command) else { throw unexpected() }
+            guard case .released = try await propose(command, origin: try Self.origin(request.hasOrigin ? request.origin : nil)) else { throw unexpected() }
             var response = DistributedGc_ReleaseLeaseResponse()
             response.success = true
             return response
@@ -152,6 +152,7 @@ public struct DistributedGCService: DistributedGc_DistributedGCService.SimpleSer
         var filter = LeaseStateMachine.LeaseFilter()
         if !request.serviceID.isEmpty { filter.serviceID = request.serviceID }
         if !request.objectID.isEmpty { filter.objectID = request.objectID }
+        if !request.cleanupEndpoint.isEmpty { filter.cleanupEndpoint = request.cleanupEndpoint }
         if request.objectType != .unknown {
             guard let type = ObjectType(wire: request.objectType) else {
                 throw RPCError(code: .invalidArgument, message: "object_type: \(request.objectType.rawValue) is not a known object type")
@@ -232,9 +233,11 @@ public struct DistributedGCService: DistributedGc_DistributedGCService.SimpleSer
         }
         let stream: AsyncThrowingStream<LeaseEvent, any Error>
         do {
-            stream = try store.events.subscribe(afterIndex: request.afterIndex == 0 ? nil : request.afterIndex)
+            let after: EventHub.Cursor? = request.afterIndex == 0 && !request.hasAfterPosition
+                ? nil : EventHub.Cursor(index: request.afterIndex, position: request.hasAfterPosition ? request.afterPosition : nil)
+            stream = try store.events.subscribe(after: after)
         } catch .compacted(let requested, let oldest) {
-            throw RPCError(code: .outOfRange, message: "after_index \(requested): events before index \(oldest) are no longer retained; list the current leases and watch from 0")
+            throw Self.compacted(requested, oldest)
         } catch {
             throw RPCError(code: .unavailable, message: "cannot watch now (\(error)); retry, possibly on another node")
         }
@@ -255,19 +258,26 @@ public struct DistributedGCService: DistributedGc_DistributedGCService.SimpleSer
                 group.cancelAll()
             }
         } catch EventHub.WatchError.tooSlow(let last) {
-            throw RPCError(code: .resourceExhausted, message: "watcher fell too far behind; resume with after_index = \(last)")
+            throw RPCError(code: .resourceExhausted, message: "watcher fell too far behind; resume with \(last)")
         } catch EventHub.WatchError.closed(let last) {
-            throw RPCError(code: .unavailable, message: "node is shutting down; resume with after_index = \(last)")
+            throw RPCError(code: .unavailable, message: "node is shutting down; resume with \(last)")
+        } catch EventHub.WatchError.compacted(let requested, let oldest) {
+            // This node installed a snapshot past the watcher's position.
+            throw Self.compacted(requested, oldest)
         } catch is CancellationError {
             return
         }
     }
 
+    static func compacted(_ requested: UInt64, _ oldest: UInt64) -> RPCError {
+        RPCError(code: .outOfRange, message: "after_index \(requested): events before index \(oldest) are no longer retained on this node; list the current leases and watch from 0 (or resume on a node that retains them)")
+    }
+
     // MARK: Helpers
 
-    private func propose(_ command: LeaseCommand) async throws -> CommandResult {
+    func propose(_ command: LeaseCommand, origin: ClientOrigin? = nil) async throws -> CommandResult {
         do {
-            return try await store.propose(command)
+            return try await store.propose(command, origin: origin)
         } catch let error as LeaseError {
             throw RPCError(error)
         } catch let error as StoreError {
@@ -277,7 +287,22 @@ public struct DistributedGCService: DistributedGc_DistributedGCService.SimpleSer
         }
     }
 
-    private func read<R: Sendable>(_ consistency: DistributedGc_ReadConsistency, _ query: @Sendable (LeaseStateMachine) -> R) async throws -> R {
+    /// A request's `origin`, checked (nil when the client sent none).
+    static func origin(_ wire: DistributedGc_RequestOrigin?) throws -> ClientOrigin? {
+        guard let wire else { return nil }
+        guard !wire.clientID.isEmpty, wire.clientID.utf8.count <= 128 else {
+            throw RPCError(code: .invalidArgument, message: "origin.client_id: must be 1 to 128 bytes (one random id per client process)")
+        }
+        guard wire.sequence >= 1 else {
+            throw RPCError(code: .invalidArgument, message: "origin.sequence: number writes from 1")
+        }
+        guard wire.firstUnacknowledged <= wire.sequence else {
+            throw RPCError(code: .invalidArgument, message: "origin.first_unacknowledged: \(wire.firstUnacknowledged) is above sequence \(wire.sequence); it names the oldest write still waiting for its answer")
+        }
+        return ClientOrigin(clientID: wire.clientID, sequence: wire.sequence, firstUnacknowledged: wire.firstUnacknowledged)
+    }
+
+    func read<R: Sendable>(_ consistency: DistributedGc_ReadConsistency, _ query: @Sendable (LeaseStateMachine) -> R) async throws -> R {
         do {
             return try await store.read(consistency == .stale ? .stale : .linearizable, query)
         } catch let error as StoreError {
@@ -285,13 +310,13 @@ public struct DistributedGCService: DistributedGc_DistributedGCService.SimpleSer
         }
     }
 
-    private func timed<R>(_ method: String, _ body: () async throws -> R) async throws -> R {
+    func timed<R>(_ method: String, _ body: () async throws -> R) async throws -> R {
         let start = ContinuousClock.now
         defer { metrics.recordRequest(method: method, duration: ContinuousClock.now - start) }
         return try await body()
     }
 
-    private func unexpected() -> RPCError {
+    func unexpected() -> RPCError {
         RPCError(code: .internalError, message: "the store answered with a result of the wrong kind")
     }
 

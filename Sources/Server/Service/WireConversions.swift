@@ -47,6 +47,17 @@ extension LeaseCleanupState {
     }
 
     var wire: DistributedGc_CleanupState { DistributedGc_CleanupState(rawValue: Int(rawValue)) ?? .cleanupNone }
+
+    /// The wire enum value's name, for messages.
+    var wireName: String {
+        switch self {
+        case .none: "CLEANUP_NONE"
+        case .pending: "CLEANUP_PENDING"
+        case .succeeded: "CLEANUP_SUCCEEDED"
+        case .deadLettered: "CLEANUP_DEAD_LETTERED"
+        case .superseded: "CLEANUP_SUPERSEDED"
+        }
+    }
 }
 
 extension CleanupSpec {

@@ -3,31 +3,68 @@ import LeaseFSM
 import Synchronization
 
 /// Fans lease events out to watchers, keeping the most recent ones so a
-/// watcher that reconnects can resume from a log index.
+/// watcher that reconnects can resume from where it stopped.
+///
+/// Events are ordered by (log index, position within the index). A watcher
+/// resumes after the last event it received, so across a resume no event is
+/// lost or repeated, as long as this node still retains the events after
+/// that point; otherwise it is told so (``WatchError/compacted(requested:oldestRetained:)``).
 public final class EventHub: Sendable {
+    /// A point in the event stream: after every event up to `position` of
+    /// log `index` (`position == nil`: after the whole index).
+    public struct Cursor: Hashable, Sendable, Comparable, CustomStringConvertible {
+        public var index: UInt64
+        public var position: UInt32?
+
+        public init(index: UInt64, position: UInt32? = nil) {
+            self.index = index
+            self.position = position
+        }
+
+        /// Just after `event`.
+        public init(after event: LeaseEvent) {
+            self.init(index: event.index, position: event.position)
+        }
+
+        public static func < (a: Cursor, b: Cursor) -> Bool {
+            (a.index, a.position ?? .max) < (b.index, b.position ?? .max)
+        }
+
+        /// Whether `event` comes after this point.
+        func precedes(_ event: LeaseEvent) -> Bool {
+            (index, position ?? .max) < (event.index, event.position)
+        }
+
+        public var description: String {
+            position.map { "after_index = \(index), after_position = \($0)" } ?? "after_index = \(index)"
+        }
+    }
+
     /// Why a watch ended.
     public enum WatchError: Error, Hashable, Sendable {
-        /// Events after `requested` are no longer retained (oldest kept: `oldestRetained`).
+        /// Events after `requested` are no longer retained here (the oldest
+        /// index that is: `oldestRetained`).
         case compacted(requested: UInt64, oldestRetained: UInt64)
         /// The watcher did not keep up; resume after `lastDelivered`.
-        case tooSlow(lastDelivered: UInt64)
+        case tooSlow(lastDelivered: Cursor)
         /// The node is shutting down; resume elsewhere after `lastDelivered`.
-        case closed(lastDelivered: UInt64)
+        case closed(lastDelivered: Cursor)
     }
 
     private struct Subscriber {
         var continuation: AsyncThrowingStream<LeaseEvent, any Error>.Continuation
-        var lastDelivered: UInt64
+        var lastDelivered: Cursor
     }
 
     private struct State {
         var retained: Deque<LeaseEvent> = []
         var subscribers: [UInt64: Subscriber] = [:]
         var nextSubscriber: UInt64 = 0
-        /// Highest index ever published.
+        /// Highest index ever published, or known to be applied.
         var lastIndex: UInt64 = 0
-        /// Highest index of any event no longer retained (0: none dropped).
-        var droppedThrough: UInt64 = 0
+        /// Events up to here are not available on this node: dropped for
+        /// retention, or inside a snapshot this node started from.
+        var unavailableThrough: Cursor?
         /// Set by ``close()``: no more watchers.
         var closed = false
     }
@@ -52,17 +89,18 @@ public final class EventHub: Sendable {
                 s.lastIndex = max(s.lastIndex, event.index)
             }
             while s.retained.count > retention, let dropped = s.retained.popFirst() {
-                s.droppedThrough = max(s.droppedThrough, dropped.index)
+                s.unavailableThrough = max(s.unavailableThrough ?? Cursor(after: dropped), Cursor(after: dropped))
             }
             var cutOff: [(Subscriber, WatchError)] = []
             for (id, var sub) in s.subscribers {
                 var tooSlow = false
-                for event in events {
+                // A watcher that resumed ahead of this node skips what it has.
+                for event in events where sub.lastDelivered.precedes(event) {
                     if case .dropped = sub.continuation.yield(event) {
                         tooSlow = true
                         break
                     }
-                    sub.lastDelivered = event.index
+                    sub.lastDelivered = Cursor(after: event)
                 }
                 if tooSlow {
                     s.subscribers[id] = nil
@@ -78,6 +116,27 @@ public final class EventHub: Sendable {
         for (sub, error) in cutOff { sub.continuation.finish(throwing: error) }
     }
 
+    /// The events up to and including log `index` cannot be served here (the
+    /// node restored or installed a snapshot at `index`: it never saw them).
+    ///
+    /// Watchers that have not seen everything up to `index` are ended with
+    /// ``WatchError/compacted(requested:oldestRetained:)``: they would
+    /// otherwise miss the events inside the snapshot without knowing.
+    public func markUnavailable(through index: UInt64) {
+        let gap = Cursor(index: index)
+        let cutOff: [Subscriber] = state.withLock { s in
+            s.unavailableThrough = max(s.unavailableThrough ?? gap, gap)
+            s.lastIndex = max(s.lastIndex, index)
+            s.retained.removeAll { $0.index <= index }
+            let behind = s.subscribers.filter { $0.value.lastDelivered < gap }
+            for id in behind.keys { s.subscribers[id] = nil }
+            return Array(behind.values)
+        }
+        for sub in cutOff {
+            sub.continuation.finish(throwing: WatchError.compacted(requested: sub.lastDelivered.index, oldestRetained: index + 1))
+        }
+    }
+
     /// Ends every watch with ``WatchError/closed(lastDelivered:)`` and refuses
     /// new ones (graceful shutdown: long-lived streams must not hold it up).
     public func close() {
@@ -89,24 +148,26 @@ public final class EventHub: Sendable {
         for sub in subscribers { sub.continuation.finish(throwing: WatchError.closed(lastDelivered: sub.lastDelivered)) }
     }
 
-    /// A stream of events with a log index greater than `afterIndex` (nil or
-    /// 0: only events published from now on), ending with ``WatchError``.
-    public func subscribe(afterIndex: UInt64?) throws(WatchError) -> AsyncThrowingStream<LeaseEvent, any Error> {
+    /// A stream of the events after `after` (nil: only events published from
+    /// now on), ending with ``WatchError``.
+    ///
+    /// - Throws: ``WatchError/compacted(requested:oldestRetained:)`` when
+    ///   some events after `after` are no longer available here.
+    public func subscribe(after: Cursor?) throws(WatchError) -> AsyncThrowingStream<LeaseEvent, any Error> {
         let (stream, continuation) = AsyncThrowingStream<LeaseEvent, any Error>.makeStream(
             bufferingPolicy: .bufferingOldest(watcherBuffer))
         let id: UInt64 = try state.withLock { s throws(WatchError) in
-            if s.closed { throw WatchError.closed(lastDelivered: afterIndex ?? 0) }
-            var last = s.lastIndex
-            if let after = afterIndex, after > 0, after < s.lastIndex {
-                // Everything after `after` is retained only if nothing at or
-                // after it was dropped (an index's events may be cut part-way).
-                guard after >= s.droppedThrough else {
-                    throw WatchError.compacted(requested: after, oldestRetained: s.droppedThrough + 1)
+            if s.closed { throw WatchError.closed(lastDelivered: after ?? Cursor(index: 0)) }
+            var last = Cursor(index: s.lastIndex)
+            if let after {
+                if let gap = s.unavailableThrough, after < gap {
+                    let oldest = s.retained.first?.index ?? (gap.index + 1)
+                    throw WatchError.compacted(requested: after.index, oldestRetained: oldest)
                 }
                 last = after
-                for event in s.retained where event.index > after {
+                for event in s.retained where last.precedes(event) {
                     continuation.yield(event)
-                    last = event.index
+                    last = Cursor(after: event)
                 }
             }
             let id = s.nextSubscriber

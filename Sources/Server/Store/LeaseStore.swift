@@ -24,7 +24,10 @@ public protocol LeaseStore: Sendable {
     /// - Throws: ``LeaseError`` when the state machine refused the command
     ///   (nothing changed); ``StoreError`` when the store could not decide
     ///   (the command may or may not have been applied).
-    func propose(_ command: LeaseCommand) async throws -> CommandResult
+    ///
+    /// `origin` (a client's session and sequence) makes the command apply at
+    /// most once: a retry with the same origin gets the first answer.
+    func propose(_ command: LeaseCommand, origin: ClientOrigin?) async throws -> CommandResult
 
     /// Runs `query` against the state, at least as fresh as `consistency` asks.
     func read<R: Sendable>(_ consistency: ReadConsistency, _ query: @Sendable (LeaseStateMachine) -> R) async throws -> R
@@ -42,6 +45,13 @@ public protocol LeaseStore: Sendable {
     /// Why this store cannot accept writes (e.g. its log could not be
     /// written), or nil when it is healthy. Stale reads still work.
     var healthProblem: String? { get }
+}
+
+extension LeaseStore {
+    /// ``propose(_:origin:)`` with no client session.
+    public func propose(_ command: LeaseCommand) async throws -> CommandResult {
+        try await propose(command, origin: nil)
+    }
 }
 
 /// A store that could not give an answer.

@@ -1,0 +1,87 @@
+import GCProto
+import GRPCCore
+import LeaseFSM
+import Logging
+
+/// Operator commands: retrying dead-lettered cleanups and force-releasing a
+/// lease. Both go through the log like any write (so every node agrees and
+/// a follower forwards them) and show in the event stream
+/// (`CLEANUP_RETRIED`, `RELEASED` with the operator's reason).
+extension DistributedGCService {
+    /// Most dead letters one `RetryDeadLetters` call retries.
+    public static let maxRetriesPerCall = 1_000
+
+    public func retryDeadLetters(request: DistributedGc_RetryDeadLettersRequest, context: ServerContext) async throws -> DistributedGc_RetryDeadLettersResponse {
+        try await timed("RetryDeadLetters") {
+            let limit = Self.maxRetriesPerCall
+            let selection: (jobs: [JobID], remaining: Int)
+            if request.all {
+                guard request.leaseIds.isEmpty else {
+                    throw RPCError(code: .invalidArgument, message: "lease_ids: give either lease ids or all = true, not both")
+                }
+                let endpoint = request.cleanupEndpoint.isEmpty ? nil : request.cleanupEndpoint
+                selection = try await read(.linearizable) { machine in
+                    let found = machine.deadLetteredJobs(endpoint: endpoint, limit: limit)
+                    return (found.jobs.map(\.id), found.total - found.jobs.count)
+                }
+            } else {
+                guard !request.leaseIds.isEmpty else {
+                    throw RPCError(code: .invalidArgument, message: "lease_ids: name at least one lease whose cleanup was dead-lettered, or set all = true")
+                }
+                guard request.leaseIds.count <= limit else {
+                    throw RPCError(code: .invalidArgument, message: "lease_ids: \(request.leaseIds.count) ids; at most \(limit) per call")
+                }
+                guard request.cleanupEndpoint.isEmpty else {
+                    throw RPCError(code: .invalidArgument, message: "cleanup_endpoint: only filters all = true; leave it empty when naming leases")
+                }
+                for id in request.leaseIds {
+                    if let error = LeaseLimits.checkLeaseID(id) { throw RPCError(error) }
+                }
+                let ids = request.leaseIds.map(LeaseID.init)
+                let resolved: Result<[JobID], RPCError> = try await read(.linearizable) { machine in
+                    var jobs: [JobID] = []
+                    for id in ids {
+                        guard let lease = machine.lease(id) else {
+                            return .failure(RPCError(code: .notFound, message: "lease_ids: lease '\(id)' does not exist (or ended more than GC_ENDED_LEASE_RETENTION ago); nothing was retried"))
+                        }
+                        guard let job = machine.cleanupJob(of: lease), job.state == .deadLettered else {
+                            let state = machine.cleanupState(of: lease)
+                            return .failure(RPCError(code: .failedPrecondition, message: "lease_ids: lease '\(id)' has no dead-lettered cleanup (its cleanup state is \(state.wireName)); nothing was retried"))
+                        }
+                        jobs.append(job.id)
+                    }
+                    return .success(jobs)
+                }
+                selection = (try resolved.get(), 0)
+            }
+            var response = DistributedGc_RetryDeadLettersResponse()
+            response.limit = UInt32(limit)
+            response.remaining = UInt64(selection.remaining)
+            guard !selection.jobs.isEmpty else { return response }
+            guard case .deadLettersRetried(let retried) = try await propose(.retryDeadLetters(.init(jobIDs: selection.jobs))) else {
+                throw unexpected()
+            }
+            // Read back which leases they belong to (a job names its lease).
+            response.leaseIds = try await read(.stale) { machine in
+                retried.compactMap { machine.job($0)?.leaseID.rawValue }
+            }
+            logger.notice("dead-lettered cleanups retried by operator", metadata: ["count": "\(retried.count)", "remaining": "\(selection.remaining)"])
+            return response
+        }
+    }
+
+    public func forceReleaseLease(request: DistributedGc_ForceReleaseLeaseRequest, context: ServerContext) async throws -> DistributedGc_ForceReleaseLeaseResponse {
+        try await timed("ForceReleaseLease") {
+            if let error = LeaseLimits.checkLeaseID(request.leaseID) { throw RPCError(error) }
+            let command = LeaseCommand.release(.forced(LeaseID(request.leaseID), reason: request.reason))
+            guard case .released(let lease) = try await propose(command) else { throw unexpected() }
+            logger.notice("lease force-released by operator", metadata: ["lease_id": "\(lease.id)", "service_id": "\(lease.serviceID)", "reason": "\(request.reason)"])
+            let asOf = clock.now()
+            var response = DistributedGc_ForceReleaseLeaseResponse()
+            response.lease = try await read(.stale) { machine in
+                DistributedGc_LeaseInfo(machine.lease(lease.id) ?? lease, in: machine, asOf: asOf)
+            }
+            return response
+        }
+    }
+}

@@ -1,0 +1,87 @@
+import GCProto
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import Synchronization
+
+/// A local gRPC cleanup target (`distributed_gc.CleanupHandler`, see
+/// proto/cleanup.proto): records every request and answers from a script
+/// (then OK).
+final class CleanupHandlerSink: DistributedGc_CleanupHandler.SimpleServiceProtocol {
+    enum Answer: Sendable {
+        case ok
+        /// Fails the call with this status and message.
+        case status(RPCError.Code, String)
+        /// Answers OK, but only after this long.
+        case stall(Duration)
+    }
+
+    private let state: Mutex<(received: [DistributedGc_CleanupRequest], script: [Answer])>
+
+    init(script: [Answer] = []) {
+        state = Mutex((received: [], script: script))
+    }
+
+    var received: [DistributedGc_CleanupRequest] { state.withLock { $0.received } }
+
+    func cleanup(request: DistributedGc_CleanupRequest, context: ServerContext) async throws -> DistributedGc_CleanupResponse {
+        let answer: Answer = state.withLock { s in
+            s.received.append(request)
+            return s.script.isEmpty ? .ok : s.script.removeFirst()
+        }
+        switch answer {
+        case .ok:
+            break
+        case .status(let code, let message):
+            throw RPCError(code: code, message: message)
+        case .stall(let duration):
+            try? await Task.sleep(for: duration)
+        }
+        return DistributedGc_CleanupResponse()
+    }
+
+    /// Serves on 127.0.0.1:0 for the duration of `body`, passing its
+    /// "host:port" target.
+    func run(_ body: (String) async throws -> Void) async throws {
+        let server: GRPCServer<HTTP2ServerTransport.Posix> = GRPCServer(
+            transport: .http2NIOPosix(address: .ipv4(host: "127.0.0.1", port: 0), transportSecurity: .plaintext),
+            services: [self])
+        try await withThrowingDiscardingTaskGroup { group in
+            group.addTask { try await server.serve() }
+            guard let address = try await server.listeningAddress?.ipv4 else {
+                server.beginGracefulShutdown()
+                throw TestFailure("cleanup handler did not listen on an IPv4 address")
+            }
+            do {
+                try await body("127.0.0.1:\(address.port)")
+            } catch {
+                server.beginGracefulShutdown()
+                throw error
+            }
+            server.beginGracefulShutdown()
+        }
+    }
+
+    /// A "127.0.0.1:port" target where nothing listens (a port that was
+    /// just free, closed again).
+    static func closedTarget() async throws -> String {
+        var target = ""
+        try await CleanupHandlerSink().run { target = $0 }
+        return target
+    }
+}
+
+/// A create request whose cleanup goes to a gRPC target.
+func grpcCreateRequest(
+    object: String = "obj-1", type: DistributedGc_ObjectType = .databaseRow, service: String = "svc-a",
+    duration: UInt64 = 60, metadata: [String: String] = [:], endpoint: String,
+    maxRetries: UInt32 = 0, retryDelay: UInt64 = 0, payload: String = ""
+) -> DistributedGc_CreateLeaseRequest {
+    var request = createRequest(object: object, type: type, service: service, duration: duration, metadata: metadata, httpEndpoint: nil)
+    var cleanup = DistributedGc_CleanupConfig()
+    cleanup.cleanupEndpoint = endpoint
+    cleanup.maxRetries = maxRetries
+    cleanup.retryDelaySeconds = retryDelay
+    cleanup.cleanupPayload = payload
+    request.cleanupConfig = cleanup
+    return request
+}
