@@ -21,6 +21,8 @@ let package = Package(
         .library(name: "Raft", targets: ["Raft"]),
         .library(name: "RaftSQLite", targets: ["RaftSQLite"]),
         .library(name: "GCProto", targets: ["GCProto"]),
+        // Client library: node list with fail-over, safe retries, LeaseKeeper.
+        .library(name: "GCClient", targets: ["GCClient"]),
     ],
     dependencies: [
         .package(url: "https://github.com/grpc/grpc-swift-2.git", exact: "2.4.3"),
@@ -62,6 +64,39 @@ let package = Package(
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The Swift client library (README "Client library", examples/swift).
+        .target(
+            name: "GCClient",
+            dependencies: [
+                "GCProto",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // examples/swift: a service that holds leases with LeaseKeeper (built
+        // with the package so it cannot rot).
+        .executableTarget(
+            name: "lease-keeper-example",
+            dependencies: ["GCClient", "GCProto"],
+            path: "examples/swift/LeaseKeeperExample",
+            swiftSettings: swiftSettings
+        ),
+        // Benchmark: cleanups/s to a local HTTP or gRPC sink and create latency
+        // during a mass expiry, against a running node (BENCHMARKS.md).
+        .executableTarget(
+            name: "cleanup-bench",
+            dependencies: [
+                "GCClient", "GCProto",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -182,6 +217,7 @@ let package = Package(
             name: "ClusterTests",
             dependencies: [
                 "GCProto",
+                "GCClient",
                 "ChaosCheck",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),

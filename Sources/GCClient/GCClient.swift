@@ -1,0 +1,224 @@
+import GCProto
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import Synchronization
+
+/// A client of a gc-sidecar cluster.
+///
+/// Give it every node's client address; any node serves any call (followers
+/// forward writes to the leader). The client sticks to the node that last
+/// answered, and moves to the next one when a node is down or answers
+/// `UNAVAILABLE` (no leader, leadership moving, shutting down), retrying with
+/// backoff until ``Configuration/retryDeadline``.
+///
+/// Retries are safe: every write carries this client's session and a
+/// sequence number (`RequestOrigin`), so a create retried after a lost
+/// answer returns the lease the first attempt made instead of a second one.
+///
+/// ```swift
+/// try await GCClient.with(endpoints: ["10.0.0.1:50051", "10.0.0.2:50051"]) { client in
+///     let lease = try await client.createLease(objectID: "blob-17", objectType: .blobStorage,
+///                                              serviceID: "uploader", duration: .seconds(60))
+///     ...
+/// }
+/// ```
+public final class GCClient: Sendable {
+    public struct Configuration: Sendable {
+        /// Bound on one attempt of one call.
+        public var callTimeout: Duration = .seconds(5)
+        /// Bound on a call with all its retries.
+        public var retryDeadline: Duration = .seconds(20)
+        /// First pause between attempts (doubles up to one second).
+        public var initialBackoff: Duration = .milliseconds(50)
+
+        public init() {}
+    }
+
+    typealias Stub = DistributedGc_DistributedGCService.Client<HTTP2ClientTransport.Posix>
+
+    private struct Node: Sendable {
+        var endpoint: String
+        var grpc: GRPCClient<HTTP2ClientTransport.Posix>
+        var stub: Stub
+    }
+
+    public let endpoints: [String]
+    public let configuration: Configuration
+    private let nodes: [Node]
+    private let preferred = Mutex(0)
+    let session = ClientSession()
+
+    /// - Parameter endpoints: `host:port` of each node's client API.
+    /// - Throws: ``GCClientError/invalidEndpoint(_:)`` for a malformed address.
+    public init(endpoints: [String], configuration: Configuration = Configuration()) throws {
+        guard !endpoints.isEmpty else { throw GCClientError.invalidEndpoint("no endpoints given") }
+        self.endpoints = endpoints
+        self.configuration = configuration
+        nodes = try endpoints.map { endpoint in
+            let colon = endpoint.lastIndex(of: ":")
+            guard let colon, let port = Int(endpoint[endpoint.index(after: colon)...]), (1...65535).contains(port),
+                  colon != endpoint.startIndex else {
+                throw GCClientError.invalidEndpoint("'\(endpoint)' is not host:port")
+            }
+            var host = String(endpoint[..<colon])
+            if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+            let transport = try HTTP2ClientTransport.Posix(
+                target: .dns(host: host, port: port), transportSecurity: .plaintext,
+                config: .defaults { $0.backoff = .init(initial: .milliseconds(50), max: .seconds(1), multiplier: 2, jitter: 0.2) })
+            let grpc = GRPCClient(transport: transport)
+            return Node(endpoint: endpoint, grpc: grpc, stub: Stub(wrapping: grpc))
+        }
+    }
+
+    /// Runs the connections until ``close()``; run it in a task beside the
+    /// code that uses the client (or use ``with(endpoints:configuration:_:)``).
+    public func run() async throws {
+        try await withThrowingDiscardingTaskGroup { group in
+            for node in nodes {
+                group.addTask { try await node.grpc.runConnections() }
+            }
+        }
+    }
+
+    /// Closes every connection once calls in progress end.
+    public func close() {
+        for node in nodes { node.grpc.beginGracefulShutdown() }
+    }
+
+    /// A client for the duration of `body`.
+    public static func with<Result: Sendable>(
+        endpoints: [String], configuration: Configuration = Configuration(),
+        isolation: isolated (any Actor)? = #isolation,
+        _ body: (GCClient) async throws -> Result
+    ) async throws -> Result {
+        let client = try GCClient(endpoints: endpoints, configuration: configuration)
+        let connections = Task { try await client.run() }
+        defer {
+            client.close()
+            connections.cancel()
+        }
+        return try await body(client)
+    }
+
+    // MARK: Calls
+
+    /// Creates a lease; retried safely (applied once).
+    public func createLease(_ request: DistributedGc_CreateLeaseRequest) async throws -> DistributedGc_CreateLeaseResponse {
+        try await write { stub, origin, options in
+            var request = request
+            request.origin = origin
+            return try await stub.createLease(request, options: options)
+        }
+    }
+
+    /// Creates a lease of `serviceID` on an object.
+    public func createLease(objectID: String, objectType: DistributedGc_ObjectType, serviceID: String, duration: Duration,
+                            metadata: [String: String] = [:], cleanup: DistributedGc_CleanupConfig? = nil) async throws -> DistributedGc_CreateLeaseResponse {
+        var request = DistributedGc_CreateLeaseRequest()
+        request.objectID = objectID
+        request.objectType = objectType
+        request.serviceID = serviceID
+        request.leaseDurationSeconds = UInt64(max(0, duration.components.seconds))
+        request.metadata = metadata
+        if let cleanup { request.cleanupConfig = cleanup }
+        return try await createLease(request)
+    }
+
+    /// Renews many leases of one service in one call; each succeeds or fails
+    /// on its own (see `RenewLeaseResult`).
+    public func renewLeases(_ leaseIDs: [String], serviceID: String, extend: Duration? = nil) async throws -> [DistributedGc_RenewLeaseResult] {
+        var request = DistributedGc_RenewLeasesRequest()
+        request.leaseIds = leaseIDs
+        request.serviceID = serviceID
+        request.extendDurationSeconds = UInt64(max(0, extend?.components.seconds ?? 0))
+        return try await write { [request] stub, origin, options in
+            var request = request
+            request.origin = origin
+            return try await stub.renewLeases(request, options: options).results
+        }
+    }
+
+    /// Releases a lease; retried safely.
+    public func releaseLease(_ leaseID: String, serviceID: String) async throws {
+        var request = DistributedGc_ReleaseLeaseRequest()
+        request.leaseID = leaseID
+        request.serviceID = serviceID
+        _ = try await write { [request] stub, origin, options in
+            var request = request
+            request.origin = origin
+            return try await stub.releaseLease(request, options: options)
+        }
+    }
+
+    /// The lease, or nil when the cluster does not know it.
+    public func getLease(_ leaseID: String, consistency: DistributedGc_ReadConsistency = .linearizable) async throws -> DistributedGc_LeaseInfo? {
+        var request = DistributedGc_GetLeaseRequest()
+        request.leaseID = leaseID
+        request.consistency = consistency
+        let response = try await call { [request] stub, options in try await stub.getLease(request, options: options) }
+        return response.found ? response.lease : nil
+    }
+
+    /// One page of leases (see `ListLeasesRequest`).
+    public func listLeases(_ request: DistributedGc_ListLeasesRequest) async throws -> DistributedGc_ListLeasesResponse {
+        try await call { stub, options in try await stub.listLeases(request, options: options) }
+    }
+
+    public func healthCheck() async throws -> DistributedGc_HealthCheckResponse {
+        try await call { stub, options in try await stub.healthCheck(DistributedGc_HealthCheckRequest(), options: options) }
+    }
+
+    // MARK: Retrying
+
+    /// Statuses after which another attempt (maybe on another node) may succeed.
+    static let retriable: Set<RPCError.Code> = [.unavailable, .deadlineExceeded, .resourceExhausted, .aborted, .unknown]
+
+    /// A write: one sequence of the session for every attempt.
+    private func write<R: Sendable>(
+        _ body: @Sendable (Stub, DistributedGc_RequestOrigin, CallOptions) async throws -> R
+    ) async throws -> R {
+        let sequence = session.open()
+        defer { session.close(sequence) }
+        return try await call { stub, options in try await body(stub, self.session.origin(sequence), options) }
+    }
+
+    /// Runs `body` against the preferred node, moving on and retrying with
+    /// backoff after a retriable failure, until the retry deadline.
+    func call<R: Sendable>(_ body: @Sendable (Stub, CallOptions) async throws -> R) async throws -> R {
+        let deadline = ContinuousClock.now + configuration.retryDeadline
+        var backoff = configuration.initialBackoff
+        var options = CallOptions.defaults
+        options.timeout = configuration.callTimeout
+        options.waitForReady = false
+        while true {
+            let index = preferred.withLock { $0 }
+            do {
+                return try await body(nodes[index].stub, options)
+            } catch let error as RPCError where Self.retriable.contains(error.code) {
+                // Try the next node next time (this one may be down, cut off
+                // or without a leader).
+                preferred.withLock { if $0 == index { $0 = (index + 1) % nodes.count } }
+                guard ContinuousClock.now + backoff < deadline else {
+                    throw GCClientError.unavailable(lastError: error, endpoints: endpoints)
+                }
+                try await Task.sleep(for: backoff * Double.random(in: 0.8...1.2))
+                backoff = min(backoff * 2, .seconds(1))
+            }
+        }
+    }
+}
+
+/// Why a ``GCClient`` call failed (besides the node's own `RPCError`s, which
+/// are passed through: `INVALID_ARGUMENT`, `NOT_FOUND`, ...).
+public enum GCClientError: Error, CustomStringConvertible {
+    case invalidEndpoint(String)
+    /// No node answered usefully before the retry deadline.
+    case unavailable(lastError: RPCError, endpoints: [String])
+
+    public var description: String {
+        switch self {
+        case .invalidEndpoint(let why): "invalid endpoint: \(why)"
+        case .unavailable(let error, let endpoints): "no node of \(endpoints) could serve the call before the deadline (last: \(error.code): \(error.message))"
+        }
+    }
+}
