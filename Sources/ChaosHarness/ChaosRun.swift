@@ -283,7 +283,7 @@ public final class ChaosRun: Sendable {
                 await sleep(ticks: 1)
                 guard node.isCurrent(incarnation), !fabric.isPaused(node.name) else { continue }
                 ticks += 1
-                let reapEvery = options.reapEveryTicks * (options.bugs.contains(.stalledReaper) ? 30 : 1)
+                let reapEvery = options.reapEveryTicks * (options.bugs.contains(.stalledReaper) ? 100 : 1)
                 if ticks % reapEvery == 0 { _ = try? await reaper.reapOnce(now: node.clock.now()) }
                 guard let jobs = try? await dispatcher.claimDueJobs(now: node.clock.now()) else { continue }
                 for job in jobs { deliveries.addTask { await dispatcher.attempt(job) } }

@@ -14,7 +14,7 @@ public struct InjectedBugs: OptionSet, Hashable, Sendable {
     /// and log entries reach its peers while still only in memory, and a
     /// kill loses the last few (the persist-before-send rule broken).
     public static let unsyncedAcks = InjectedBugs(rawValue: 1 << 2)
-    /// The reaper runs 30 times less often than configured (a stalled
+    /// The reaper runs 100 times less often than configured (a stalled
     /// reaper loop): leases outlive their expiry.
     public static let stalledReaper = InjectedBugs(rawValue: 1 << 3)
 }
