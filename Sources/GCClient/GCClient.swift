@@ -126,12 +126,17 @@ public final class GCClient: Sendable {
 
     /// Renews many leases of one service in one call; each succeeds or fails
     /// on its own (see `RenewLeaseResult`).
-    public func renewLeases(_ leaseIDs: [String], serviceID: String, extend: Duration? = nil) async throws -> [DistributedGc_RenewLeaseResult] {
+    ///
+    /// - Parameter within: bound on the call with its retries (default
+    ///   ``Configuration/retryDeadline``); ``LeaseKeeper`` passes a third of
+    ///   the TTL so that a stuck call never delays the next renewal.
+    public func renewLeases(_ leaseIDs: [String], serviceID: String, extend: Duration? = nil,
+                            within: Duration? = nil) async throws -> [DistributedGc_RenewLeaseResult] {
         var request = DistributedGc_RenewLeasesRequest()
         request.leaseIds = leaseIDs
         request.serviceID = serviceID
         request.extendDurationSeconds = UInt64(max(0, extend?.components.seconds ?? 0))
-        return try await write { [request] stub, origin, options in
+        return try await write(within: within) { [request] stub, origin, options in
             var request = request
             request.origin = origin
             return try await stub.renewLeases(request, options: options).results
@@ -175,20 +180,22 @@ public final class GCClient: Sendable {
 
     /// A write: one sequence of the session for every attempt.
     private func write<R: Sendable>(
+        within: Duration? = nil,
         _ body: @Sendable (Stub, DistributedGc_RequestOrigin, CallOptions) async throws -> R
     ) async throws -> R {
         let sequence = session.open()
         defer { session.close(sequence) }
-        return try await call { stub, options in try await body(stub, self.session.origin(sequence), options) }
+        return try await call(within: within) { stub, options in try await body(stub, self.session.origin(sequence), options) }
     }
 
     /// Runs `body` against the preferred node, moving on and retrying with
     /// backoff after a retriable failure, until the retry deadline.
-    func call<R: Sendable>(_ body: @Sendable (Stub, CallOptions) async throws -> R) async throws -> R {
-        let deadline = ContinuousClock.now + configuration.retryDeadline
+    func call<R: Sendable>(within: Duration? = nil, _ body: @Sendable (Stub, CallOptions) async throws -> R) async throws -> R {
+        let bound = within ?? configuration.retryDeadline
+        let deadline = ContinuousClock.now + bound
         var backoff = configuration.initialBackoff
         var options = CallOptions.defaults
-        options.timeout = configuration.callTimeout
+        options.timeout = min(configuration.callTimeout, bound)
         options.waitForReady = false
         while true {
             let index = preferred.withLock { $0 }

@@ -4,8 +4,8 @@ import GRPCCore
 /// Keeps a set of leases renewed, and says when one may have been lost.
 ///
 /// Every lease is renewed when a third of its TTL has passed since the last
-/// renewal was sent, many at a time (one `RenewLeases` call per service and
-/// up to 1,000 leases). A lease is **in jeopardy** when no renewal succeeded
+/// renewal was sent, many at a time (`RenewLeases` calls of up to
+/// ``maxBatch`` leases of one service, each bounded by a third of the TTL). A lease is **in jeopardy** when no renewal succeeded
 /// within its TTL minus ``safetyMargin``, counted from when that renewal was
 /// *sent* (the cluster's expiry is at least that late): the holder must stop
 /// using the object, since it may have expired and been cleaned. A lease the
@@ -50,6 +50,10 @@ public actor LeaseKeeper {
         var inJeopardy = false
     }
 
+    /// Leases renewed per call at most: small enough that each call is quick
+    /// (its deadline is a third of the TTL), several calls run in parallel.
+    public static let maxBatch = 250
+
     public let client: GCClient
     /// Taken off the TTL before a lease counts as in jeopardy.
     public let safetyMargin: Duration
@@ -91,9 +95,10 @@ public actor LeaseKeeper {
             while !Task.isCancelled {
                 let now = ContinuousClock.now
                 checkJeopardy(now: now)
-                for (serviceID, ids) in dueRenewals(now: now) {
-                    for chunk in stride(from: 0, to: ids.count, by: 1000).map({ Array(ids[$0..<min($0 + 1000, ids.count)]) }) {
-                        group.addTask { await self.renew(chunk, serviceID: serviceID, sentAt: now) }
+                for (serviceID, due) in dueRenewals(now: now) {
+                    for start in stride(from: 0, to: due.ids.count, by: Self.maxBatch) {
+                        let chunk = Array(due.ids[start..<min(start + Self.maxBatch, due.ids.count)])
+                        group.addTask { await self.renew(chunk, serviceID: serviceID, sentAt: now, within: due.within) }
                     }
                 }
                 do { try await Task.sleep(for: tickInterval) } catch { break }
@@ -108,21 +113,26 @@ public actor LeaseKeeper {
         return min(max(shortest / 20, .milliseconds(10)), .milliseconds(500))
     }
 
-    private func dueRenewals(now: ContinuousClock.Instant) -> [String: [String]] {
-        var due: [String: [String]] = [:]
+    /// Leases to renew now, by service, with how long their call may take
+    /// (a third of the shortest TTL among them: the next renewal is due then).
+    private func dueRenewals(now: ContinuousClock.Instant) -> [String: (ids: [String], within: Duration)] {
+        var due: [String: (ids: [String], within: Duration)] = [:]
         for (id, var lease) in held where !lease.renewing && now - lease.lastSentAt >= lease.ttl / 3 {
             lease.renewing = true
             lease.lastSentAt = now
             held[id] = lease
-            due[lease.serviceID, default: []].append(id)
+            var entry = due[lease.serviceID] ?? (ids: [], within: lease.ttl / 3)
+            entry.ids.append(id)
+            entry.within = min(entry.within, lease.ttl / 3)
+            due[lease.serviceID] = entry
         }
         return due
     }
 
-    private func renew(_ ids: [String], serviceID: String, sentAt: ContinuousClock.Instant) async {
+    private func renew(_ ids: [String], serviceID: String, sentAt: ContinuousClock.Instant, within: Duration) async {
         let results: [DistributedGc_RenewLeaseResult]
         do {
-            results = try await client.renewLeases(ids, serviceID: serviceID)
+            results = try await client.renewLeases(ids, serviceID: serviceID, within: within)
         } catch {
             // Nothing confirmed: the next tick tries again, and jeopardy fires
             // if this goes on past TTL minus the margin.
