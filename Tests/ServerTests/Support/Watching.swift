@@ -14,7 +14,7 @@ extension DistributedGc_DistributedGCService.Client {
         request.afterIndex = afterIndex
         if let afterPosition { request.afterPosition = afterPosition }
         var options = CallOptions.defaults
-        options.timeout = .seconds(10)
+        options.timeout = .seconds(60)
         return try await watchLeases(request, options: options) { response in
             var events: [DistributedGc_LeaseEvent] = []
             for try await event in response.messages {
