@@ -146,7 +146,8 @@ final class Probe: Sendable {
                             if during == .idle { s.idle.record(micros) } else if during == .expiring { s.expiring.record(micros) }
                         }
                     } catch {
-                        self.samples.withLock { $0.failures += 1 }
+                        // Calls cut short when the run ends are not failures.
+                        if self.phase.withLock({ $0 }) != .done { self.samples.withLock { $0.failures += 1 } }
                     }
                 }
                 try? await Task.sleep(until: next)
