@@ -118,7 +118,8 @@ public final class GCClient: Sendable {
         request.objectID = objectID
         request.objectType = objectType
         request.serviceID = serviceID
-        request.leaseDurationSeconds = UInt64(max(0, duration.components.seconds))
+        // Whole seconds on the wire; 0 would mean "the server's default".
+        request.leaseDurationSeconds = UInt64(max(1, duration.components.seconds))
         request.metadata = metadata
         if let cleanup { request.cleanupConfig = cleanup }
         return try await createLease(request)
@@ -135,7 +136,8 @@ public final class GCClient: Sendable {
         var request = DistributedGc_RenewLeasesRequest()
         request.leaseIds = leaseIDs
         request.serviceID = serviceID
-        request.extendDurationSeconds = UInt64(max(0, extend?.components.seconds ?? 0))
+        // nil: each lease's own duration (0 on the wire); else whole seconds, at least 1.
+        request.extendDurationSeconds = extend.map { UInt64(max(1, $0.components.seconds)) } ?? 0
         return try await write(within: within) { [request] stub, origin, options in
             var request = request
             request.origin = origin

@@ -17,7 +17,10 @@ import GRPCCore
 ///     print("stop using \(event.leaseID): \(event.reason)")
 /// }
 /// async let keeping: Void = keeper.run()
-/// await keeper.keep(leaseID: lease.leaseID, serviceID: "uploader", ttl: .seconds(60))
+/// let sent = ContinuousClock.now
+/// let lease = try await client.createLease(objectID: "blob-17", objectType: .blobStorage,
+///                                          serviceID: "uploader", duration: .seconds(60))
+/// await keeper.keep(leaseID: lease.leaseID, serviceID: "uploader", ttl: .seconds(60), confirmedAt: sent)
 /// ```
 public actor LeaseKeeper {
     /// Why a lease may no longer be held.
@@ -71,10 +74,18 @@ public actor LeaseKeeper {
         self.onJeopardy = onJeopardy
     }
 
-    /// Starts keeping a lease the caller just created or renewed, whose
-    /// request was sent at `confirmedAt` (default: now, which is later than
-    /// the truth and so errs towards early jeopardy only by the call's time).
-    public func keep(leaseID: String, serviceID: String, ttl: Duration, confirmedAt: ContinuousClock.Instant = .now) {
+    /// Starts keeping a lease the caller just created or renewed.
+    ///
+    /// - Parameters:
+    ///   - ttl: the lease's duration; renewals ask for exactly this much
+    ///     (whole seconds, at least 1), so the cluster's expiry and the
+    ///     keeper's jeopardy clock agree.
+    ///   - confirmedAt: when the create (or renewal) **request was sent**,
+    ///     not when its answer came: the lease's expiry counts from a moment
+    ///     after sending, so this errs on the safe side. Taking the answer's
+    ///     time instead could make jeopardy fire late by the call's duration.
+    public func keep(leaseID: String, serviceID: String, ttl: Duration, confirmedAt: ContinuousClock.Instant) {
+        let ttl = Duration.seconds(max(1, ttl.components.seconds))
         held[leaseID] = Held(serviceID: serviceID, ttl: ttl, confirmedAt: confirmedAt, lastSentAt: confirmedAt)
     }
 
@@ -95,10 +106,10 @@ public actor LeaseKeeper {
             while !Task.isCancelled {
                 let now = ContinuousClock.now
                 checkJeopardy(now: now)
-                for (serviceID, due) in dueRenewals(now: now) {
-                    for start in stride(from: 0, to: due.ids.count, by: Self.maxBatch) {
-                        let chunk = Array(due.ids[start..<min(start + Self.maxBatch, due.ids.count)])
-                        group.addTask { await self.renew(chunk, serviceID: serviceID, sentAt: now, within: due.within) }
+                for (key, ids) in dueRenewals(now: now) {
+                    for start in stride(from: 0, to: ids.count, by: Self.maxBatch) {
+                        let chunk = Array(ids[start..<min(start + Self.maxBatch, ids.count)])
+                        group.addTask { await self.renew(chunk, key, sentAt: now) }
                     }
                 }
                 do { try await Task.sleep(for: tickInterval) } catch { break }
@@ -113,26 +124,30 @@ public actor LeaseKeeper {
         return min(max(shortest / 20, .milliseconds(10)), .milliseconds(500))
     }
 
-    /// Leases to renew now, by service, with how long their call may take
-    /// (a third of the shortest TTL among them: the next renewal is due then).
-    private func dueRenewals(now: ContinuousClock.Instant) -> [String: (ids: [String], within: Duration)] {
-        var due: [String: (ids: [String], within: Duration)] = [:]
+    /// One renewal call's worth: leases of one service with one TTL.
+    private struct RenewalGroup: Hashable {
+        var serviceID: String
+        var ttl: Duration
+    }
+
+    /// Leases to renew now, by service and TTL (each call extends by that TTL).
+    private func dueRenewals(now: ContinuousClock.Instant) -> [RenewalGroup: [String]] {
+        var due: [RenewalGroup: [String]] = [:]
         for (id, var lease) in held where !lease.renewing && now - lease.lastSentAt >= lease.ttl / 3 {
             lease.renewing = true
             lease.lastSentAt = now
             held[id] = lease
-            var entry = due[lease.serviceID] ?? (ids: [], within: lease.ttl / 3)
-            entry.ids.append(id)
-            entry.within = min(entry.within, lease.ttl / 3)
-            due[lease.serviceID] = entry
+            due[RenewalGroup(serviceID: lease.serviceID, ttl: lease.ttl), default: []].append(id)
         }
         return due
     }
 
-    private func renew(_ ids: [String], serviceID: String, sentAt: ContinuousClock.Instant, within: Duration) async {
+    /// Renews `ids` by exactly their TTL, within a third of it (the next
+    /// renewal is due then, so a stuck call never delays it).
+    private func renew(_ ids: [String], _ key: RenewalGroup, sentAt: ContinuousClock.Instant) async {
         let results: [DistributedGc_RenewLeaseResult]
         do {
-            results = try await client.renewLeases(ids, serviceID: serviceID, within: within)
+            results = try await client.renewLeases(ids, serviceID: key.serviceID, extend: key.ttl, within: key.ttl / 3)
         } catch {
             // Nothing confirmed: the next tick tries again, and jeopardy fires
             // if this goes on past TTL minus the margin.

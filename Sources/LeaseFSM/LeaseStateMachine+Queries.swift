@@ -99,25 +99,30 @@ extension LeaseStateMachine {
     /// Pending jobs whose next attempt is due at `time`, at most `limit`,
     /// the most overdue first (then by id).
     ///
-    /// Jobs bound for an endpoint in `skippingEndpoints` (one that cannot take
-    /// more now) are not even looked at, and jobs `skip` rejects (in flight)
-    /// are passed over, so neither crowds out the rest.
-    public func dueCleanupJobs(asOf time: WallTime, limit: Int, skippingEndpoints: Set<String> = [],
+    /// At most `room(endpoint)` jobs of each endpoint are returned (what it
+    /// can take now: 0 skips it without looking at its jobs), so an endpoint
+    /// with a large backlog and little room does not crowd out the others;
+    /// jobs `skip` rejects (in flight) are passed over.
+    public func dueCleanupJobs(asOf time: WallTime, limit: Int, room: (String) -> Int = { _ in .max },
                                skip: (CleanupJob) -> Bool = { _ in false }) -> [CleanupJob] {
         guard limit > 0 else { return [] }
         var due: [CleanupJob] = []
-        for endpoint in indexes.pendingJobs.endpoints where !skippingEndpoints.contains(endpoint) {
+        for endpoint in indexes.pendingJobs.endpoints {
+            let cap = min(limit, room(endpoint))
+            guard cap > 0 else { continue }
             // Whole buckets, earliest first, until this endpoint alone could
-            // fill the limit: nothing later can be among the most overdue.
+            // fill its share: nothing later can be among its most overdue.
             var taken = 0
+            var mine: [CleanupJob] = []
             for bucket in indexes.pendingJobs.dueBuckets(of: endpoint, asOf: time) {
-                if taken >= limit { break }
+                if taken >= cap { break }
                 for id in bucket {
                     guard let job = jobs[id], job.nextAttemptAt <= time, !skip(job) else { continue }
-                    due.append(job)
+                    mine.append(job)
                     taken += 1
                 }
             }
+            due += mine.smallest(cap) { ($0.nextAttemptAt, $0.id) < ($1.nextAttemptAt, $1.id) }
         }
         return due.smallest(limit) { ($0.nextAttemptAt, $0.id) < ($1.nextAttemptAt, $1.id) }
     }

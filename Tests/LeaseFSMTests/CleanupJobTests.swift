@@ -33,7 +33,7 @@ struct CleanupJobTests {
         #expect(h.fsm.dueCleanupJobs(asOf: t0.plus(seconds: 3), limit: 10).map(\.id) == [c.id, b.id])
     }
 
-    @Test("due jobs skip a blocked endpoint's jobs, and come most overdue first then by id")
+    @Test("due jobs skip a blocked endpoint, take no more of one than it has room for, and come most overdue first then by id")
     func dueJobsSkipBlockedEndpoints() throws {
         var h = Harness()
         let slow = try h.makeJob(key("a"), cleanup: CleanupSpec(httpEndpoint: "http://slow:1/c", maxRetries: 2))
@@ -43,8 +43,12 @@ struct CleanupJobTests {
         let later = t0.plus(seconds: 10)
         #expect(h.fsm.dueCleanupJobs(asOf: later, limit: 10).map(\.id) == [slow.id, fast1.id, fast2.id])
         #expect(h.fsm.dueCleanupJobs(asOf: later, limit: 2).map(\.id) == [slow.id, fast1.id])
-        #expect(h.fsm.dueCleanupJobs(asOf: later, limit: 10, skippingEndpoints: ["http://slow:1/c"]).map(\.id) == [fast1.id, fast2.id])
-        #expect(h.fsm.dueCleanupJobs(asOf: later, limit: 10) { $0.id == fast1.id }.map(\.id) == [slow.id, fast2.id])
+        #expect(h.fsm.dueCleanupJobs(asOf: later, limit: 10, room: { $0 == "http://slow:1/c" ? 0 : .max }).map(\.id) == [fast1.id, fast2.id])
+        // An endpoint with room for one gives one, however large its backlog:
+        // the other endpoint's jobs are not crowded out.
+        #expect(h.fsm.dueCleanupJobs(asOf: later, limit: 2, room: { $0 == "http://slow:1/c" ? 1 : .max }).map(\.id) == [slow.id, fast1.id])
+        #expect(h.fsm.dueCleanupJobs(asOf: later, limit: 10, room: { $0 == "http://fast:1/c" ? 1 : .max }).map(\.id) == [slow.id, fast1.id])
+        #expect(h.fsm.dueCleanupJobs(asOf: later, limit: 10, skip: { $0.id == fast1.id }).map(\.id) == [slow.id, fast2.id])
         #expect(h.fsm.deadLetteredJobs(endpoint: nil, limit: 10).total == 0)
     }
 

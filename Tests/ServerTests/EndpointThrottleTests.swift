@@ -26,6 +26,24 @@ struct EndpointThrottleTests {
         throttle.finish(permit, targetHealthy: healthy)
     }
 
+    // MARK: Room
+
+    @Test("room is what each endpoint can take now: free slots capped by whole tokens, 1 for a due probe, 0 while open")
+    func roomPerEndpoint() throws {
+        let throttle = EndpointThrottle(limits: CleanupLimits(
+            maxConcurrency: 100, endpointConcurrency: 8, endpointRatePerSecond: 5, breakerFailures: 1,
+            breakerCooldownMilliseconds: 1_000))
+        #expect(throttle.defaultRoom == 5, "an unseen endpoint: min(concurrency 8, a full bucket of 5)")
+        let held = try #require(throttle.admit("busy", now: t0))
+        _ = throttle.admit("busy", now: t0)
+        #expect(throttle.room(now: t0)["busy"] == 3, "5 tokens - 2 taken")
+        try attempt(throttle, "dead", at: t0, healthy: false)
+        #expect(throttle.room(now: at(500))["dead"] == 0, "breaker open")
+        #expect(throttle.room(now: at(1_000))["dead"] == 1, "cool-down over: one probe")
+        throttle.finish(held, targetHealthy: true)
+        #expect(throttle.room(now: at(1_000))["busy"] == 5, "a second later the bucket is full again (5), and 7 slots are free")
+    }
+
     // MARK: Concurrency
 
     @Test("an endpoint admits at most endpointConcurrency requests at once; finishing or cancelling frees a slot")

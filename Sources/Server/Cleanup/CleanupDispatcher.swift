@@ -64,14 +64,18 @@ public final class CleanupDispatcher: Sendable {
         // Each look costs the store's actor a query: while busy, wait until
         // an eighth of the slots are free rather than refill them one by one.
         guard free > 0, busy.isEmpty || free >= max(1, limits.maxConcurrency / 8) else { return [] }
-        let blocked = throttle.blockedEndpoints(now: now)
-        let due = try await store.read(.stale) { machine in
-            machine.dueCleanupJobs(asOf: now, limit: free, skippingEndpoints: blocked) { busy.contains($0.id) }
+        let room = throttle.room(now: now)
+        let defaultRoom = throttle.defaultRoom
+        let query: @Sendable (LeaseStateMachine) -> [CleanupJob] = { machine in
+            machine.dueCleanupJobs(asOf: now, limit: free, room: { room[$0] ?? defaultRoom }) { busy.contains($0.id) }
         }
-        guard !due.isEmpty else { return [] }
+        guard try await !store.read(.stale, query).isEmpty else { return [] }
         // A leader cut off from the others may not know yet that it was
-        // deposed: confirm with a quorum before delivering anything.
-        guard await store.confirmLeadership() else { return [] }
+        // deposed: confirm with a quorum before delivering anything. Then
+        // look again: what is delivered is read after the confirmation, so
+        // a job superseded while this node was briefly deposed is not sent.
+        guard await store.confirmLeadership(), store.mayRunCleanup else { return [] }
+        let due = try await store.read(.stale, query)
         var claimed: [CleanupJob] = []
         for job in due {
             guard let permit = throttle.admit(job.spec.endpoint, now: now) else { continue }
@@ -98,6 +102,9 @@ public final class CleanupDispatcher: Sendable {
         guard let target = job.spec.target else { return }
         let request = CleanupRequest(job: job)
         let result = await transport.deliver(request, to: target, timeout: timeout)
+        // Cut short by shutdown: not the target's failure, and not an attempt
+        // (the job stays pending; the next leader delivers it).
+        if Task.isCancelled { return }
         // The endpoint's slot is free once it answered; the job stays claimed
         // until its outcome is recorded, so it is not sent twice meanwhile.
         let permit = inFlight.withLock { flying in flying.updateValue(nil, forKey: job.id) ?? nil }

@@ -50,12 +50,14 @@ public final class EndpointThrottle: Sendable {
         self.onBreakerChange = onBreakerChange
     }
 
-    /// Endpoints that cannot take one more request at `now`: full, out of
-    /// tokens, or breaker open (and not yet due for its probe).
-    public func blockedEndpoints(now: WallTime) -> Set<String> {
+    /// How many requests each endpoint seen so far could take at `now`
+    /// (free slots, whole tokens, 1 for a due half-open probe, 0 while its
+    /// breaker is open); an endpoint not in the map can take
+    /// ``defaultRoom``.
+    public func room(now: WallTime) -> [String: Int] {
         let now = observe(now)
         return endpoints.withLock { all in
-            var blocked: Set<String> = []
+            var room: [String: Int] = [:]
             for (name, var e) in all {
                 refill(&e, now: now)
                 if e.isIdle(capacity: capacity) {
@@ -64,11 +66,30 @@ public final class EndpointThrottle: Sendable {
                     all[name] = nil
                     continue
                 }
-                if !admits(e, now: now) { blocked.insert(name) }
+                room[name] = self.room(e, now: now)
                 all[name] = e
             }
-            return blocked
+            return room
         }
+    }
+
+    /// What an endpoint with no history can take: its concurrency, and a
+    /// full bucket.
+    public var defaultRoom: Int {
+        limits.endpointRatePerSecond > 0 ? min(limits.endpointConcurrency, Int(capacity)) : limits.endpointConcurrency
+    }
+
+    /// Endpoints that cannot take one more request at `now`.
+    public func blockedEndpoints(now: WallTime) -> Set<String> {
+        Set(room(now: now).filter { $0.value == 0 }.keys)
+    }
+
+    private func room(_ e: Endpoint, now: Int64) -> Int {
+        guard admits(e, now: now) else { return 0 }
+        if e.breaker != .closed { return 1 }  // the probe
+        var room = limits.endpointConcurrency - e.inFlight
+        if limits.endpointRatePerSecond > 0 { room = min(room, Int(e.tokens.rounded(.down))) }
+        return max(0, room)
     }
 
     /// Takes a slot and a token for one request to `endpoint`, or nil when it

@@ -299,7 +299,9 @@ public struct DistributedGCService: DistributedGc_DistributedGCService.SimpleSer
         guard wire.firstUnacknowledged <= wire.sequence else {
             throw RPCError(code: .invalidArgument, message: "origin.first_unacknowledged: \(wire.firstUnacknowledged) is above sequence \(wire.sequence); it names the oldest write still waiting for its answer")
         }
-        return ClientOrigin(clientID: wire.clientID, sequence: wire.sequence, firstUnacknowledged: wire.firstUnacknowledged)
+        // Prefixed so a client can never name (and disturb) a node's own
+        // forwarding session, whose ids are "<node>/<nonce>".
+        return ClientOrigin(clientID: "client:" + wire.clientID, sequence: wire.sequence, firstUnacknowledged: wire.firstUnacknowledged)
     }
 
     func read<R: Sendable>(_ consistency: DistributedGc_ReadConsistency, _ query: @Sendable (LeaseStateMachine) -> R) async throws -> R {
