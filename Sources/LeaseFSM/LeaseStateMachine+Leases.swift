@@ -164,8 +164,12 @@ extension LeaseStateMachine {
         counts[key] = n > 0 ? n : nil
     }
 
-    static func bucket(of time: WallTime) -> Int64 {
-        let (q, r) = time.milliseconds.quotientAndRemainder(dividingBy: 1000)
+    /// The second `time` falls in (expiry buckets).
+    static func bucket(of time: WallTime) -> Int64 { slot(of: time, width: 1000) }
+
+    /// `time` in slots of `width` ms, rounded down (also before 1970).
+    static func slot(of time: WallTime, width: Int64) -> Int64 {
+        let (q, r) = time.milliseconds.quotientAndRemainder(dividingBy: width)
         return r < 0 ? q - 1 : q
     }
 

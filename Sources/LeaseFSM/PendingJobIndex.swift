@@ -37,7 +37,6 @@ struct PendingJobIndex: Sendable {
     }
 
     static func slot(of time: WallTime) -> Int64 {
-        let (q, r) = time.milliseconds.quotientAndRemainder(dividingBy: slotMilliseconds)
-        return r < 0 ? q - 1 : q
+        LeaseStateMachine.slot(of: time, width: slotMilliseconds)
     }
 }

@@ -89,7 +89,8 @@ public final class EventHub: Sendable {
                 s.lastIndex = max(s.lastIndex, event.index)
             }
             while s.retained.count > retention, let dropped = s.retained.popFirst() {
-                s.unavailableThrough = max(s.unavailableThrough ?? Cursor(after: dropped), Cursor(after: dropped))
+                let gap = Cursor(after: dropped)
+                s.unavailableThrough = max(s.unavailableThrough ?? gap, gap)
             }
             var cutOff: [(Subscriber, WatchError)] = []
             for (id, var sub) in s.subscribers {
