@@ -244,4 +244,49 @@ struct CleanupLimitsTests {
         #expect(deadJobs.reduce(0) { $0 + Int($1.attempts) } == deadAttempts, "waiting jobs used no attempt")
         #expect(pending.allSatisfy { $0.spec.endpoint == dead })
     }
+
+    @Test("an endpoint with a rate-limited backlog does not crowd out another endpoint's newer jobs")
+    func backlogDoesNotCrowdOutOthers() async throws {
+        let clock = SystemWallClock()
+        let store = try await Self.makeStore(clock: clock)
+        let busy = "http://busy.test/cleanup"
+        let other = "http://other.test/cleanup"
+        // The busy endpoint's 100 jobs are older (the most overdue); it may
+        // take 10 a second.
+        try await Self.releasedLeases(store, count: 100, endpoint: busy)
+        try await Self.releasedLeases(store, count: 5, endpoint: other)
+        let dispatcher = Self.dispatcher(store, SinkTransport(delay: .zero), CleanupLimits(
+            maxConcurrency: 32, endpointConcurrency: 32, endpointRatePerSecond: 10, breakerFailures: 0))
+
+        // One claim: 32 free slots. Filled with the most overdue jobs, it
+        // would hold 32 of the busy endpoint's, of which it admits 10, and
+        // none of the other's until the busy backlog drained (10 s).
+        let claimed = try await dispatcher.claimDueJobs(now: clock.now())
+        #expect(claimed.filter { $0.spec.endpoint == other }.count == 5, "the other endpoint's jobs go out at once")
+        #expect(claimed.filter { $0.spec.endpoint == busy }.count == 10, "the busy endpoint gets its rate's worth")
+    }
+
+    @Test("a delivery cut short by cancellation (shutdown) records no outcome and uses no attempt")
+    func cancelledDeliveryUsesNoAttempt() async throws {
+        let clock = SystemWallClock()
+        let store = try await Self.makeStore(clock: clock)
+        let endpoint = "http://slow.test/cleanup"
+        try await Self.releasedLeases(store, count: 1, endpoint: endpoint, maxRetries: 0)
+        // Each attempt hangs for a minute, then fails: unless cancelled first.
+        let sink = SinkTransport(delay: .seconds(60), failing: [endpoint: .seconds(60)])
+        let dispatcher = Self.dispatcher(store, sink, CleanupLimits(maxConcurrency: 4, breakerFailures: 1))
+        let jobs = try await dispatcher.claimDueJobs(now: clock.now())
+        let job = try #require(jobs.first)
+        let delivery = Task { await dispatcher.attempt(job) }
+        while sink.attempts(endpoint) == 0 { try await Task.sleep(for: .milliseconds(5)) }
+        delivery.cancel()
+        await delivery.value
+
+        let after = try #require(try await store.read(.linearizable) { $0.job(job.id) })
+        #expect(after.state == .pending, "with max_retries 0 a recorded failure would have dead-lettered it")
+        #expect(after.attempts == 0)
+        #expect(dispatcher.inFlightCount == 0)
+        #expect(dispatcher.throttle.inFlight(endpoint) == 0, "its endpoint slot was handed back")
+        #expect(dispatcher.throttle.breakers[endpoint, default: .closed] == .closed, "not counted against the target")
+    }
 }
