@@ -18,11 +18,7 @@ final class PythonExampleTests: XCTestCase {
         let directory = FileManager.default.temporaryDirectory
             .appendingPathComponent("gc-python-example-\(UUID().uuidString.prefix(8))").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        var ports: [Int] = []
-        while ports.count < 3 {
-            let port = try freePort()
-            if !ports.contains(port) { ports.append(port) }
-        }
+        let ports = [try freePort(), try freePort(), try freePort()]
         // A single node: no GC_PEERS, it elects itself at start.
         let node = SidecarProcess(
             name: "n1", clientPort: ports[0], raftPort: ports[1], metricsPort: ports[2],

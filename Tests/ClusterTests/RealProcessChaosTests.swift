@@ -61,7 +61,7 @@ import Testing
                 }
                 let final = finalState(settled, deliveries: recorder.deliveries)
                 // Every fault happened between the first and the heal.
-                let bounds = CheckBounds(clockErrorMs: 50, graceMs: 0, expiryLatencyMs: 6_000, disturbances: [startedAt...healedAt],
+                let bounds = CheckBounds(clockErrorMs: 50, graceMs: 0, expiryLatencyMs: 10_000, disturbances: [startedAt...healedAt],
                                          deliveriesCarryConfirmation: false)
                 let report = HistoryChecker(bounds: bounds).check(
                     operations: recorder.operations, deliveries: recorder.deliveries, leaders: [], final: final,

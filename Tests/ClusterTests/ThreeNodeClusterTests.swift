@@ -22,10 +22,16 @@ struct ThreeNodeClusterTests {
                 #expect(got.lease.objectID == "row-1")
             }
             for i in 0..<3 {
-                let status = try await cluster.status(via: i)
+                // A node gathers its peers' status with a 1 s timeout: on a
+                // loaded machine one slow fsync makes a peer look unreachable
+                // for a moment, so poll until every peer answered.
+                let status = try await cluster.eventually("status via \(cluster.nodes[i].name) with every peer reachable", timeout: .seconds(10)) {
+                    let status = try await cluster.status(via: i)
+                    return status.nodes.allSatisfy(\.reachable) ? status : nil
+                }
                 #expect(status.healthy)
                 #expect(status.nodes.count == 3)
-                #expect(status.nodes.filter { $0.role == "leader" }.map(\.nodeID) == [cluster.nodes[leader].name])
+                #expect(status.nodes.filter { $0.role == "leader" }.map(\.nodeID) == [status.leaderID])
                 #expect(status.nodes.filter { $0.role == "follower" }.count == 2)
                 #expect(Set(status.nodes.map(\.term)).count == 1, "every node reports the same term")
                 #expect(status.nodes.allSatisfy { $0.reachable && $0.activeLeases == 1 })
@@ -152,12 +158,15 @@ struct ThreeNodeClusterTests {
                 try await cluster.eventually("wave A is cleaned by the first leader") {
                     Set(sink.deliveries.map(\.objectID)).count == 5 ? true : nil
                 }
-                for i in 0..<5 { _ = try await cluster.create(via: i % 3, object: "wave-b-\(i)", duration: 3, cleanupURL: url) }
+                // Long enough that none of them is due before the freeze, even
+                // when the creates are slow on a loaded machine.
+                for i in 0..<5 { _ = try await cluster.create(via: i % 3, object: "wave-b-\(i)", duration: 8, cleanupURL: url) }
+                try #require(!sink.deliveries.contains { $0.objectID.hasPrefix("wave-b") }, "wave B expired before the freeze")
 
                 // Freeze the leader: it neither knows nor can act while the others elect.
                 cluster.nodes[leader].pause()
                 let frozenAt = ContinuousClock.now
-                let newLeader = try await cluster.waitForLeader(excluding: [leader])
+                try await cluster.waitForLeader(excluding: [leader])
                 try await cluster.eventually("wave B is cleaned by the new leader", timeout: .seconds(20)) {
                     Set(sink.deliveries.map(\.objectID)).count == 10 ? true : nil
                 }
@@ -176,7 +185,9 @@ struct ThreeNodeClusterTests {
                 #expect(perObject.count == 10)
                 let late = deliveries.filter { $0.at > frozenAt && $0.node == oldLeader }
                 #expect(late.isEmpty, "the old leader delivered after it was cut off: \(late.map(\.objectID))")
-                #expect(deliveries.filter { $0.objectID.hasPrefix("wave-b") }.allSatisfy { $0.node == cluster.nodes[newLeader].name })
+                // Leadership may move again between the two survivors; what
+                // matters is that the frozen old leader delivered none of them.
+                #expect(deliveries.filter { $0.objectID.hasPrefix("wave-b") }.allSatisfy { $0.node != oldLeader })
             }
         }
     }
@@ -249,8 +260,13 @@ struct ThreeNodeClusterTests {
             #expect(cluster.nodes[leader].logTail(40).contains("handed leadership over before shutting down"),
                     "the old leader's log: \(cluster.nodes[leader].logTail(10))")
             let survivor = (leader + 1) % 3
-            let status = try await cluster.status(via: survivor)
-            #expect(status.healthy, "a leader is already in office when the old one has exited")
+            // The hand-over happened before the old leader exited (its log
+            // says so); the survivor reports it once its status gathering
+            // has seen the new leader.
+            let status = try await cluster.eventually("a healthy cluster via the survivor", timeout: .seconds(3)) {
+                let status = try await cluster.status(via: survivor)
+                return status.healthy ? status : nil
+            }
             #expect(status.nodes.first { $0.role == "leader" }?.term == before + 1, "one transfer, no extra election rounds")
             _ = try await cluster.create(via: survivor, object: "after-handoff")
         }

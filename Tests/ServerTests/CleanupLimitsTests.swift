@@ -188,15 +188,21 @@ struct CleanupLimitsTests {
         }
         // The first 20 go at once; the other 20 need a token each, one per 50 ms.
         #expect(milliseconds(arrivals[19] - arrivals[0]) < 3_000, "the first 20 are a burst (no wait for tokens)")
+        // Arrivals lag admission by up to `lag` on a loaded machine (below).
+        let lag = 500.0
         let spread = milliseconds(arrivals[39] - arrivals[0])
-        #expect(spread >= 900, "40 requests at 20/s with a bucket of 20 take about a second; took \(spread) ms")
-        // Token bucket: any window [t_i, t_j] holds at most capacity + rate × its
-        // length. Slack: a request arrives a little after it was admitted.
-        let slack = 4.0
+        #expect(spread >= 1_000 - lag, "40 requests at 20/s with a bucket of 20 take a second; took \(spread) ms")
+        // Token bucket: the admissions in any window [a_i, a_j] number at most
+        // capacity + rate × its length. The sink sees each request when its
+        // delivery task runs, up to `lag` after admission on a loaded machine,
+        // so a window of arrivals may hold the admissions of a window `lag`
+        // longer. (Without the limit all 40 arrive within a few milliseconds,
+        // far above this bound; the exact bucket is pinned with a manual clock
+        // in EndpointThrottleTests.)
         for i in 0..<arrivals.count {
             for j in i..<arrivals.count {
                 let window = milliseconds(arrivals[j] - arrivals[i])
-                let allowed = rate + rate * window / 1_000 + slack
+                let allowed = rate + rate * (window + lag) / 1_000
                 #expect(Double(j - i + 1) <= allowed, "\(j - i + 1) requests within \(window) ms")
             }
         }
@@ -211,9 +217,9 @@ struct CleanupLimitsTests {
         // The dead target's jobs first: they are the most overdue.
         try await Self.releasedLeases(store, count: 20, endpoint: dead)
         try await Self.releasedLeases(store, count: 10, endpoint: healthy)
-        // Each attempt to the dead target hangs for a second: had the healthy
-        // jobs waited behind its 20, they would take 10 s (2 at a time).
-        let sink = SinkTransport(delay: .milliseconds(10), failing: [dead: .seconds(1)])
+        // Each attempt to the dead target hangs for 2 s: had the healthy jobs
+        // waited behind its 20, they would take 20 s (2 at a time).
+        let sink = SinkTransport(delay: .milliseconds(10), failing: [dead: .seconds(2)])
         let limits = CleanupLimits(maxConcurrency: 4, endpointConcurrency: 2, endpointRatePerSecond: 0,
                                    breakerFailures: 3, breakerCooldownMilliseconds: 60_000)
         let dispatcher = Self.dispatcher(store, sink, limits)
@@ -226,7 +232,7 @@ struct CleanupLimitsTests {
         }
         #expect(sink.succeeded(healthy) == 10, "every healthy job delivered")
         let healthyTook = try #require(healthyDoneAfter)
-        #expect(healthyTook < .seconds(5), "the healthy target was not held up behind the dead one's 10 s: \(healthyTook)")
+        #expect(healthyTook < .seconds(10), "the healthy target was not held up behind the dead one's 20 s: \(healthyTook)")
         #expect(dispatcher.throttle.breakers[dead] == .open)
         let deadAttempts = sink.attempts(dead)
         // The breaker trips on the 3rd consecutive failure; at most

@@ -139,16 +139,17 @@ struct GRPCCleanupTransportTests {
 
     @Test("a target where nothing listens is a failure to retry, within the timeout")
     func nothingListening() async throws {
-        let target = try await CleanupHandlerSink.closedTarget()
-        let transport = GRPCCleanupTransport()
-        defer { transport.shutdown() }
-        let request = try Self.sampleRequest()
-        let start = ContinuousClock.now
-        let result = await transport.deliver(request, to: .grpc(target), timeout: Self.answerTimeout)
-        let elapsed = ContinuousClock.now - start
-        let failed = try #require(Self.failure(result), "nothing listens on \(target)")
-        #expect(!failed.permanent)
-        #expect(elapsed < Self.answerTimeout + .seconds(3), "the attempt took \(elapsed)")
+        try await CleanupHandlerSink.withClosedTarget { target in
+            let transport = GRPCCleanupTransport()
+            defer { transport.shutdown() }
+            let request = try Self.sampleRequest()
+            let start = ContinuousClock.now
+            let result = await transport.deliver(request, to: .grpc(target), timeout: Self.answerTimeout)
+            let elapsed = ContinuousClock.now - start
+            let failed = try #require(Self.failure(result), "nothing listens on \(target)")
+            #expect(!failed.permanent)
+            #expect(elapsed < Self.answerTimeout + .seconds(3), "the attempt took \(elapsed)")
+        }
     }
 
     @Test("a host:port/anything target is delivered to host:port (the path is ignored)")

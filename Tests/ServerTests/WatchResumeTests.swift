@@ -131,12 +131,12 @@ struct WatchResumeTests {
                 return events
             }
             group.addTask {
-                try await Task.sleep(for: .seconds(5))
+                try await Task.sleep(for: .seconds(30))
                 return nil
             }
             defer { group.cancelAll() }
             guard case .some(.some(let events)) = try await group.next() else {
-                throw TestFailure("fewer than \(count) events within 5 s")
+                throw TestFailure("fewer than \(count) events within 30 s")
             }
             return events
         }

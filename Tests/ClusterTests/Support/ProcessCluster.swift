@@ -27,7 +27,9 @@ struct ProcessCluster: Sendable {
     }
 
     /// Waits until some running node reports a healthy cluster whose leader
-    /// is running; returns the leader's index.
+    /// is running and answers on its own client port, naming itself leader;
+    /// returns the leader's index. (A node joins Raft through its peer port
+    /// before its client port listens, so another node's word is not enough.)
     @discardableResult
     func waitForLeader(timeout: Duration = .seconds(15), excluding: Set<Int> = []) async throws -> Int {
         var last = "no answer"
@@ -36,7 +38,9 @@ struct ProcessCluster: Sendable {
             for i in nodes.indices where nodes[i].isRunning && !excluding.contains(i) {
                 if let status = try? await status(via: i), status.healthy, let leader = index(of: status.leaderID),
                    !excluding.contains(leader), nodes[leader].isRunning {
-                    return leader
+                    if leader == i { return leader }
+                    let own = try? await self.status(via: leader)
+                    if own?.leaderID == nodes[leader].name { return leader }
                 }
                 last = (try? await status(via: i)).map { "\($0.nodes.map { "\($0.nodeID):\($0.role)" })" } ?? last
             }
@@ -74,6 +78,25 @@ struct ProcessCluster: Sendable {
         return try await leases[i].renewLease(request, options: Self.fast)
     }
 
+    /// Waits until every node answers on its client port (they start
+    /// listening in their own time after the process starts); fails at once,
+    /// with its log, if a node exits instead.
+    func waitUntilServing(timeout: Duration = .seconds(30)) async throws {
+        let deadline = ContinuousClock.now + timeout
+        for i in nodes.indices {
+            while true {
+                guard nodes[i].isRunning else {
+                    throw ClusterTestFailure("\(nodes[i].name) exited while starting\n\(logs())")
+                }
+                if (try? await leases[i].healthCheck(DistributedGc_HealthCheckRequest(), options: Self.fast)) != nil { break }
+                guard ContinuousClock.now < deadline else {
+                    throw ClusterTestFailure("\(nodes[i].name) did not serve on \(nodes[i].endpoint) within \(timeout)\n\(logs())")
+                }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+        }
+    }
+
     /// Retries `operation` until it succeeds or `timeout` passes.
     func eventually<T: Sendable>(_ what: String, timeout: Duration = .seconds(15), _ operation: () async throws -> T?) async throws -> T {
         let deadline = ContinuousClock.now + timeout
@@ -100,15 +123,8 @@ func withProcessCluster(
 ) async throws {
     let directory = FileManager.default.temporaryDirectory.appendingPathComponent("gc-cluster-\(UUID().uuidString.prefix(8))").path
     try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-    var ports: Set<Int> = []
-    func port() throws -> Int {
-        while true {
-            let p = try freePort()
-            if ports.insert(p).inserted { return p }
-        }
-    }
     var specs: [(name: String, client: Int, raft: Int, metrics: Int)] = []
-    for i in 1...size { specs.append(("n\(i)", try port(), try port(), try port())) }
+    for i in 1...size { specs.append(("n\(i)", try freePort(), try freePort(), try freePort())) }
     let peers = specs.map { "\($0.name)=127.0.0.1:\($0.raft)" }.joined(separator: ",")
     var env: [String: String] = [
         "GC_PEERS": peers, "GC_LOG_LEVEL": "info", "GC_MIN_LEASE_DURATION": "1",
@@ -141,6 +157,7 @@ func withProcessCluster(
         defer {
             for client in clients { client.beginGracefulShutdown() }
         }
+        try await cluster.waitUntilServing()
         try await body(cluster)
         for client in clients { client.beginGracefulShutdown() }
         try await group.waitForAll()

@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import Synchronization
 
 /// One real `gc-sidecar` process on loopback, with its own ports, data
 /// directory and log file.
@@ -106,21 +107,36 @@ enum SidecarBinary {
     }
 }
 
-/// A free TCP port on 127.0.0.1 (bound to 0, read back, released).
+/// Ports handed out by ``freePort()`` in this test process: never handed out
+/// twice, so a node that is down keeps its ports for its restart.
+private let handedOutPorts = Mutex<Set<Int>>([])
+
+/// A TCP port on 127.0.0.1 that is free now, never handed out before in this
+/// process, and below the kernel's ephemeral range (32768–60999 on Linux), so
+/// neither outgoing connections nor other tests' `bind(:0)` can take it
+/// between now and the node binding it.
 func freePort() throws -> Int {
+    for _ in 0..<1_000 {
+        let candidate = Int.random(in: 20_000..<32_000)
+        guard handedOutPorts.withLock({ $0.insert(candidate).inserted }) else { continue }
+        if canBind(candidate) { return candidate }
+    }
+    throw ClusterTestFailure("no free port in 20000..<32000")
+}
+
+/// Whether 127.0.0.1:`port` can be bound right now.
+private func canBind(_ port: Int) -> Bool {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    guard fd >= 0 else { throw ClusterTestFailure("socket() failed") }
+    guard fd >= 0 else { return false }
     defer { close(fd) }
     var address = sockaddr_in()
     address.sin_family = sa_family_t(AF_INET)
-    address.sin_port = 0
+    address.sin_port = in_port_t(UInt16(port).bigEndian)
     address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let bound = withUnsafeMutablePointer(to: &address) { pointer in
-        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+    let length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    return withUnsafeMutablePointer(to: &address) { pointer in
+        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 }
     }
-    guard bound else { throw ClusterTestFailure("bind() failed") }
-    return Int(UInt16(bigEndian: address.sin_port))
 }
 
 struct ClusterTestFailure: Error, CustomStringConvertible {

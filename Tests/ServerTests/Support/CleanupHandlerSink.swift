@@ -1,4 +1,5 @@
 import GCProto
+import Glibc
 import GRPCCore
 import GRPCNIOTransportHTTP2
 import Synchronization
@@ -61,12 +62,23 @@ final class CleanupHandlerSink: DistributedGc_CleanupHandler.SimpleServiceProtoc
         }
     }
 
-    /// A "127.0.0.1:port" target where nothing listens (a port that was
-    /// just free, closed again).
-    static func closedTarget() async throws -> String {
-        var target = ""
-        try await CleanupHandlerSink().run { target = $0 }
-        return target
+    /// Runs `body` with a "127.0.0.1:port" target where nothing listens: the
+    /// port is bound (so no other test can take it) but not listening, so a
+    /// connection to it is refused for as long as `body` runs.
+    static func withClosedTarget<T>(_ body: (String) async throws -> T) async throws -> T {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw TestFailure("socket() failed") }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = 0
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+        }
+        guard bound else { throw TestFailure("bind() failed") }
+        return try await body("127.0.0.1:\(UInt16(bigEndian: address.sin_port))")
     }
 }
 
