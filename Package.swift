@@ -198,6 +198,8 @@ let package = Package(
             name: "ServerTests",
             dependencies: [
                 "Server",
+                // LeaseKeeperRenewalTests: the keeper against an in-process node.
+                "GCClient",
                 "Raft",
                 "LeaseFSM",
                 "GCProto",
