@@ -11,6 +11,11 @@ import Synchronization
 /// `UNAVAILABLE` (no leader, leadership moving, shutting down), retrying with
 /// backoff until ``Configuration/retryDeadline``.
 ///
+/// It follows leader hints: every ``Configuration/leaderCheckInterval``, and
+/// soon after moving on from a failing node, it asks the node it uses which
+/// node leads (`HealthCheck.leader_id`) and, when the leader is one of its
+/// endpoints, moves there, so writes skip a follower's forwarding hop.
+///
 /// Retries are safe: every write carries this client's session and a
 /// sequence number (`RequestOrigin`), so a create retried after a lost
 /// answer returns the lease the first attempt made instead of a second one.
@@ -30,6 +35,9 @@ public final class GCClient: Sendable {
         public var retryDeadline: Duration = .seconds(20)
         /// First pause between attempts (doubles up to one second).
         public var initialBackoff: Duration = .milliseconds(50)
+        /// How often the client asks which node leads and moves to it
+        /// (nil: never; the client then stays wherever calls succeed).
+        public var leaderCheckInterval: Duration? = .seconds(10)
 
         public init() {}
     }
@@ -42,11 +50,24 @@ public final class GCClient: Sendable {
         var stub: Stub
     }
 
+    /// What the client knows for following leader hints.
+    private struct LeaderHints {
+        /// Each endpoint's node id, once it answered a health check.
+        var nodeIDs: [String?]
+        /// When to ask next which node leads.
+        var nextCheck: ContinuousClock.Instant
+    }
+
     public let endpoints: [String]
     public let configuration: Configuration
     private let nodes: [Node]
     private let preferred = Mutex(0)
+    private let hints: Mutex<LeaderHints>
     let session = ClientSession()
+
+    /// The endpoint calls go to now (the node that answered last, or the
+    /// leader once a hint named it).
+    public var currentEndpoint: String { endpoints[preferred.withLock { $0 }] }
 
     /// - Parameter endpoints: `host:port` of each node's client API.
     /// - Throws: ``GCClientError/invalidEndpoint(_:)`` for a malformed address.
@@ -68,15 +89,23 @@ public final class GCClient: Sendable {
             let grpc = GRPCClient(transport: transport)
             return Node(endpoint: endpoint, grpc: grpc, stub: Stub(wrapping: grpc))
         }
+        hints = Mutex(LeaderHints(nodeIDs: Array(repeating: nil, count: endpoints.count), nextCheck: .now))
     }
 
     /// Runs the connections until ``close()``; run it in a task beside the
     /// code that uses the client (or use ``with(endpoints:configuration:_:)``).
     public func run() async throws {
-        try await withThrowingDiscardingTaskGroup { group in
-            for node in nodes {
-                group.addTask { try await node.grpc.runConnections() }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            if let interval = configuration.leaderCheckInterval, nodes.count > 1 {
+                group.addTask { await self.followLeaderHints(every: interval) }
             }
+            try await withThrowingDiscardingTaskGroup { connections in
+                for node in nodes {
+                    connections.addTask { try await node.grpc.runConnections() }
+                }
+            }
+            // The connections are closed: no more hints to follow.
+            group.cancelAll()
         }
     }
 
@@ -207,6 +236,9 @@ public final class GCClient: Sendable {
                 // Try the next node next time (this one may be down, cut off
                 // or without a leader).
                 preferred.withLock { if $0 == index { $0 = (index + 1) % nodes.count } }
+                // Ask soon which node leads now, rather than stay wherever the
+                // rotation lands.
+                hints.withLock { $0.nextCheck = min($0.nextCheck, .now + .milliseconds(500)) }
                 guard ContinuousClock.now + backoff < deadline else {
                     throw GCClientError.unavailable(lastError: error, endpoints: endpoints)
                 }
@@ -214,6 +246,78 @@ public final class GCClient: Sendable {
                 backoff = min(backoff * 2, .seconds(1))
             }
         }
+    }
+}
+
+// MARK: Leader hints
+
+extension GCClient {
+    /// Asks which node leads whenever a check is due, until cancelled (when
+    /// the connections close).
+    private func followLeaderHints(every interval: Duration) async {
+        while !Task.isCancelled {
+            let due = hints.withLock { $0.nextCheck <= .now }
+            if due {
+                let foundLeader = await checkLeader()
+                // No leader known yet (an election, or a node cut off): ask
+                // again in a second rather than wait a whole interval.
+                let next = ContinuousClock.now + (foundLeader ? interval : min(interval, .seconds(1)))
+                hints.withLock { $0.nextCheck = next }
+            }
+            try? await Task.sleep(for: .milliseconds(100))
+        }
+    }
+
+    /// Asks which node leads (the current node first, then the others while
+    /// none answers or names one) and moves there when the leader is one of
+    /// the endpoints and confirms it: it answers and names itself, so the
+    /// client never moves to a node that is down or no longer leads. Returns
+    /// whether a leader was found.
+    private func checkLeader() async -> Bool {
+        let current = preferred.withLock { $0 }
+        let order = [current] + nodes.indices.filter { $0 != current }
+        for asked in order {
+            guard let health = await askHealth(of: asked), !health.leaderID.isEmpty else { continue }
+            let leader = health.leaderID
+            if health.nodeID == leader {
+                if asked != current { move(from: current, to: asked) }
+                return true
+            }
+            var target = hints.withLock { $0.nodeIDs.firstIndex(of: leader) }
+            if target == nil {
+                // Learn the node ids not known yet (a node down at the last
+                // check, or not asked so far).
+                let unknown = hints.withLock { h in h.nodeIDs.indices.filter { h.nodeIDs[$0] == nil } }
+                for i in unknown where target == nil {
+                    if await askHealth(of: i)?.nodeID == leader { target = i }
+                }
+            }
+            // The leader is not one of the endpoints: stay.
+            guard let target else { return true }
+            guard let own = await askHealth(of: target), own.nodeID == leader, own.leaderID == leader else { continue }
+            if target != current { move(from: current, to: target) }
+            return true
+        }
+        return false
+    }
+
+    /// Moves calls from `current` to `target` unless a failing call moved
+    /// them meanwhile.
+    private func move(from current: Int, to target: Int) {
+        preferred.withLock { if $0 == current { $0 = target } }
+    }
+
+    /// One health check of endpoint `i` (bounded by the call timeout),
+    /// remembering its node id; nil when it does not answer.
+    private func askHealth(of i: Int) async -> DistributedGc_HealthCheckResponse? {
+        var options = CallOptions.defaults
+        options.timeout = min(configuration.callTimeout, .seconds(2))
+        options.waitForReady = false
+        guard let health = try? await nodes[i].stub.healthCheck(DistributedGc_HealthCheckRequest(), options: options) else {
+            return nil
+        }
+        hints.withLock { $0.nodeIDs[i] = health.nodeID.isEmpty ? nil : health.nodeID }
+        return health
     }
 }
 

@@ -259,6 +259,12 @@ public nonisolated struct DistributedGc_HealthCheckResponse: Sendable {
 
   public var appliedIndex: UInt64 = 0
 
+  /// The node id of the leader as this node knows it ("" while none is
+  /// known): a hint for clients, which can send writes straight to it instead
+  /// of through this node's forwarding. Clients learn which endpoint is which
+  /// node from node_id.
+  public var leaderID: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1100,7 +1106,7 @@ nonisolated extension DistributedGc_HealthCheckRequest: SwiftProtobuf.Message, S
 
 nonisolated extension DistributedGc_HealthCheckResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".HealthCheckResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}healthy\0\u{1}version\0\u{3}active_leases\0\u{3}expired_leases\0\u{1}uptime\0\u{3}node_id\0\u{3}pending_cleanups\0\u{3}dead_lettered_cleanups\0\u{3}applied_index\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}healthy\0\u{1}version\0\u{3}active_leases\0\u{3}expired_leases\0\u{1}uptime\0\u{3}node_id\0\u{3}pending_cleanups\0\u{3}dead_lettered_cleanups\0\u{3}applied_index\0\u{3}leader_id\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1117,6 +1123,7 @@ nonisolated extension DistributedGc_HealthCheckResponse: SwiftProtobuf.Message, 
       case 7: try { try decoder.decodeSingularUInt64Field(value: &self.pendingCleanups) }()
       case 8: try { try decoder.decodeSingularUInt64Field(value: &self.deadLetteredCleanups) }()
       case 9: try { try decoder.decodeSingularUInt64Field(value: &self.appliedIndex) }()
+      case 10: try { try decoder.decodeSingularStringField(value: &self.leaderID) }()
       default: break
       }
     }
@@ -1154,6 +1161,9 @@ nonisolated extension DistributedGc_HealthCheckResponse: SwiftProtobuf.Message, 
     if self.appliedIndex != 0 {
       try visitor.visitSingularUInt64Field(value: self.appliedIndex, fieldNumber: 9)
     }
+    if !self.leaderID.isEmpty {
+      try visitor.visitSingularStringField(value: self.leaderID, fieldNumber: 10)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1167,6 +1177,7 @@ nonisolated extension DistributedGc_HealthCheckResponse: SwiftProtobuf.Message, 
     if lhs.pendingCleanups != rhs.pendingCleanups {return false}
     if lhs.deadLetteredCleanups != rhs.deadLetteredCleanups {return false}
     if lhs.appliedIndex != rhs.appliedIndex {return false}
+    if lhs.leaderID != rhs.leaderID {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -53,7 +53,8 @@ public struct Sidecar: Sendable {
             seed: seed ?? UInt64.random(in: .min ... .max),
             onApply: { metrics.observe($0) })
         admin = ClusterAdmin(store: store, config: config, logger: logger)
-        service = DistributedGCService(store: store, clock: clock, metrics: metrics, nodeID: config.nodeID, logger: logger)
+        service = DistributedGCService(store: store, clock: clock, metrics: metrics, nodeID: config.nodeID, logger: logger,
+                                       leaderName: { [store] in await store.leaderName })
         reaper = Reaper(store: store, logger: logger, batchSize: Int(config.reapBatchSize),
                         batchPause: .milliseconds(Int64(config.reapBatchPauseMilliseconds)))
         dispatcher = CleanupDispatcher(

@@ -21,14 +21,20 @@ public struct DistributedGCService: DistributedGc_DistributedGCService.SimpleSer
     let nodeID: String
     let startedAt: WallTime
     let logger: Logger
+    let leaderName: @Sendable () async -> String?
 
-    public init(store: any LeaseStore, clock: any WallClock, metrics: SidecarMetrics, nodeID: String, logger: Logger) {
+    /// - Parameter leaderName: the leader's node id as this node knows it
+    ///   (nil while none is known), reported by `HealthCheck` as a hint for
+    ///   clients.
+    public init(store: any LeaseStore, clock: any WallClock, metrics: SidecarMetrics, nodeID: String, logger: Logger,
+                leaderName: @escaping @Sendable () async -> String? = { nil }) {
         self.store = store
         self.clock = clock
         self.metrics = metrics
         self.nodeID = nodeID
         self.startedAt = clock.now()
         self.logger = logger
+        self.leaderName = leaderName
     }
 
     // MARK: Writes
@@ -188,6 +194,7 @@ public struct DistributedGCService: DistributedGc_DistributedGCService.SimpleSer
             let version = SidecarVersion.current
             let (nodeID, startedAt) = (self.nodeID, self.startedAt)
             let problem = store.healthProblem
+            let leader = await self.leaderName() ?? ""
             return try await store.read(.stale) { machine in
                 var response = DistributedGc_HealthCheckResponse()
                 response.healthy = problem == nil
@@ -199,6 +206,7 @@ public struct DistributedGCService: DistributedGc_DistributedGCService.SimpleSer
                 response.pendingCleanups = UInt64(machine.pendingCleanupCount)
                 response.deadLetteredCleanups = UInt64(machine.deadLetteredCleanupCount)
                 response.appliedIndex = machine.appliedIndex
+                response.leaderID = leader
                 return response
             }
         }
