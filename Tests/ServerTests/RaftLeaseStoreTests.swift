@@ -143,6 +143,41 @@ struct RaftLeaseStoreTests {
         }
     }
 
+    @Test("a committed entry this build cannot decode stops the node, with a health problem saying to upgrade, instead of being skipped")
+    func undecodableEntryStopsTheNode() async throws {
+        try await Self.withDirectory { path in
+            let clock = ManualWallClock()
+            let lease: LeaseID
+            do {
+                let store = try makeStore(try SQLiteRaftStorage(path: path), clock: clock)
+                guard case .created(let created) = try await store.propose(Self.create("kept")) else { throw TestFailure("not created") }
+                lease = created.id
+                await store.withStorage { ($0 as? SQLiteRaftStorage)?.close() }
+            }
+            // A committed entry from "a newer version": bytes no command of this
+            // build decodes to, right after the last entry.
+            let unknownIndex: UInt64
+            do {
+                let storage = try SQLiteRaftStorage(path: path)
+                let state = try storage.load()
+                let last = try #require(state.entries.last)
+                unknownIndex = last.index + 1
+                let hard = state.hardState
+                try storage.persist(PersistBatch(
+                    hardState: HardState(term: hard.term, vote: hard.vote, commit: unknownIndex),
+                    entries: [Entry(term: last.term, index: unknownIndex, kind: .normal, data: [0xff, 0xff, 0xff])]))
+                storage.close()
+            }
+
+            let reopened = try makeStore(try SQLiteRaftStorage(path: path), clock: clock)
+            await #expect(throws: StoreError.self) { _ = try await reopened.read(.linearizable) { $0.lease(lease) } }
+            let problem = try #require(reopened.healthProblem, "the node reports why it stopped")
+            #expect(problem.contains("index \(unknownIndex)") && problem.contains("newer version") && problem.contains("Upgrade"), "\(problem)")
+            #expect(await reopened.appliedState.appliedIndex < unknownIndex, "the entry was not skipped as applied")
+            await #expect(throws: StoreError.self) { _ = try await reopened.propose(Self.create("after")) }
+        }
+    }
+
     @Test("a healthy store reports no health problem")
     func healthyStore() async throws {
         let store = try makeStore(MemoryStorage(), clock: ManualWallClock())

@@ -242,7 +242,11 @@ public actor RaftLeaseStore: LeaseStore {
             cluster.transport?.send(ready.messages)
             if let soft = ready.softState { leadershipChanged(soft) }
             if let snapshot = ready.snapshot { install(snapshot) }
-            for entry in ready.committedEntries { apply(entry) }
+            for entry in ready.committedEntries {
+                apply(entry)
+                // An entry that cannot be applied stops this node (see apply).
+                if fault != nil { return }
+            }
             for read in ready.readStates { completeRead(read) }
             node.advance(ready)
         }
@@ -264,12 +268,15 @@ public actor RaftLeaseStore: LeaseStore {
         do {
             stamped = try StampedCommand(decoding: entry.data)
         } catch {
-            // Written by a newer version, or damaged past its checksum: never
-            // guess. Every node skips it alike, so replicas stay identical.
-            logger.error("skipping a log entry that does not decode", metadata: ["index": "\(entry.index)", "error": "\(error)"])
-            machine.skip(index: entry.index)
-            waiter?.continuation.resume(throwing: StoreError(.unavailable, "the command could not be decoded when applied"))
-            publishApplied()
+            // Written by a newer version of gc-sidecar (a command kind this
+            // build does not know), or damaged past its checksum. Skipping it
+            // would let this replica differ from nodes that apply it (in a
+            // cluster mid-upgrade, a lease acknowledged by a newer leader
+            // would be missing here), so stop applying, like a crashed node:
+            // the others keep a quorum, and an upgrade and restart resume it.
+            let fault = StoreError(.unavailable, "cannot apply the log entry at index \(entry.index) (\(error)): it was written by a newer version of gc-sidecar or is damaged; this node stopped applying the log. Upgrade it to the other nodes' version and restart it")
+            waiter?.continuation.resume(throwing: fault)
+            poison(fault)
             return
         }
         let output = machine.apply(stamped, index: entry.index)
@@ -416,7 +423,7 @@ public actor RaftLeaseStore: LeaseStore {
         guard fault == nil else { return }
         fault = error
         faultDescription.withLock { $0 = error.message }
-        logger.critical("storage failed; refusing all commands", metadata: ["error": "\(error.message)"])
+        logger.critical("node stopped; refusing all commands", metadata: ["error": "\(error.message)"])
         cleanupGate.withLock { $0.isLeader = false }
         failWaiters(error)
     }
