@@ -13,8 +13,9 @@ swift build --build-tests
 if [ $# -gt 0 ]; then
     exec swift test --skip-build "$@"
 fi
-# Three rounds, so that timing-bound tests do not share two cores with
-# hundreds of others: the in-process tests; the real-process cluster tests
+# Three rounds, so that the real-process tests do not share two cores with
+# hundreds of others: the in-process tests (their few real-time checks allow
+# for scheduling lag); the real-process cluster tests
 # (three gc-sidecar processes each, LeaseKeeper, the Python example), one
 # at a time; the in-process chaos profile, which keeps both cores busy for
 # minutes. Every round runs; the script fails if any did.

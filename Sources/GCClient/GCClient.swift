@@ -256,13 +256,20 @@ extension GCClient {
     /// the connections close).
     private func followLeaderHints(every interval: Duration) async {
         while !Task.isCancelled {
-            let due = hints.withLock { $0.nextCheck <= .now }
-            if due {
-                let foundLeader = await checkLeader()
-                // No leader known yet (an election, or a node cut off): ask
-                // again in a second rather than wait a whole interval.
-                let next = ContinuousClock.now + (foundLeader ? interval : min(interval, .seconds(1)))
-                hints.withLock { $0.nextCheck = next }
+            let now = ContinuousClock.now
+            let due = hints.withLock { h in
+                guard h.nextCheck <= now else { return false }
+                // The next regular check; a fail-over during this one lowers
+                // it again, and that request is kept.
+                h.nextCheck = now + interval
+                return true
+            }
+            if due, await !checkLeader() {
+                // No leader known or confirmed yet (an election, a node cut
+                // off), or a fail-over moved the client meanwhile: look again
+                // in about a second, jittered so that clients do not ask in step.
+                let retry = ContinuousClock.now + min(interval, .seconds(1)) * Double.random(in: 0.8...1.2)
+                hints.withLock { $0.nextCheck = min($0.nextCheck, retry) }
             }
             try? await Task.sleep(for: .milliseconds(100))
         }
@@ -270,9 +277,10 @@ extension GCClient {
 
     /// Asks which node leads (the current node first, then the others while
     /// none answers or names one) and moves there when the leader is one of
-    /// the endpoints and confirms it: it answers and names itself, so the
-    /// client never moves to a node that is down or no longer leads. Returns
-    /// whether a leader was found.
+    /// the endpoints and confirms it: it answers, is healthy and names itself,
+    /// so the client never moves to a node that is down, stopped or no longer
+    /// leads. Returns whether the client now uses the leader (or the leader
+    /// is not one of the endpoints).
     private func checkLeader() async -> Bool {
         let current = preferred.withLock { $0 }
         let order = [current] + nodes.indices.filter { $0 != current }
@@ -280,8 +288,8 @@ extension GCClient {
             guard let health = await askHealth(of: asked), !health.leaderID.isEmpty else { continue }
             let leader = health.leaderID
             if health.nodeID == leader {
-                if asked != current { move(from: current, to: asked) }
-                return true
+                guard health.healthy else { continue }
+                return asked == current || move(from: current, to: asked)
             }
             var target = hints.withLock { $0.nodeIDs.firstIndex(of: leader) }
             if target == nil {
@@ -294,17 +302,20 @@ extension GCClient {
             }
             // The leader is not one of the endpoints: stay.
             guard let target else { return true }
-            guard let own = await askHealth(of: target), own.nodeID == leader, own.leaderID == leader else { continue }
-            if target != current { move(from: current, to: target) }
-            return true
+            guard let own = await askHealth(of: target), own.healthy, own.nodeID == leader, own.leaderID == leader else { continue }
+            return target == current || move(from: current, to: target)
         }
         return false
     }
 
     /// Moves calls from `current` to `target` unless a failing call moved
-    /// them meanwhile.
-    private func move(from current: Int, to target: Int) {
-        preferred.withLock { if $0 == current { $0 = target } }
+    /// them meanwhile; returns whether it moved them.
+    private func move(from current: Int, to target: Int) -> Bool {
+        preferred.withLock { preferred in
+            guard preferred == current else { return false }
+            preferred = target
+            return true
+        }
     }
 
     /// One health check of endpoint `i` (bounded by the call timeout),

@@ -55,7 +55,13 @@ extension StampedCommand {
         }
         var options = BinaryEncodingOptions()
         options.useDeterministicOrdering = true
-        return (try? m.serializedBytes(options: options)) ?? []
+        do {
+            return try m.serializedBytes(options: options)
+        } catch {
+            // proto3 with no required fields and no Any: encoding cannot fail.
+            // Were it to, an empty entry would stop every node that applies it.
+            preconditionFailure("a lease command failed to encode: \(error)")
+        }
     }
 
     /// Decodes a log entry written by ``encoded()``.

@@ -13,9 +13,13 @@ struct LeaderHintTests {
         try await withProcessCluster(environment: ["GC_LOG_LEVEL": "warning"]) { cluster in
             let leader = try await cluster.waitForLeader()
             let followers = cluster.nodes.indices.filter { $0 != leader }
-            let health = try await cluster.leases[followers[0]].healthCheck(DistributedGc_HealthCheckRequest(), options: ProcessCluster.fast)
+            // A follower names the leader (once it has heard from it).
+            let health = try await cluster.eventually("a follower names the leader") {
+                let health = try await cluster.leases[followers[0]].healthCheck(DistributedGc_HealthCheckRequest(), options: ProcessCluster.fast)
+                return health.leaderID.isEmpty ? nil : health
+            }
             #expect(health.nodeID == cluster.nodes[followers[0]].name)
-            #expect(health.leaderID == cluster.nodes[leader].name, "a follower names the leader")
+            #expect(health.leaderID == cluster.nodes[leader].name)
 
             var configuration = GCClient.Configuration()
             configuration.leaderCheckInterval = .seconds(1)

@@ -175,6 +175,7 @@ struct RaftLeaseStoreTests {
             #expect(problem.contains("index \(unknownIndex)") && problem.contains("newer version") && problem.contains("Upgrade"), "\(problem)")
             #expect(await reopened.appliedState.appliedIndex < unknownIndex, "the entry was not skipped as applied")
             await #expect(throws: StoreError.self) { _ = try await reopened.propose(Self.create("after")) }
+            #expect(await reopened.leaderName == nil, "a stopped node names no leader (clients would follow it)")
         }
     }
 

@@ -45,8 +45,13 @@ extension RaftLeaseStore {
         cluster.transport?.member(id)?.name ?? (id == cluster.local.id ? cluster.local.name : String(id, radix: 16))
     }
 
-    /// The leader's name, if one is known.
-    public var leaderName: String? { node.leaderID.map { name(of: $0) } }
+    /// The leader's name, if one is known. None once this node stopped (a
+    /// storage fault or an entry it cannot apply): it no longer hears who
+    /// leads, so what it last knew would mislead.
+    public var leaderName: String? {
+        guard fault == nil else { return nil }
+        return node.leaderID.map { name(of: $0) }
+    }
 
     // MARK: Forwarding (follower side)
 

@@ -272,8 +272,8 @@ public actor RaftLeaseStore: LeaseStore {
             // build does not know), or damaged past its checksum. Skipping it
             // would let this replica differ from nodes that apply it (in a
             // cluster mid-upgrade, a lease acknowledged by a newer leader
-            // would be missing here), so stop applying, like a crashed node:
-            // the others keep a quorum, and an upgrade and restart resume it.
+            // would be missing here), so stop applying, like a crashed node,
+            // until it is upgraded (see DESIGN: unavailable, never divergent).
             let fault = StoreError(.unavailable, "cannot apply the log entry at index \(entry.index) (\(error)): it was written by a newer version of gc-sidecar or is damaged; this node stopped applying the log. Upgrade it to the other nodes' version and restart it")
             waiter?.continuation.resume(throwing: fault)
             poison(fault)

@@ -112,17 +112,26 @@ enum SidecarBinary {
 private let handedOutPorts = Mutex<Set<Int>>([])
 
 /// A TCP port on 127.0.0.1 that is free now, never handed out before in this
-/// process, and below the kernel's ephemeral range (32768–60999 on Linux), so
-/// neither outgoing connections nor other tests' `bind(:0)` can take it
-/// between now and the node binding it.
+/// process, and below the kernel's ephemeral range (32768–60999 by default on
+/// Linux), so neither outgoing connections nor other tests' `bind(:0)` can
+/// take it between now and the node binding it.
 func freePort() throws -> Int {
+    let range = portRange
     for _ in 0..<1_000 {
-        let candidate = Int.random(in: 20_000..<32_000)
+        let candidate = Int.random(in: range)
         guard handedOutPorts.withLock({ $0.insert(candidate).inserted }) else { continue }
         if canBind(candidate) { return candidate }
     }
-    throw ClusterTestFailure("no free port in 20000..<32000")
+    throw ClusterTestFailure("no free port in \(range)")
 }
+
+/// 12,000 ports just below the ephemeral range the kernel reports.
+private let portRange: Range<Int> = {
+    let text = (try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8)) ?? ""
+    let low = text.split(whereSeparator: \.isWhitespace).first.flatMap { Int($0) } ?? 32_768
+    let top = max(low, 13_024)
+    return (top - 12_000)..<top
+}()
 
 /// Whether 127.0.0.1:`port` can be bound right now.
 private func canBind(_ port: Int) -> Bool {
