@@ -115,18 +115,5 @@ func serving(
         transport: .http2NIOPosix(address: .ipv4(host: "127.0.0.1", port: 0), transportSecurity: .plaintext),
         services: [sidecar.service],
         interceptors: interceptors)
-    try await withThrowingDiscardingTaskGroup { group in
-        group.addTask { try await server.serve() }
-        guard let address = try await server.listeningAddress?.ipv4 else {
-            server.beginGracefulShutdown()
-            throw TestFailure("server did not listen on an IPv4 address")
-        }
-        do {
-            try await body("\(address.host):\(address.port)")
-        } catch {
-            server.beginGracefulShutdown()
-            throw error
-        }
-        server.beginGracefulShutdown()
-    }
+    try await serving(server) { address in try await body("\(address.host):\(address.port)") }
 }

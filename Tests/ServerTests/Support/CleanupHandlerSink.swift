@@ -43,23 +43,10 @@ final class CleanupHandlerSink: DistributedGc_CleanupHandler.SimpleServiceProtoc
     /// Serves on 127.0.0.1:0 for the duration of `body`, passing its
     /// "host:port" target.
     func run(_ body: (String) async throws -> Void) async throws {
-        let server: GRPCServer<HTTP2ServerTransport.Posix> = GRPCServer(
+        let server = GRPCServer(
             transport: .http2NIOPosix(address: .ipv4(host: "127.0.0.1", port: 0), transportSecurity: .plaintext),
             services: [self])
-        try await withThrowingDiscardingTaskGroup { group in
-            group.addTask { try await server.serve() }
-            guard let address = try await server.listeningAddress?.ipv4 else {
-                server.beginGracefulShutdown()
-                throw TestFailure("cleanup handler did not listen on an IPv4 address")
-            }
-            do {
-                try await body("127.0.0.1:\(address.port)")
-            } catch {
-                server.beginGracefulShutdown()
-                throw error
-            }
-            server.beginGracefulShutdown()
-        }
+        try await serving(server) { address in try await body("127.0.0.1:\(address.port)") }
     }
 
     /// Runs `body` with a "127.0.0.1:port" target where nothing listens: the

@@ -37,7 +37,21 @@ func withTestNode(
     configure(&config)
     let clock = ManualWallClock()
     let sidecar = try Sidecar(config: config, logger: quietLogger, clock: clock, transport: transport, seed: 7)
-    let server = sidecar.makeGRPCServer()
+    try await serving(sidecar.makeGRPCServer()) { address in
+        try await withGRPCClient(
+            transport: .http2NIOPosix(target: .ipv4(address: address.host, port: address.port), transportSecurity: .plaintext)
+        ) { client in
+            try await body(TestNode(sidecar: sidecar, clock: clock, client: .init(wrapping: client)))
+        }
+    }
+}
+
+/// Runs `server` (bound to an IPv4 address) for the duration of `body`,
+/// which gets the address it listens on; then shuts it down.
+func serving(
+    _ server: GRPCServer<HTTP2ServerTransport.Posix>,
+    _ body: (SocketAddress.IPv4) async throws -> Void
+) async throws {
     try await withThrowingDiscardingTaskGroup { group in
         group.addTask { try await server.serve() }
         guard let address = try await server.listeningAddress?.ipv4 else {
@@ -45,13 +59,7 @@ func withTestNode(
             throw TestFailure("server did not listen on an IPv4 address")
         }
         do {
-            try await withGRPCClient(
-                transport: .http2NIOPosix(
-                    target: .ipv4(address: address.host, port: address.port),
-                    transportSecurity: .plaintext)
-            ) { client in
-                try await body(TestNode(sidecar: sidecar, clock: clock, client: .init(wrapping: client)))
-            }
+            try await body(address)
         } catch {
             server.beginGracefulShutdown()
             throw error
