@@ -12,7 +12,7 @@ extension LeaseStateMachine {
     }
 
     /// The replicated state as bytes, deterministic for equal states.
-    public func snapshot() -> [UInt8] {
+    public func snapshot() throws(EncodingError) -> [UInt8] {
         var s = DistributedGc_Fsm_FsmSnapshot()
         s.version = Self.snapshotVersion
         s.nowMillis = now.milliseconds
@@ -29,8 +29,19 @@ extension LeaseStateMachine {
         }
         var options = BinaryEncodingOptions()
         options.useDeterministicOrdering = true
-        // Encoding a message built only from our own values cannot fail.
-        return (try? s.serializedBytes(options: options)) ?? []
+        // A failure here (e.g. a record past protobuf's 2 GiB limit) must
+        // never turn into an empty snapshot that the log is compacted to.
+        do {
+            return try s.serializedBytes(options: options)
+        } catch {
+            throw EncodingError(message: "the lease state could not be encoded as a snapshot (\(error))")
+        }
+    }
+
+    /// The state machine could not be encoded (``snapshot()``).
+    public struct EncodingError: Error, Hashable, Sendable, CustomStringConvertible {
+        public var message: String
+        public var description: String { message }
     }
 
     /// Restores the state a ``snapshot()`` captured, enforcing `limits`.

@@ -299,7 +299,7 @@ struct Scenario {
     func finish() {
         if let twin {
             #expect(Observation(twin.fsm) == Observation(h.fsm))
-            #expect(twin.fsm.snapshot() == h.fsm.snapshot())
+            #expect((try? twin.fsm.snapshot()) == (try? h.fsm.snapshot()) && (try? h.fsm.snapshot()) != nil)
         }
         // Paging with any limit yields every lease once, in order.
         let all = allLeases(h.fsm).map(\.id)

@@ -66,7 +66,7 @@ struct SnapshotTests {
         let restored = try LeaseStateMachine(snapshot: h.fsm.snapshot(), limits: h.limits)
         #expect(restored == h.fsm)
         #expect(Observation(restored) == Observation(h.fsm))
-        #expect(restored.snapshot() == h.fsm.snapshot())
+        #expect(try restored.snapshot() == h.fsm.snapshot())
         #expect(restored.appliedIndex == h.fsm.appliedIndex)
         #expect(restored.now == h.fsm.now)
         #expect(restored.stats == h.fsm.stats)
@@ -141,13 +141,13 @@ struct SnapshotTests {
     func newerVersionRejected() throws {
         let h = try Self.richState()
         // Field 1 (version) = 2, appended: the last value of a scalar field wins.
-        let newer = h.fsm.snapshot() + [0x08, LeaseStateMachine.snapshotVersion.asByte + 1]
+        let newer = try h.fsm.snapshot() + [0x08, LeaseStateMachine.snapshotVersion.asByte + 1]
         let error = #expect(throws: LeaseStateMachine.DecodingError.self) {
             _ = try LeaseStateMachine(snapshot: newer, limits: h.limits)
         }
         #expect(error?.message.contains("version") == true)
         // The same append with the current version still decodes.
-        let same = h.fsm.snapshot() + [0x08, LeaseStateMachine.snapshotVersion.asByte]
+        let same = try h.fsm.snapshot() + [0x08, LeaseStateMachine.snapshotVersion.asByte]
         #expect(try LeaseStateMachine(snapshot: same, limits: h.limits) == h.fsm)
     }
 
@@ -160,7 +160,7 @@ struct SnapshotTests {
         _ = try a.create(key("y"), suffix: "2")
         _ = try b.create(key("x"), metadata: ["k3": "3", "k1": "1", "k2": "2"], suffix: "1")
         _ = try b.create(key("y"), suffix: "2")
-        #expect(a.fsm.snapshot() == b.fsm.snapshot())
+        #expect(try a.fsm.snapshot() == b.fsm.snapshot())
     }
 }
 

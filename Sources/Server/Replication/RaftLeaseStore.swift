@@ -380,9 +380,20 @@ public actor RaftLeaseStore: LeaseStore {
         let state = machine
         snapshotTask = Task.detached(priority: .utility) { [self] in
             let started = ContinuousClock.now
-            let data = state.snapshot()
-            await self.finishSnapshot(index: index, data: data, encoding: ContinuousClock.now - started)
+            do throws(LeaseStateMachine.EncodingError) {
+                let data = try state.snapshot()
+                await self.finishSnapshot(index: index, data: data, encoding: ContinuousClock.now - started)
+            } catch {
+                await self.snapshotFailed(index: index, error)
+            }
         }
+    }
+
+    /// A snapshot that cannot be encoded stops the node: compacting the log
+    /// to anything else would lose the state.
+    private func snapshotFailed(index: UInt64, _ error: LeaseStateMachine.EncodingError) {
+        snapshotTask = nil
+        poison(StoreError(.unavailable, "the snapshot at index \(index) could not be encoded (\(error.message))"))
     }
 
     private func finishSnapshot(index: UInt64, data: [UInt8], encoding: Duration) {
