@@ -11,6 +11,8 @@ public struct LeaseLimits: Hashable, Sendable {
     public var defaultDurationSeconds: UInt64 = 300
     /// Active leases one service may hold (`GC_MAX_LEASES_PER_SERVICE`, default 10,000).
     public var maxLeasesPerService: Int = 10_000
+    /// Active leases of all services together (`GC_MAX_LEASES`, default 1,000,000).
+    public var maxLeases: Int = 1_000_000
     /// Cleanup retries when a lease asks for 0 (`GC_CLEANUP_MAX_RETRIES`, default 3).
     public var defaultMaxRetries: UInt32 = 3
     /// Base retry delay when a lease asks for 0 (`GC_CLEANUP_RETRY_DELAY`, default 5 s).

@@ -8,6 +8,9 @@ extension LeaseStateMachine {
         guard leases[id] == nil else {
             return .failure(LeaseError(.alreadyExists, "lease id \(id) is already taken"))
         }
+        guard indexes.activeCount < limits.maxLeases else {
+            return .failure(LeaseError(.resourceExhausted, "the cluster holds \(indexes.activeCount) active leases, the limit (GC_MAX_LEASES) is \(limits.maxLeases): release or let some expire first"))
+        }
         let held = indexes.activeByService[c.serviceID, default: 0]
         guard held < limits.maxLeasesPerService else {
             return .failure(LeaseError(.resourceExhausted, "service '\(c.serviceID)' already holds \(held) active leases, the limit (GC_MAX_LEASES_PER_SERVICE) is \(limits.maxLeasesPerService): release or let some expire first", field: "service_id"))
@@ -100,7 +103,7 @@ extension LeaseStateMachine {
 
     private func checkOwnerAndActive(_ lease: Lease, serviceID: String, verb: String) -> LeaseError? {
         guard lease.serviceID == serviceID else {
-            return LeaseError(.permissionDenied, "lease \(lease.id) belongs to service '\(lease.serviceID)', not '\(serviceID)': only its holder may \(verb) it", field: "service_id")
+            return LeaseError(.permissionDenied, "lease \(lease.id) belongs to another service, not '\(serviceID)': only its holder may \(verb) it", field: "service_id")
         }
         switch lease.state {
         case .released:

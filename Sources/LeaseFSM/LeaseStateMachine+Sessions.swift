@@ -15,10 +15,21 @@ extension LeaseStateMachine {
     /// forward only within its client's deadline, far shorter than this; a
     /// restarted node opens a new session.
     public static let sessionIdleLimitMilliseconds: Int64 = 3_600_000
+    /// Client sessions remembered at once; a new client session past this is
+    /// refused (nodes' own forwarding sessions, not prefixed `client:`, are
+    /// exempt, so forwarding keeps working).
+    public static let maxClientSessions = 100_000
+    /// Unacknowledged replies one session may hold; a client must advance
+    /// `first_unacknowledged` to send more.
+    public static let maxRepliesPerSession = 10_000
 
     /// The reply already given to `origin`'s command, if it was applied
     /// before; records the session's activity and acknowledgements either way.
     mutating func replayedReply(for origin: ClientOrigin) -> Result<CommandResult, LeaseError>? {
+        if sessions[origin.clientID] == nil, origin.clientID.hasPrefix("client:"), sessions.count >= Self.maxClientSessions {
+            return .failure(LeaseError(.resourceExhausted,
+                "client sessions limit: \(sessions.count) sessions are remembered (at most \(Self.maxClientSessions)); retry later, or reuse one origin.client_id per process"))
+        }
         var session = sessions[origin.clientID] ?? ClientSession(lastActive: now)
         session.lastActive = now
         if origin.firstUnacknowledged > session.firstRetained {
@@ -30,6 +41,10 @@ extension LeaseStateMachine {
         if origin.sequence < session.firstRetained {
             return .failure(LeaseError(.failedPrecondition,
                 "command \(origin.sequence) of session \(origin.clientID) was already answered; it was not applied again"))
+        }
+        if session.replies.count >= Self.maxRepliesPerSession {
+            return .failure(LeaseError(.resourceExhausted,
+                "session replies limit: \(session.replies.count) answered writes of this session are unacknowledged (at most \(Self.maxRepliesPerSession)); advance origin.first_unacknowledged"))
         }
         return nil
     }

@@ -147,3 +147,8 @@ extension StoreError: RPCErrorConvertible {
     public var rpcErrorCode: RPCError.Code { .unavailable }
     public var rpcErrorMessage: String { message }
 }
+
+extension DistributedGc_LeaseInfo {
+    /// Encoded size in bytes (for reply budgets).
+    var serializedSize: Int { (try? serializedBytes() as [UInt8])?.count ?? 0 }
+}

@@ -49,6 +49,8 @@ public final class EventHub: Sendable {
         case tooSlow(lastDelivered: Cursor)
         /// The node is shutting down; resume elsewhere after `lastDelivered`.
         case closed(lastDelivered: Cursor)
+        /// ``maxWatchers`` watchers are connected already.
+        case tooManyWatchers(limit: Int)
     }
 
     private struct Subscriber {
@@ -73,11 +75,14 @@ public final class EventHub: Sendable {
     public let retention: Int
     /// Events buffered per watcher before it is cut off as too slow.
     public let watcherBuffer: Int
+    /// Watchers connected at once (`GC_MAX_WATCHERS`); one more is refused.
+    public let maxWatchers: Int
     private let state = Mutex(State())
 
-    public init(retention: Int = 100_000, watcherBuffer: Int = 10_000) {
+    public init(retention: Int = 100_000, watcherBuffer: Int = 10_000, maxWatchers: Int = 1_000) {
         self.retention = retention
-        self.watcherBuffer = watcherBuffer
+        self.watcherBuffer = max(1, watcherBuffer)
+        self.maxWatchers = maxWatchers
     }
 
     /// Delivers `events` (in log order) to every watcher and retains them.
@@ -153,12 +158,19 @@ public final class EventHub: Sendable {
     /// now on), ending with ``WatchError``.
     ///
     /// - Throws: ``WatchError/compacted(requested:oldestRetained:)`` when
-    ///   some events after `after` are no longer available here.
+    ///   some events after `after` are no longer available here;
+    ///   ``WatchError/tooManyWatchers(limit:)`` at ``maxWatchers``.
+    ///
+    /// A resume whose backlog is larger than one watcher's buffer gets the
+    /// first buffer-full of it and then ``WatchError/tooSlow(lastDelivered:)``
+    /// naming the last event delivered, so it resumes from there: no event
+    /// is ever skipped without the watcher being told.
     public func subscribe(after: Cursor?) throws(WatchError) -> AsyncThrowingStream<LeaseEvent, any Error> {
         let (stream, continuation) = AsyncThrowingStream<LeaseEvent, any Error>.makeStream(
             bufferingPolicy: .bufferingOldest(watcherBuffer))
-        let id: UInt64 = try state.withLock { s throws(WatchError) in
+        let id: UInt64? = try state.withLock { s throws(WatchError) in
             if s.closed { throw WatchError.closed(lastDelivered: after ?? Cursor(index: 0)) }
+            guard s.subscribers.count < maxWatchers else { throw WatchError.tooManyWatchers(limit: maxWatchers) }
             var last = Cursor(index: s.lastIndex)
             if let after {
                 if let gap = s.unavailableThrough, after < gap {
@@ -167,7 +179,11 @@ public final class EventHub: Sendable {
                 }
                 last = after
                 for event in s.retained where last.precedes(event) {
-                    continuation.yield(event)
+                    guard case .enqueued = continuation.yield(event) else {
+                        // The backlog overflows the buffer: deliver what fits, then say where to resume.
+                        continuation.finish(throwing: WatchError.tooSlow(lastDelivered: last))
+                        return nil
+                    }
                     last = Cursor(after: event)
                 }
             }
@@ -176,6 +192,7 @@ public final class EventHub: Sendable {
             s.subscribers[id] = Subscriber(continuation: continuation, lastDelivered: last)
             return id
         }
+        guard let id else { return stream }
         continuation.onTermination = { [weak self] _ in
             self?.state.withLock { _ = $0.subscribers.removeValue(forKey: id) }
         }
