@@ -8,6 +8,10 @@
 #   cluster/start.sh n2                 # start only n2 again (same ports, same data), e.g. after stop.sh --kill n2;
 #                                       # builds again (a no-op unless the code changed) with the cluster's GC_BUILD
 #   GC_LOG_LEVEL=debug GC_CLEANUP_INTERVAL=2 cluster/start.sh   # other variables reach every node
+#   cluster/start.sh --tls              # mutual TLS on client and peer ports, with an authorization
+#                                       # policy: makes a throwaway CA and certificates in
+#                                       # $GC_CLUSTER_DIR/pki (cluster/lib/make-certs.sh) once;
+#                                       # remembered for nodes started again alone
 #
 #   node  client (gRPC)     raft peers        metrics
 #   n1    127.0.0.1:50051   127.0.0.1:50052   127.0.0.1:9091
@@ -31,9 +35,11 @@ usage() {
 }
 
 nodes=()
+tls=""
 for arg in "$@"; do
     case "$arg" in
         -h | --help) usage; exit 0 ;;
+        --tls) tls=1 ;;
         *)
             is_cluster_node "$arg" || die "unknown argument '$arg': expected n1, n2 or n3 (or --help)"
             case " ${nodes[*]-} " in
@@ -100,6 +106,22 @@ else
     build="$config build"
 fi
 
+# --tls, or a cluster that was started with it: every node gets its
+# certificate on both ports, the CA and the policy.
+pki="$cluster_dir/pki"
+if [ -n "$tls" ] || [ -f "$cluster_dir/tls" ]; then
+    tls=1
+    mkdir -p "$cluster_dir"
+    cluster/lib/make-certs.sh "$pki"
+    touch "$cluster_dir/tls"
+fi
+tls_env() {
+    [ -n "$tls" ] || return 0
+    echo GC_TLS_CERT_FILE="$pki/$1.pem" GC_TLS_KEY_FILE="$pki/$1.key" GC_TLS_CLIENT_CA_FILE="$pki/ca.pem" \
+        GC_PEER_TLS_CERT_FILE="$pki/$1.pem" GC_PEER_TLS_KEY_FILE="$pki/$1.key" GC_PEER_TLS_CA_FILE="$pki/ca.pem" \
+        GC_AUTH_POLICY_FILE="$pki/policy.yaml"
+}
+
 # Starts one node in its own session (so a Ctrl-C in this terminal does not
 # reach it), with its output appended to node.log. The launched process writes
 # its own pid before it execs the binary, so the pid file holds the node's pid.
@@ -115,7 +137,8 @@ start_node() {
         "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$node" "$bin" >>"$dir/node.log"
     (
         cd "$dir"
-        exec "${launcher[@]}" env \
+        # shellcheck disable=SC2046 # word splitting of tls_env is intended
+        exec "${launcher[@]}" env $(tls_env "$node") \
             GC_NODE_ID="$node" \
             GC_PEERS="$(cluster_peers)" \
             GC_SERVER_HOST="$CLUSTER_HOST" GC_SERVER_PORT="$(client_port "$node")" \
@@ -180,6 +203,11 @@ for node in "${CLUSTER_NODES[@]}"; do
         "http://$CLUSTER_HOST:$(metrics_port "$node")/metrics"
 done
 echo
-echo "Cluster status: $gcctl cluster status --endpoint $CLUSTER_HOST:$(client_port n1)"
+if [ -n "$tls" ]; then
+    echo "mTLS on both ports; credentials in $pki (operator: admin.pem, service demo: demo.pem)"
+    echo "Cluster status: $gcctl cluster status --endpoint $CLUSTER_HOST:$(client_port n1) --cacert $pki/ca.pem --cert $pki/admin.pem --key $pki/admin.key"
+else
+    echo "Cluster status: $gcctl cluster status --endpoint $CLUSTER_HOST:$(client_port n1)"
+fi
 echo "Logs:           tail -f $cluster_dir/n*/node.log"
 echo "Stop:           cluster/stop.sh   (one node: cluster/stop.sh n2; crash one: cluster/stop.sh --kill n2)"

@@ -38,6 +38,8 @@ public final class GCClient: Sendable {
         /// How often the client asks which node leads and moves to it
         /// (nil: never; the client then stays wherever calls succeed).
         public var leaderCheckInterval: Duration? = .seconds(10)
+        /// TLS, client certificate and bearer token (default: plaintext).
+        public var security: ClientSecurity = .plaintext
 
         public init() {}
     }
@@ -84,9 +86,12 @@ public final class GCClient: Sendable {
             var host = String(endpoint[..<colon])
             if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
             let transport = try HTTP2ClientTransport.Posix(
-                target: .dns(host: host, port: port), transportSecurity: .plaintext,
-                config: .defaults { $0.backoff = .init(initial: .milliseconds(50), max: .seconds(1), multiplier: 2, jitter: 0.2) })
-            let grpc = GRPCClient(transport: transport)
+                target: .dns(host: host, port: port), transportSecurity: configuration.security.transportSecurity(),
+                config: .defaults {
+                    $0.backoff = .init(initial: .milliseconds(50), max: .seconds(1), multiplier: 2, jitter: 0.2)
+                    if let name = configuration.security.serverName { $0.http2.authority = name }
+                })
+            let grpc = GRPCClient(transport: transport, interceptors: configuration.security.interceptors)
             return Node(endpoint: endpoint, grpc: grpc, stub: Stub(wrapping: grpc))
         }
         hints = Mutex(LeaderHints(nodeIDs: Array(repeating: nil, count: endpoints.count), nextCheck: .now))

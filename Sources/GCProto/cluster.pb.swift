@@ -166,6 +166,10 @@ public nonisolated struct DistributedGc_ClusterStatusResponse: Sendable {
   /// The node that gathered this answer.
   public var answeredBy: String = String()
 
+  /// How the answering node's client port is protected: "insecure" (no
+  /// authorization), "auth (plaintext)", "tls+auth" or "mtls+auth".
+  public var security: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -457,7 +461,7 @@ nonisolated extension DistributedGc_NodeStatus: SwiftProtobuf.Message, SwiftProt
 
 nonisolated extension DistributedGc_ClusterStatusResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ClusterStatusResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}nodes\0\u{3}leader_id\0\u{1}healthy\0\u{3}answered_by\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}nodes\0\u{3}leader_id\0\u{1}healthy\0\u{3}answered_by\0\u{1}security\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -469,6 +473,7 @@ nonisolated extension DistributedGc_ClusterStatusResponse: SwiftProtobuf.Message
       case 2: try { try decoder.decodeSingularStringField(value: &self.leaderID) }()
       case 3: try { try decoder.decodeSingularBoolField(value: &self.healthy) }()
       case 4: try { try decoder.decodeSingularStringField(value: &self.answeredBy) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.security) }()
       default: break
       }
     }
@@ -487,6 +492,9 @@ nonisolated extension DistributedGc_ClusterStatusResponse: SwiftProtobuf.Message
     if !self.answeredBy.isEmpty {
       try visitor.visitSingularStringField(value: self.answeredBy, fieldNumber: 4)
     }
+    if !self.security.isEmpty {
+      try visitor.visitSingularStringField(value: self.security, fieldNumber: 5)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -495,6 +503,7 @@ nonisolated extension DistributedGc_ClusterStatusResponse: SwiftProtobuf.Message
     if lhs.leaderID != rhs.leaderID {return false}
     if lhs.healthy != rhs.healthy {return false}
     if lhs.answeredBy != rhs.answeredBy {return false}
+    if lhs.security != rhs.security {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

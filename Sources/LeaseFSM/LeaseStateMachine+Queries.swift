@@ -9,6 +9,8 @@ extension LeaseStateMachine {
         public var cleanupStates: Set<LeaseCleanupState>?
         /// The lease's cleanup endpoint (HTTP or gRPC), exactly.
         public var cleanupEndpoint: String?
+        /// Only leases of these services (an authorized caller's own); nil: any.
+        public var serviceIDs: Set<String>?
 
         public init(serviceID: String? = nil, objectType: ObjectType? = nil, objectID: String? = nil,
                     states: Set<Lease.State>? = nil, cleanupStates: Set<LeaseCleanupState>? = nil,
@@ -23,6 +25,7 @@ extension LeaseStateMachine {
 
         func matches(_ lease: Lease, cleanup: LeaseCleanupState) -> Bool {
             if let serviceID, lease.serviceID != serviceID { return false }
+            if let serviceIDs, !serviceIDs.contains(lease.serviceID) { return false }
             if let objectType, lease.object.type != objectType { return false }
             if let objectID, lease.object.id != objectID { return false }
             if let states, !states.contains(lease.state) { return false }

@@ -25,6 +25,8 @@ public struct Sidecar: Sendable {
     public let dispatcher: CleanupDispatcher
     /// Cluster status, membership and leadership changes.
     public let admin: ClusterAdmin
+    /// TLS material and the authorization policy (reloaded on SIGHUP).
+    public let security: NodeSecurity
     let logger: Logger
 
     /// Builds the node; nothing listens until ``run()``.
@@ -33,7 +35,9 @@ public struct Sidecar: Sendable {
     ///   - clock: wall-clock time for stamps and expiry (tests pass a manual clock).
     ///   - transport: how cleanups are delivered (tests pass a recording one).
     /// - Throws: ``StoreError`` when the data directory or its Raft log
-    ///   cannot be opened or restored.
+    ///   cannot be opened or restored; ``TLSFileError`` or
+    ///   ``AuthPolicyError`` when a configured certificate, key, CA or
+    ///   policy file cannot be used.
     public init(config: SidecarConfig, logger: Logger, clock: any WallClock = SystemWallClock(),
                 transport: (any CleanupTransport)? = nil, seed: UInt64? = nil) throws {
         var logger = logger
@@ -43,18 +47,22 @@ public struct Sidecar: Sendable {
         self.logger = logger
         let metrics = SidecarMetrics()
         self.metrics = metrics
-        let cluster = Self.clusterSettings(config, logger: logger, metrics: metrics)
+        let security = try NodeSecurity(config: config.security, logger: logger)
+        self.security = security
+        let cluster = Self.clusterSettings(config, logger: logger, metrics: metrics, security: security)
         // A new leader waits out the old one's term (an election timeout) and
         // the grace before reaping; alone, no other leader can exist.
         let holdOff = (config.isClustered ? cluster.electionTimeout : .zero) + .seconds(Int64(config.limits.cleanupGraceSeconds))
         store = try RaftLeaseStore(
             storage: try Self.openRaftStorage(config), limits: config.limits, clock: clock, logger: logger,
-            snapshotThreshold: config.snapshotThreshold, cleanupHoldOff: holdOff, cluster: cluster,
+            snapshotThreshold: config.snapshotThreshold, cleanupHoldOff: holdOff,
+            events: EventHub(maxWatchers: config.maxWatchers), cluster: cluster,
             seed: seed ?? UInt64.random(in: .min ... .max),
             onApply: { metrics.observe($0) })
         admin = ClusterAdmin(store: store, config: config, logger: logger)
         service = DistributedGCService(store: store, clock: clock, metrics: metrics, nodeID: config.nodeID, logger: logger,
-                                       leaderName: { [store] in await store.leaderName })
+                                       leaderName: { [store] in await store.leaderName },
+                                       authorizationRequired: security.authenticator != nil)
         reaper = Reaper(store: store, logger: logger, batchSize: Int(config.reapBatchSize),
                         batchPause: .milliseconds(Int64(config.reapBatchPauseMilliseconds)))
         dispatcher = CleanupDispatcher(
@@ -64,13 +72,15 @@ public struct Sidecar: Sendable {
     }
 
     /// This node, its peers (GC_PEERS) and Raft timing.
-    static func clusterSettings(_ config: SidecarConfig, logger: Logger, metrics: SidecarMetrics? = nil) -> ClusterSettings {
+    static func clusterSettings(_ config: SidecarConfig, logger: Logger, metrics: SidecarMetrics? = nil,
+                                security: NodeSecurity = .insecure) -> ClusterSettings {
         let local = config.peers.first { $0.name == config.nodeID }
             ?? ClusterMember(name: config.nodeID, host: config.raftHost == "0.0.0.0" ? "127.0.0.1" : config.raftHost, port: config.raftPort)
         let voters: Set<NodeID> = config.joinsExistingCluster ? [] : (config.peers.isEmpty ? [local.id] : Set(config.peers.map(\.id)))
         var settings = ClusterSettings(
             local: local, bootstrapVoters: voters,
-            transport: PeerTransport(local: local, members: config.peers, logger: logger, metrics: metrics),
+            transport: PeerTransport(local: local, members: config.peers, logger: logger, metrics: metrics,
+                                     security: security.peerClientSecurity),
             electionTicks: config.electionTicks,
             tickInterval: .milliseconds(Int64(config.heartbeatIntervalMilliseconds)),
             requestTimeout: .milliseconds(Int64(config.requestTimeoutMilliseconds)))
@@ -98,14 +108,28 @@ public struct Sidecar: Sendable {
         }
     }
 
-    /// The gRPC server for the client API on the configured host and port.
+    /// The gRPC server for the client API on the configured host and port,
+    /// with TLS and the authorization interceptor when configured.
     public func makeGRPCServer() -> GRPCServer<HTTP2ServerTransport.Posix> {
-        GRPCServer(
+        let interceptors: [any ServerInterceptor] = security.authenticator.map {
+            [AuthorizationInterceptor(authenticator: $0, metrics: metrics)]
+        } ?? []
+        return GRPCServer(
             transport: .http2NIOPosix(
                 address: .ipv4(host: config.host, port: config.port),
-                transportSecurity: .plaintext),
-            services: [service, ClusterAdminService(admin: admin)])
+                transportSecurity: security.clientPortSecurity,
+                config: .defaults {
+                    // Bounds what one connection can hold open at once
+                    // (the library default is 4,096 streams).
+                    $0.http2.maxConcurrentStreams = Self.maxConcurrentStreamsPerConnection
+                }),
+            services: [service, ClusterAdminService(admin: admin, securitySummary: security.summary),
+                       GRPCHealthService(health: NodeHealth(store: store))],
+            interceptors: interceptors)
     }
+
+    /// Concurrent RPCs one client connection may have open on the client port.
+    public static let maxConcurrentStreamsPerConnection = 256
 
     /// The gRPC server for the peer protocol on `GC_RAFT_HOST:GC_RAFT_PORT`.
     /// It accepts batches up to 16 MiB (senders keep them under 4 MiB).
@@ -113,9 +137,19 @@ public struct Sidecar: Sendable {
         GRPCServer(
             transport: .http2NIOPosix(
                 address: .ipv4(host: config.raftHost, port: config.raftPort),
-                transportSecurity: .plaintext,
+                transportSecurity: security.peerPortSecurity,
                 config: .defaults { $0.rpc.maxRequestPayloadSize = 16 << 20 }),
-            services: [RaftPeerService(store: store, admin: admin, logger: logger)])
+            services: [RaftPeerService(store: store, admin: admin, logger: logger, authorization: peerAuthorization)])
+    }
+
+    /// With peer TLS on, the peer port's check that each caller's certificate
+    /// names the member it claims to be.
+    var peerAuthorization: PeerAuthorization {
+        let transport = store.cluster.transport as? PeerTransport
+        let local = store.cluster.local.name
+        return PeerAuthorization(enabled: security.peerTLSEnabled, logger: logger, metrics: metrics) {
+            Set((transport?.peers ?? []).map(\.name) + [local])
+        }
     }
 
     /// Runs every part of the node until SIGTERM/SIGINT, then shuts down in
@@ -128,12 +162,18 @@ public struct Sidecar: Sendable {
         let peerServer = makePeerServer()
         let logger = self.logger
         let config = self.config
+        security.warnAboutGaps(logger: logger, clustered: config.isClustered)
+        let health = NodeHealth(store: store)
         // Shutdown runs in reverse: leadership handoff, client API, cleanup,
         // Raft, metrics.
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
-            .init(service: MetricsHTTPServer(host: config.metricsHost, port: config.metricsPort, metrics: metrics, logger: logger) { port in
-                logger.info("metrics listening", metadata: ["address": "http://\(config.metricsHost):\(port)/metrics"])
+            .init(service: try MetricsHTTPServer(host: config.metricsHost, port: config.metricsPort, metrics: metrics, logger: logger,
+                                              tls: security.metricsCertificate, clientCA: config.security.metricsTLS?.caFile,
+                                              health: health) { port in
+                let scheme = config.security.metricsTLS == nil ? "http" : "https"
+                logger.info("metrics listening", metadata: ["address": "\(scheme)://\(config.metricsHost):\(port)/metrics"])
             }),
+            .init(service: SecurityReloadService(security: security, metrics: metrics, logger: logger)),
             .init(service: PeerServerService(server: peerServer)),
             .init(service: ListeningAnnouncer(server: peerServer, host: config.raftHost, what: "peer port", logger: logger)),
             .init(service: RaftTicker(store: store, interval: store.cluster.tickInterval)),

@@ -31,6 +31,9 @@ struct ClusterStatusCommand: AsyncParsableCommand {
             print(BoxTable.render(Self.rows(response)), terminator: "")
             let summary = response.healthy ? "healthy" : "UNHEALTHY"
             print("cluster \(summary): leader \(response.leaderID.isEmpty ? "none" : response.leaderID), answered by \(response.answeredBy)")
+            // An older node leaves the field empty.
+            let security = response.security.isEmpty ? "unknown" : response.security
+            print("client port security on \(response.answeredBy): \(security)\(security == "insecure" ? " (no authorization: any caller may release any lease; see README, Security)" : "")")
         }
         if !response.healthy { throw ExitCode(1) }
     }

@@ -1,20 +1,18 @@
 import ArgumentParser
+import GCClient
 import GCProto
 import GRPCCore
 import GRPCNIOTransportHTTP2
 
-/// Opens a plaintext gRPC connection to `--endpoint` for the duration of `body`.
+/// Opens a gRPC connection (TLS with --cacert/--cert) to `--endpoint` for the duration of `body`.
 enum NodeConnection {
     static func with<Result: Sendable>(
         _ options: ConnectionOptions,
         _ body: @Sendable (DistributedGc_DistributedGCService.Client<HTTP2ClientTransport.Posix>) async throws -> Result
     ) async throws -> Result {
-        let (host, port) = try parseEndpoint(options.endpoint)
-        let transport = try HTTP2ClientTransport.Posix(
-            target: .dns(host: host, port: port),
-            transportSecurity: .plaintext)
+        let transport = try makeTransport(options)
         do {
-            return try await withGRPCClient(transport: transport) { client in
+            return try await withGRPCClient(transport: transport, interceptors: options.security.interceptors) { client in
                 try await body(DistributedGc_DistributedGCService.Client(wrapping: client))
             }
         } catch let error as RPCError {
@@ -27,10 +25,9 @@ enum NodeConnection {
         _ options: ConnectionOptions,
         _ body: @Sendable (DistributedGc_ClusterService.Client<HTTP2ClientTransport.Posix>) async throws -> Result
     ) async throws -> Result {
-        let (host, port) = try parseEndpoint(options.endpoint)
-        let transport = try HTTP2ClientTransport.Posix(target: .dns(host: host, port: port), transportSecurity: .plaintext)
+        let transport = try makeTransport(options)
         do {
-            return try await withGRPCClient(transport: transport) { client in
+            return try await withGRPCClient(transport: transport, interceptors: options.security.interceptors) { client in
                 try await body(DistributedGc_ClusterService.Client(wrapping: client))
             }
         } catch let error as RPCError {
@@ -38,10 +35,16 @@ enum NodeConnection {
         }
     }
 
+    /// A connection to `--endpoint`, with TLS when asked for.
+    static func makeTransport(_ options: ConnectionOptions) throws -> HTTP2ClientTransport.Posix {
+        let (host, port) = try parseEndpoint(options.endpoint)
+        return try HTTP2ClientTransport.Posix(target: .dns(host: host, port: port), transportSecurity: options.security.transportSecurity())
+    }
+
     /// Splits "host:port"; a bare host means port 50051.
     static func parseEndpoint(_ endpoint: String) throws -> (String, Int) {
         var text = Substring(endpoint)
-        for scheme in ["http://", "grpc://"] where text.hasPrefix(scheme) {
+        for scheme in ["http://", "grpc://", "https://", "grpcs://"] where text.hasPrefix(scheme) {
             text = text.dropFirst(scheme.count)
         }
         guard let colon = text.lastIndex(of: ":") else { return (String(text), 50051) }
@@ -54,7 +57,7 @@ enum NodeConnection {
 
     static func describe(_ error: RPCError, endpoint: String) -> String {
         switch error.code {
-        case .unavailable: "node at \(endpoint) is unavailable: \(error.message)"
+        case .unavailable: "node at \(endpoint) is unavailable: \(error.message) (plaintext client on a TLS port? pass --cacert)"
         default: "\(error.code.statusName): \(error.message)"
         }
     }

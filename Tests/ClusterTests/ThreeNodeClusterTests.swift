@@ -226,7 +226,8 @@ struct ThreeNodeClusterTests {
                 directory: cluster.directory,
                 // It learns the membership from the leader; GC_PEERS gives it every address.
                 environment: ["GC_CLUSTER_STATE": "existing",
-                              "GC_PEERS": (cluster.nodes.map { "\($0.name)=127.0.0.1:\($0.raftPort)" } + ["n4=127.0.0.1:\(raftPort)"]).joined(separator: ",")])
+                              "GC_PEERS": (cluster.nodes.map { "\($0.name)=127.0.0.1:\($0.raftPort)" } + ["n4=127.0.0.1:\(raftPort)"]).joined(separator: ",")]
+                    .merging(try cluster.tls?.environment(for: "n4", directory: cluster.directory) ?? [:]) { _, new in new })
             try joining.start()
             defer { joining.kill9() }
             var add = DistributedGc_AddMemberRequest()

@@ -132,8 +132,30 @@ class LeaseWatcher:
         self._thread.join(timeout=5)
 
 
-def run(endpoint, service_id):
-    with grpc.insecure_channel(endpoint) as channel:
+def open_channel(endpoint, cacert=None, cert=None, key=None, token=None):
+    """A channel to the node: plaintext, or TLS when a CA is given (mutual
+    TLS with a client certificate and key); a bearer token is sent as
+    `authorization: Bearer ...` on every call (it needs TLS)."""
+    if cacert is None:
+        if token is not None:
+            raise CheckFailed("--token needs TLS (--cacert): tokens are never sent in plaintext by this example")
+        return grpc.insecure_channel(endpoint)
+
+    def read(path):
+        with open(path, "rb") as f:
+            return f.read()
+
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=read(cacert),
+        private_key=read(key) if key else None,
+        certificate_chain=read(cert) if cert else None)
+    if token is not None:
+        credentials = grpc.composite_channel_credentials(credentials, grpc.access_token_call_credentials(token))
+    return grpc.secure_channel(endpoint, credentials)
+
+
+def run(endpoint, service_id, cacert=None, cert=None, key=None, token=None):
+    with open_channel(endpoint, cacert, cert, key, token) as channel:
         try:
             grpc.channel_ready_future(channel).result(timeout=CALL_TIMEOUT)
         except grpc.FutureTimeoutError:
@@ -249,9 +271,15 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--endpoint", default="localhost:50051", help="host:port of a gc-sidecar node (default: %(default)s)")
     parser.add_argument("--service-id", default="python-example", help="service id the lease is held by (default: %(default)s)")
+    parser.add_argument("--cacert", help="CA bundle (PEM) of the node's certificate: turns TLS on")
+    parser.add_argument("--cert", help="client certificate (PEM) for mutual TLS")
+    parser.add_argument("--key", help="client certificate's private key (PEM)")
+    parser.add_argument("--token", help="bearer token (sent as 'authorization: Bearer ...'; needs --cacert)")
     args = parser.parse_args()
+    if (args.cert is None) != (args.key is None):
+        parser.error("--cert and --key go together")
     try:
-        run(args.endpoint, args.service_id)
+        run(args.endpoint, args.service_id, args.cacert, args.cert, args.key, args.token)
     except CheckFailed as failure:
         print(f"FAILED: {failure}", file=sys.stderr)
         return 1

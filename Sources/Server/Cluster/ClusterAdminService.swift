@@ -5,9 +5,13 @@ import GRPCCore
 /// `gcctl cluster status|add|remove|transfer-leader` calls.
 public struct ClusterAdminService: DistributedGc_ClusterService.SimpleServiceProtocol {
     let admin: ClusterAdmin
+    /// `insecure`, `mtls+auth`, … (``NodeSecurity/summary``), reported in the status.
+    var securitySummary = "insecure"
 
     public func getClusterStatus(request: DistributedGc_ClusterStatusRequest, context: ServerContext) async throws -> DistributedGc_ClusterStatusResponse {
-        await admin.clusterStatus()
+        var status = await admin.clusterStatus()
+        status.security = securitySummary
+        return status
     }
 
     public func addMember(request: DistributedGc_AddMemberRequest, context: ServerContext) async throws -> DistributedGc_MembershipResponse {

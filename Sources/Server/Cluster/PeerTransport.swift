@@ -23,13 +23,21 @@ public final class PeerTransport: Sendable {
     private let unreachable = Mutex<Set<NodeID>>([])
     private let logger: Logger
     private let metrics: SidecarMetrics?
+    /// How connections to peers are secured (mutual TLS with peer TLS on).
+    let security: HTTP2ClientTransport.Posix.TransportSecurity
     /// Largest batch put on the stream (the receiver accepts up to 16 MiB).
     static let maxBatchBytes = 4 << 20
 
     /// Connects to every member of `members` except `local` (lazily: the
     /// connections open when ``start()`` runs).
-    public init(local: ClusterMember, members: [ClusterMember], logger: Logger, metrics: SidecarMetrics? = nil) {
+    ///
+    /// - Parameter security: with TLS, each connection presents this node's
+    ///   peer certificate and accepts a peer only if its certificate chains
+    ///   to the peer CA and names the member dialled (its `GC_PEERS` name).
+    public init(local: ClusterMember, members: [ClusterMember], logger: Logger, metrics: SidecarMetrics? = nil,
+                security: HTTP2ClientTransport.Posix.TransportSecurity = .plaintext) {
         self.local = local
+        self.security = security
         self.logger = logger
         self.metrics = metrics
         for member in members where member.id != local.id {
@@ -184,8 +192,13 @@ final class PeerLink: Sendable {
         // or two (the library's default starts at 1 s and grows to 2 min).
         let grpcTransport = try HTTP2ClientTransport.Posix(
             target: .dns(host: member.host, port: member.port),
-            transportSecurity: .plaintext,
-            config: .defaults { $0.backoff = .init(initial: .milliseconds(50), max: .seconds(1), multiplier: 2, jitter: 0.2) })
+            transportSecurity: transport.security,
+            config: .defaults {
+                $0.backoff = .init(initial: .milliseconds(50), max: .seconds(1), multiplier: 2, jitter: 0.2)
+                // The name the peer's certificate must carry (TLS SNI and
+                // hostname verification): its member name, not its address.
+                $0.http2.authority = member.name
+            })
         grpc = GRPCClient(transport: grpcTransport)
         client = DistributedGc_Raft_RaftPeer.Client(wrapping: grpc)
     }

@@ -8,12 +8,19 @@ struct RaftPeerService: DistributedGc_Raft_RaftPeer.SimpleServiceProtocol {
     let store: RaftLeaseStore
     let admin: ClusterAdmin
     let logger: Logger
+    /// With peer TLS: each call's certificate must name the member it claims to be.
+    var authorization: PeerAuthorization?
 
     func stream(
         request: RPCAsyncSequence<DistributedGc_Raft_MessageBatch, any Error>, context: ServerContext
     ) async throws -> DistributedGc_Raft_StreamClosed {
         var undecodable = 0
+        var authorizedName: String?
         for try await batch in request {
+            if batch.fromName != authorizedName {
+                try authorization?.check(claimedName: batch.fromName, claimedID: batch.fromID, context)
+                authorizedName = batch.fromName
+            }
             var messages: [Message] = []
             messages.reserveCapacity(batch.messages.count)
             for record in batch.messages {
@@ -33,14 +40,17 @@ struct RaftPeerService: DistributedGc_Raft_RaftPeer.SimpleServiceProtocol {
     }
 
     func forward(request: DistributedGc_Raft_ForwardRequest, context: ServerContext) async throws -> DistributedGc_Raft_ForwardResponse {
-        await store.acceptForwarded(request)
+        try authorization?.check(claimedName: request.fromName, context)
+        return await store.acceptForwarded(request)
     }
 
     func status(request: DistributedGc_Raft_PeerStatusRequest, context: ServerContext) async throws -> DistributedGc_Raft_PeerStatusResponse {
-        await admin.localStatus()
+        try authorization?.checkIsMember(context)
+        return await admin.localStatus()
     }
 
     func admin(request: DistributedGc_Raft_AdminRequest, context: ServerContext) async throws -> DistributedGc_Raft_AdminResponse {
-        try await admin.performLocally(request)
+        try authorization?.checkIsMember(context)
+        return try await admin.performLocally(request)
     }
 }

@@ -64,6 +64,12 @@ public struct SidecarConfig: Hashable, Sendable {
     /// (forwarding, elections) before failing with UNAVAILABLE
     /// (`GC_REQUEST_TIMEOUT_MS`, default 5000).
     public var requestTimeoutMilliseconds: UInt64 = 5000
+    /// TLS on the client, peer and metrics ports, and caller authorization
+    /// (`GC_TLS_*`, `GC_PEER_TLS_*`, `GC_METRICS_TLS_*`,
+    /// `GC_CLEANUP_TLS_CA_FILE`, `GC_AUTH_POLICY_FILE`; all off by default).
+    public var security = SecurityConfig()
+    /// `WatchLeases` streams one node serves at once (`GC_MAX_WATCHERS`, default 1,000).
+    public var maxWatchers = 1_000
 
     /// Whether this node is one of several (GC_PEERS names other nodes).
     public var isClustered: Bool { peers.contains { $0.name != nodeID } }
@@ -101,6 +107,8 @@ public struct SidecarConfig: Hashable, Sendable {
     /// | GC_MIN_LEASE_DURATION | seconds | 30 |
     /// | GC_MAX_LEASE_DURATION | seconds | 3600 |
     /// | GC_MAX_LEASES_PER_SERVICE | count | 10000 |
+    /// | GC_MAX_LEASES | count (all services) | 1000000 |
+    /// | GC_MAX_WATCHERS | WatchLeases streams per node | 1000 |
     /// | GC_CLEANUP_INTERVAL | seconds | 60 |
     /// | GC_CLEANUP_GRACE_PERIOD | seconds | 30 |
     /// | GC_CLEANUP_TIMEOUT | seconds | 30 |
@@ -118,6 +126,12 @@ public struct SidecarConfig: Hashable, Sendable {
     /// | GC_RAFT_ELECTION_TIMEOUT_MS | milliseconds, > 2 heartbeats | 500 |
     /// | GC_CLUSTER_STATE | new or existing | new |
     /// | GC_REQUEST_TIMEOUT_MS | milliseconds, 100...600000 | 5000 |
+    /// | GC_TLS_CERT_FILE, GC_TLS_KEY_FILE | PEM files: TLS on the client port | plaintext |
+    /// | GC_TLS_CLIENT_CA_FILE | PEM CA: client certificates required (mTLS) | not required |
+    /// | GC_PEER_TLS_CERT_FILE, GC_PEER_TLS_KEY_FILE, GC_PEER_TLS_CA_FILE | PEM files, all three: mutual TLS on the peer port | plaintext |
+    /// | GC_METRICS_TLS_CERT_FILE, GC_METRICS_TLS_KEY_FILE, GC_METRICS_TLS_CLIENT_CA_FILE | PEM files: HTTPS on the metrics port | plain HTTP |
+    /// | GC_CLEANUP_TLS_CA_FILE | PEM CA for gRPC cleanup targets (TLS to every gRPC target) | |
+    /// | GC_AUTH_POLICY_FILE | YAML or JSON policy: caller authorization | off (insecure) |
     /// | DATABASE_URL, GC_MAX_DB_CONNECTIONS | for postgres (not available yet) | |
     /// | GC_LOG_LEVEL, then LOG_LEVEL, then RUST_LOG | trace…critical, or RUST_LOG syntax | info |
     ///
@@ -133,6 +147,8 @@ public struct SidecarConfig: Hashable, Sendable {
         limits.minDurationSeconds = try r.seconds("GC_MIN_LEASE_DURATION", default: limits.minDurationSeconds)
         limits.maxDurationSeconds = try r.seconds("GC_MAX_LEASE_DURATION", default: limits.maxDurationSeconds)
         limits.maxLeasesPerService = Int(try r.count("GC_MAX_LEASES_PER_SERVICE", default: UInt64(limits.maxLeasesPerService), range: 1...10_000_000))
+        limits.maxLeases = Int(try r.count("GC_MAX_LEASES", default: UInt64(limits.maxLeases), range: 1...100_000_000))
+        maxWatchers = Int(try r.count("GC_MAX_WATCHERS", default: UInt64(maxWatchers), range: 1...1_000_000))
         cleanupIntervalSeconds = try r.seconds("GC_CLEANUP_INTERVAL", default: cleanupIntervalSeconds)
         limits.cleanupGraceSeconds = try r.count("GC_CLEANUP_GRACE_PERIOD", default: limits.cleanupGraceSeconds, range: 0...86_400)
         cleanupTimeoutSeconds = try r.seconds("GC_CLEANUP_TIMEOUT", default: cleanupTimeoutSeconds)
@@ -167,6 +183,7 @@ public struct SidecarConfig: Hashable, Sendable {
                 throw Error(variable: "GC_RAFT_PORT", message: "\(raftPort) differs from this node's port in GC_PEERS (\(mine)); the others would not reach it")
             }
         }
+        security = try r.security()
         _ = try r.count("GC_MAX_DB_CONNECTIONS", default: 10, range: 1...1000)
         logLevel = try LogLevelParser.level(from: env)
 

@@ -13,6 +13,7 @@ extension DistributedGCService {
 
     public func retryDeadLetters(request: DistributedGc_RetryDeadLettersRequest, context: ServerContext) async throws -> DistributedGc_RetryDeadLettersResponse {
         try await timed("RetryDeadLetters") {
+            if let caller = try authorizedCaller(context), !caller.isOperator { throw deny(.deadLettersRetry, caller, "") }
             let limit = Self.maxRetriesPerCall
             let selection: (jobs: [JobID], remaining: Int)
             if request.all {
@@ -72,6 +73,7 @@ extension DistributedGCService {
 
     public func forceReleaseLease(request: DistributedGc_ForceReleaseLeaseRequest, context: ServerContext) async throws -> DistributedGc_ForceReleaseLeaseResponse {
         try await timed("ForceReleaseLease") {
+            if let caller = try authorizedCaller(context), !caller.isOperator { throw deny(.leasesForceRelease, caller, "") }
             if let error = LeaseLimits.checkLeaseID(request.leaseID) { throw RPCError(error) }
             let command = LeaseCommand.release(.forced(LeaseID(request.leaseID), reason: request.reason))
             guard case .released(let lease) = try await propose(command) else { throw unexpected() }

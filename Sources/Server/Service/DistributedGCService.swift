@@ -14,6 +14,8 @@ public struct DistributedGCService: DistributedGc_DistributedGCService.SimpleSer
     /// Page size when a list asks for 0, and the most one page may hold.
     public static let defaultPageSize = 100
     public static let maxPageSize = 1000
+    /// Bytes of leases one page may hold (below gRPC's 4 MiB message limit).
+    public static let maxPageBytes = 2 << 20
 
     let store: any LeaseStore
     let clock: any WallClock
@@ -22,12 +24,19 @@ public struct DistributedGCService: DistributedGc_DistributedGCService.SimpleSer
     let startedAt: WallTime
     let logger: Logger
     let leaderName: @Sendable () async -> String?
+    /// Whether every call must carry an authenticated ``Caller`` (set by
+    /// ``AuthorizationInterceptor``), checked per service here.
+    let authorizationRequired: Bool
 
-    /// - Parameter leaderName: the leader's node id as this node knows it
-    ///   (nil while none is known), reported by `HealthCheck` as a hint for
-    ///   clients.
+    /// - Parameters:
+    ///   - leaderName: the leader's node id as this node knows it (nil while
+    ///     none is known), reported by `HealthCheck` as a hint for clients.
+    ///   - authorizationRequired: calls without an authenticated caller are
+    ///     refused, and each caller reaches only the services the policy
+    ///     grants it (the server must install ``AuthorizationInterceptor``).
     public init(store: any LeaseStore, clock: any WallClock, metrics: SidecarMetrics, nodeID: String, logger: Logger,
-                leaderName: @escaping @Sendable () async -> String? = { nil }) {
+                leaderName: @escaping @Sendable () async -> String? = { nil }, authorizationRequired: Bool = false) {
+        self.authorizationRequired = authorizationRequired
         self.store = store
         self.clock = clock
         self.metrics = metrics
@@ -41,6 +50,7 @@ public struct DistributedGCService: DistributedGc_DistributedGCService.SimpleSer
 
     public func createLease(request: DistributedGc_CreateLeaseRequest, context: ServerContext) async throws -> DistributedGc_CreateLeaseResponse {
         try await timed("CreateLease") {
+            try authorizeWrite(request.serviceID, context)
             guard let type = ObjectType(wire: request.objectType) else {
                 throw RPCError(code: .invalidArgument, message: "object_type: \(request.objectType.rawValue) is not a known object type (0 to 6, e.g. DATABASE_ROW)")
             }
@@ -62,6 +72,7 @@ public struct DistributedGCService: DistributedGc_DistributedGCService.SimpleSer
 
     public func renewLease(request: DistributedGc_RenewLeaseRequest, context: ServerContext) async throws -> DistributedGc_RenewLeaseResponse {
         try await timed("RenewLease") {
+            try authorizeWrite(request.serviceID, context)
             let command = LeaseCommand.renew(.init(
                 leaseIDs: [LeaseID(request.leaseID)], serviceID: request.serviceID,
                 extendSeconds: request.extendDurationSeconds))
@@ -79,6 +90,7 @@ public struct DistributedGCService: DistributedGc_DistributedGCService.SimpleSer
 
     public func renewLeases(request: DistributedGc_RenewLeasesRequest, context: ServerContext) async throws -> DistributedGc_RenewLeasesResponse {
         try await timed("RenewLeases") {
+            try authorizeWrite(request.serviceID, context)
             let command = LeaseCommand.renew(.init(
                 leaseIDs: request.leaseIds.map(LeaseID.init), serviceID: request.serviceID,
                 extendSeconds: request.extendDurationSeconds))
@@ -104,6 +116,7 @@ public struct DistributedGCService: DistributedGc_DistributedGCService.SimpleSer
 
     public func releaseLease(request: DistributedGc_ReleaseLeaseRequest, context: ServerContext) async throws -> DistributedGc_ReleaseLeaseResponse {
         try await timed("ReleaseLease") {
+            try authorizeWrite(request.serviceID, context)
             let command = LeaseCommand.release(.init(leaseID: LeaseID(request.leaseID), serviceID: request.serviceID))
             guard case .released = try await propose(command, origin: try Self.origin(request.hasOrigin ? request.origin : nil)) else { throw unexpected() }
             var response = DistributedGc_ReleaseLeaseResponse()
@@ -119,20 +132,34 @@ public struct DistributedGCService: DistributedGc_DistributedGCService.SimpleSer
             if let error = LeaseLimits.checkLeaseID(request.leaseID) { throw error }
             let id = LeaseID(request.leaseID)
             let asOf = clock.now()
-            return try await read(request.consistency) { machine in
+            let readable = try authorizedCaller(context)?.readableServices
+            let (response, hidden) = try await read(request.consistency) { machine in
                 var response = DistributedGc_GetLeaseResponse()
                 if let lease = machine.lease(id) {
+                    if let readable, !readable.contains(lease.serviceID) { return (response, true) }
                     response.found = true
                     response.lease = DistributedGc_LeaseInfo(lease, in: machine, asOf: asOf)
                 }
-                return response
+                return (response, false)
             }
+            if hidden, let caller = context.caller {
+                // Another service's lease: say so without naming the service.
+                throw deny(.leasesRead, caller, "lease '\(id)' (it belongs to a service this identity does not hold)")
+            }
+            return response
         }
     }
 
     public func listLeases(request: DistributedGc_ListLeasesRequest, context: ServerContext) async throws -> DistributedGc_ListLeasesResponse {
         try await timed("ListLeases") {
-            let filter = try Self.filter(for: request)
+            var filter = try Self.filter(for: request)
+            if let caller = try authorizedCaller(context) {
+                if !request.serviceID.isEmpty, !caller.mayRead(request.serviceID) {
+                    throw deny(.leasesRead, caller, "service '\(request.serviceID)'")
+                }
+                filter.serviceIDs = caller.readableServices
+            }
+            let query = filter
             let limit = request.limit == 0 ? Self.defaultPageSize : min(Int(request.limit), Self.maxPageSize)
             let after: LeaseID?
             if request.pageToken.isEmpty {
@@ -145,10 +172,22 @@ public struct DistributedGCService: DistributedGc_DistributedGCService.SimpleSer
             }
             let asOf = clock.now()
             return try await read(request.consistency) { machine in
-                let page = machine.listLeases(filter, after: after, limit: limit)
+                let page = machine.listLeases(query, after: after, limit: limit)
                 var response = DistributedGc_ListLeasesResponse()
-                response.leases = page.leases.map { DistributedGc_LeaseInfo($0, in: machine, asOf: asOf) }
-                response.nextPageToken = page.next.map(PageToken.encode) ?? ""
+                var bytes = 0
+                var next = page.next
+                for lease in page.leases {
+                    let info = DistributedGc_LeaseInfo(lease, in: machine, asOf: asOf)
+                    // Keep a page under the reply budget (large metadata and
+                    // payloads): the rest comes with the next page.
+                    bytes += info.serializedSize
+                    if bytes > Self.maxPageBytes, !response.leases.isEmpty {
+                        next = response.leases.last.map { LeaseID($0.leaseID) }
+                        break
+                    }
+                    response.leases.append(info)
+                }
+                response.nextPageToken = next.map(PageToken.encode) ?? ""
                 return response
             }
         }
@@ -214,7 +253,8 @@ public struct DistributedGCService: DistributedGc_DistributedGCService.SimpleSer
 
     public func getMetrics(request: DistributedGc_MetricsRequest, context: ServerContext) async throws -> DistributedGc_MetricsResponse {
         try await timed("GetMetrics") {
-            try await store.read(.stale) { machine in
+            let readable = try authorizedCaller(context)?.readableServices
+            return try await store.read(.stale) { machine in
                 let s = machine.stats
                 var response = DistributedGc_MetricsResponse()
                 response.totalLeasesCreated = s.created
@@ -224,7 +264,8 @@ public struct DistributedGCService: DistributedGc_DistributedGCService.SimpleSer
                 response.totalCleanupOperations = s.cleanupAttempts
                 response.failedCleanupOperations = s.cleanupFailures
                 response.activeLeases = UInt64(machine.activeLeaseCount)
-                response.leasesByService = machine.activeLeasesByService.mapValues { UInt64($0) }
+                response.leasesByService = machine.activeLeasesByService
+                    .filter { readable?.contains($0.key) ?? true }.mapValues { UInt64($0) }
                 response.leasesByType = Dictionary(uniqueKeysWithValues: machine.activeLeasesByType.map { ($0.key.wireName, UInt64($0.value)) })
                 response.pendingCleanups = UInt64(machine.pendingCleanupCount)
                 response.deadLetteredCleanups = UInt64(machine.deadLetteredCleanupCount)
@@ -239,6 +280,11 @@ public struct DistributedGCService: DistributedGc_DistributedGCService.SimpleSer
         guard types.count == Set(request.objectTypes.map(\.rawValue)).count else {
             throw RPCError(code: .invalidArgument, message: "object_types: contains a value that is not a known object type")
         }
+        let caller = try authorizedCaller(context)
+        if let caller, !request.serviceID.isEmpty, !caller.mayRead(request.serviceID) {
+            throw deny(.leasesRead, caller, "service '\(request.serviceID)'")
+        }
+        let readable = caller?.readableServices
         let stream: AsyncThrowingStream<LeaseEvent, any Error>
         do {
             let after: EventHub.Cursor? = request.afterIndex == 0 && !request.hasAfterPosition
@@ -246,6 +292,8 @@ public struct DistributedGCService: DistributedGc_DistributedGCService.SimpleSer
             stream = try store.events.subscribe(after: after)
         } catch .compacted(let requested, let oldest) {
             throw Self.compacted(requested, oldest)
+        } catch .tooManyWatchers(let limit) {
+            throw RPCError(code: .resourceExhausted, message: "GC_MAX_WATCHERS: this node serves \(limit) watchers already; retry later or on another node")
         } catch {
             throw RPCError(code: .unavailable, message: "cannot watch now (\(error)); retry, possibly on another node")
         }
@@ -257,6 +305,7 @@ public struct DistributedGCService: DistributedGc_DistributedGCService.SimpleSer
                 group.addTask {
                     for try await event in stream {
                         if !serviceID.isEmpty && event.serviceID != serviceID { continue }
+                        if let readable, !readable.contains(event.serviceID) { continue }
                         if !types.isEmpty && !types.contains(event.object.type) { continue }
                         try await response.write(DistributedGc_LeaseEvent(event))
                     }
@@ -282,6 +331,27 @@ public struct DistributedGCService: DistributedGc_DistributedGCService.SimpleSer
     }
 
     // MARK: Helpers
+
+    /// The authenticated caller; nil when authorization is off (every
+    /// caller may do everything).
+    func authorizedCaller(_ context: ServerContext) throws -> Caller? {
+        guard authorizationRequired else { return nil }
+        guard let caller = context.caller else {
+            throw RPCError(code: .unauthenticated, message: "no authenticated caller: present a client certificate (mTLS) or an 'authorization: Bearer <token>' header")
+        }
+        return caller
+    }
+
+    /// Refuses a lease write for a service the caller does not hold.
+    func authorizeWrite(_ serviceID: String, _ context: ServerContext) throws {
+        guard let caller = try authorizedCaller(context), !caller.mayWrite(serviceID) else { return }
+        throw deny(.leasesWrite, caller, "service '\(serviceID)'")
+    }
+
+    func deny(_ permission: Permission, _ caller: Caller, _ detail: String) -> RPCError {
+        metrics.recordAuthDecision(method: "per-service", decision: "denied")
+        return .denied(permission, caller, detail)
+    }
 
     func propose(_ command: LeaseCommand, origin: ClientOrigin? = nil) async throws -> CommandResult {
         do {

@@ -7,6 +7,8 @@ import GRPCNIOTransportHTTP2
 /// cluster, with a gRPC client per node.
 struct ProcessCluster: Sendable {
     let nodes: [SidecarProcess]
+    /// Set when the nodes run mutual TLS (``ClusterTLS``).
+    var tls: ClusterTLS?
     let leases: [DistributedGc_DistributedGCService.Client<HTTP2ClientTransport.Posix>]
     let admin: [DistributedGc_ClusterService.Client<HTTP2ClientTransport.Posix>]
     let directory: String
@@ -117,12 +119,55 @@ struct ProcessCluster: Sendable {
     }
 }
 
-/// Starts `size` nodes named n1…, runs `body`, and stops them all.
+/// Mutual TLS on both ports of every node, with an authorization policy:
+/// what ``withProcessCluster(size:environment:tls:_:)`` sets up when asked,
+/// and for every cluster when `GC_TEST_CLUSTER_TLS=1` (the acceptance suite
+/// then runs with TLS on both ports).
+struct ClusterTLS: Sendable {
+    let pki: TestPKI
+    /// The identity of the test's own clients (an operator by default).
+    var clientIdentity = "ops"
+    /// The policy file; nil: one granting `ops` the operator role.
+    var policy: String?
+
+    static var fromEnvironment: Bool { ProcessInfo.processInfo.environment["GC_TEST_CLUSTER_TLS"] == "1" }
+
+    /// Each node's environment: its certificate on the client and peer
+    /// ports, the CA for both, and the policy.
+    func environment(for node: String, directory: String) throws -> [String: String] {
+        let cert = try pki.node(node)
+        let policyFile = "\(directory)/policy.yaml"
+        if !FileManager.default.fileExists(atPath: policyFile) {
+            try (policy ?? "identities:\n  ops: { roles: [operator] }\n").write(toFile: policyFile, atomically: true, encoding: .utf8)
+        }
+        return [
+            "GC_TLS_CERT_FILE": cert.certificateFile, "GC_TLS_KEY_FILE": cert.keyFile, "GC_TLS_CLIENT_CA_FILE": pki.caFile,
+            "GC_PEER_TLS_CERT_FILE": cert.certificateFile, "GC_PEER_TLS_KEY_FILE": cert.keyFile, "GC_PEER_TLS_CA_FILE": pki.caFile,
+            "GC_AUTH_POLICY_FILE": policyFile,
+        ]
+    }
+
+    /// The test clients' transport security: the `clientIdentity` certificate.
+    func clientSecurity() throws -> HTTP2ClientTransport.Posix.TransportSecurity {
+        let cert = try pki.client(clientIdentity)
+        return .tls(.init(
+            certificateChain: [.file(path: cert.certificateFile, format: .pem)],
+            privateKey: .file(path: cert.keyFile, format: .pem),
+            serverCertificateVerification: .fullVerification,
+            trustRoots: .certificates([.file(path: pki.caFile, format: .pem)])))
+    }
+}
+
+/// Starts `size` nodes named n1…, runs `body`, and stops them all. With
+/// `tls` (or `GC_TEST_CLUSTER_TLS=1`), every node runs mutual TLS on both
+/// ports with an authorization policy, and the test's clients present an
+/// operator's certificate.
 func withProcessCluster(
-    size: Int = 3, environment: [String: String] = [:], _ body: (ProcessCluster) async throws -> Void
+    size: Int = 3, environment: [String: String] = [:], tls: ClusterTLS? = nil, _ body: (ProcessCluster) async throws -> Void
 ) async throws {
     let directory = FileManager.default.temporaryDirectory.appendingPathComponent("gc-cluster-\(UUID().uuidString.prefix(8))").path
     try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    let tls = try tls ?? (ClusterTLS.fromEnvironment ? ClusterTLS(pki: TestPKI(directory: "\(directory)/pki")) : nil)
     var specs: [(name: String, client: Int, raft: Int, metrics: Int)] = []
     for i in 1...size { specs.append(("n\(i)", try freePort(), try freePort(), try freePort())) }
     let peers = specs.map { "\($0.name)=127.0.0.1:\($0.raft)" }.joined(separator: ",")
@@ -131,7 +176,12 @@ func withProcessCluster(
         "GC_CLEANUP_GRACE_PERIOD": "0", "GC_CLEANUP_INTERVAL": "1", "GC_REQUEST_TIMEOUT_MS": "3000",
     ]
     for (k, v) in environment { env[k] = v }
-    let nodes = specs.map { SidecarProcess(name: $0.name, clientPort: $0.client, raftPort: $0.raft, metricsPort: $0.metrics, directory: directory, environment: env) }
+    let nodes = try specs.map { spec in
+        var nodeEnv = env
+        if let tls { nodeEnv.merge(try tls.environment(for: spec.name, directory: directory)) { _, new in new } }
+        for (k, v) in environment { nodeEnv[k] = v }
+        return SidecarProcess(name: spec.name, clientPort: spec.client, raftPort: spec.raft, metricsPort: spec.metrics, directory: directory, environment: nodeEnv)
+    }
     defer {
         for node in nodes { node.kill9() }
         if ProcessInfo.processInfo.environment["GC_KEEP_CLUSTER_DIR"] == nil {
@@ -141,17 +191,19 @@ func withProcessCluster(
     for node in nodes { try node.start() }
 
     var transports: [HTTP2ClientTransport.Posix] = []
+    let clientSecurity = try tls?.clientSecurity() ?? .plaintext
     for node in nodes {
         transports.append(try HTTP2ClientTransport.Posix(
-            target: .ipv4(address: "127.0.0.1", port: node.clientPort), transportSecurity: .plaintext,
+            target: .ipv4(address: "127.0.0.1", port: node.clientPort), transportSecurity: clientSecurity,
             config: .defaults { $0.backoff = .init(initial: .milliseconds(50), max: .milliseconds(500), multiplier: 2, jitter: 0.1) }))
     }
     let clients = transports.map { GRPCClient(transport: $0) }
-    let cluster = ProcessCluster(
+    var cluster = ProcessCluster(
         nodes: nodes,
         leases: clients.map { DistributedGc_DistributedGCService.Client(wrapping: $0) },
         admin: clients.map { DistributedGc_ClusterService.Client(wrapping: $0) },
         directory: directory)
+    cluster.tls = tls
     try await withThrowingTaskGroup(of: Void.self) { group in
         for client in clients { group.addTask { try await client.runConnections() } }
         defer {

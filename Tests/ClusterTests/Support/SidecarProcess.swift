@@ -66,6 +66,11 @@ final class SidecarProcess: @unchecked Sendable {
         if let pid { Glibc.kill(pid, SIGSTOP) }
     }
 
+    /// SIGHUP: reload certificates and the authorization policy.
+    func hangUp() {
+        if let pid { Glibc.kill(pid, SIGHUP) }
+    }
+
     /// Thaws a paused process (SIGCONT).
     func resume() {
         if let pid { Glibc.kill(pid, SIGCONT) }
