@@ -70,13 +70,15 @@ struct LeaseAPITests {
         }
     }
 
-    @Test("renew by another service is PERMISSION_DENIED and changes nothing")
+    @Test("renew by another service is PERMISSION_DENIED, does not reveal the holder, and changes nothing")
     func renewByOtherService() async throws {
         try await withTestNode { node in
             let created = try await node.client.createLease(createRequest())
             let error = await rpcError { try await node.client.renewLease(renewRequest(created.leaseID, service: "svc-b")) }
             #expect(error?.code == .permissionDenied)
-            #expect(error?.message.contains("svc-a") == true)
+            // It names the caller's service, never the holder's.
+            #expect(error?.message.contains("svc-b") == true)
+            #expect(error?.message.contains("svc-a") == false)
             let lease = try await node.client.getLease(getRequest(created.leaseID)).lease
             #expect(lease.renewalCount == 0)
             #expect(lease.expiresAt == created.expiresAt)

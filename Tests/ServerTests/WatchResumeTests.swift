@@ -209,4 +209,45 @@ struct WatchResumeTests {
         #expect(events.map(\.leaseID) == expected.map(\.id))
         #expect(events.allSatisfy { ahead < EventHub.Cursor(after: $0) })
     }
+
+    @Test("EventHub: a resume whose backlog overflows the buffer gets a buffer-full, then where to resume; nothing is skipped",
+          .timeLimit(.minutes(1)))
+    func hubBacklogLargerThanTheBuffer() async throws {
+        let hub = EventHub(watcherBuffer: 8)
+        let clock = ManualWallClock()
+        let store = try await Self.makeStore(events: hub, clock: clock)
+        var leases: [Lease] = []
+        for i in 0..<20 { leases.append(try await Self.create(store, i)) }
+        var received: [LeaseEvent] = []
+        var cursor = EventHub.Cursor(index: leases[0].fencingToken - 1)
+        var resumes = 0
+        // Resume wherever the hub says, until every event arrived.
+        while received.count < 20 && resumes < 10 {
+            do {
+                for try await event in try hub.subscribe(after: cursor) {
+                    received.append(event)
+                    cursor = EventHub.Cursor(after: event)
+                    if received.count == 20 { break }
+                }
+            } catch EventHub.WatchError.tooSlow(let last) {
+                #expect(last == cursor, "the hub names the last event it delivered")
+                resumes += 1
+            }
+        }
+        #expect(resumes >= 2, "a backlog of 20 does not fit a buffer of 8")
+        #expect(received.map(\.leaseID) == leases.map(\.id), "each event once, in order")
+    }
+
+    @Test("EventHub: past GC_MAX_WATCHERS a new watcher is refused; a finished one frees its slot")
+    func hubWatcherLimit() throws {
+        let hub = EventHub(maxWatchers: 2)
+        var first: AsyncThrowingStream<LeaseEvent, any Error>? = try hub.subscribe(after: nil)
+        let second = try hub.subscribe(after: nil)
+        #expect(throws: EventHub.WatchError.tooManyWatchers(limit: 2)) { _ = try hub.subscribe(after: nil) }
+        #expect(first != nil)
+        first = nil
+        #expect(hub.watcherCount == 1)
+        _ = try hub.subscribe(after: nil)
+        _ = second
+    }
 }
