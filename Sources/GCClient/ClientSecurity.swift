@@ -68,3 +68,14 @@ public struct BearerTokenInterceptor: ClientInterceptor {
         return try await next(request, context)
     }
 }
+
+/// The gRPC target for `host:port`: an IP literal is dialled as an address
+/// (TLS sends no server name for it, and verifies the certificate's IP SAN),
+/// any other host through DNS.
+public func resolvableTarget(host: String, port: Int) -> any ResolvableTarget {
+    if host.split(separator: ".").count == 4, host.allSatisfy({ $0.isNumber || $0 == "." }) {
+        return .ipv4(address: host, port: port)
+    }
+    if host.contains(":") { return .ipv6(address: host, port: port) }
+    return .dns(host: host, port: port)
+}

@@ -86,7 +86,7 @@ public final class GCClient: Sendable {
             var host = String(endpoint[..<colon])
             if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
             let transport = try HTTP2ClientTransport.Posix(
-                target: .dns(host: host, port: port), transportSecurity: configuration.security.transportSecurity(),
+                target: resolvableTarget(host: host, port: port), transportSecurity: configuration.security.transportSecurity(),
                 config: .defaults {
                     $0.backoff = .init(initial: .milliseconds(50), max: .seconds(1), multiplier: 2, jitter: 0.2)
                     if let name = configuration.security.serverName { $0.http2.authority = name }

@@ -38,7 +38,7 @@ enum NodeConnection {
     /// A connection to `--endpoint`, with TLS when asked for.
     static func makeTransport(_ options: ConnectionOptions) throws -> HTTP2ClientTransport.Posix {
         let (host, port) = try parseEndpoint(options.endpoint)
-        return try HTTP2ClientTransport.Posix(target: .dns(host: host, port: port), transportSecurity: options.security.transportSecurity())
+        return try HTTP2ClientTransport.Posix(target: resolvableTarget(host: host, port: port), transportSecurity: options.security.transportSecurity())
     }
 
     /// Splits "host:port"; a bare host means port 50051.

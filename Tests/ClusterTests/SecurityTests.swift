@@ -162,6 +162,44 @@ struct SecurityTests {
         }
     }
 
+    /// Runs `command` with `arguments`; its exit status and output.
+    static func run(_ command: String, _ arguments: [String]) throws -> (Int32, String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: command)
+        process.arguments = arguments
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = out
+        try process.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
+    @Test("gcctl speaks mTLS and shows the node's protection; the metrics port serves HTTPS health")
+    func gcctlAndMetricsOverTLS() async throws {
+        try await withSecureCluster { cluster, pki in
+            try await cluster.waitForLeader()
+            let gcctl = try SidecarBinary.path(of: "gcctl")
+            let node = cluster.nodes[0]
+            let ops = try pki.client("ops")
+            let (status, output) = try Self.run(gcctl, ["cluster", "status", "--endpoint", node.endpoint, "--cacert", pki.caFile,
+                                                        "--cert", ops.certificateFile, "--key", ops.keyFile])
+            #expect(status == 0, "\(output)")
+            #expect(output.contains("mtls+auth"), "\(output)")
+            let (plain, plainOutput) = try Self.run(gcctl, ["health", "--endpoint", node.endpoint, "--timeout", "2"])
+            #expect(plain != 0, "a plaintext gcctl is refused: \(plainOutput)")
+            let reader = try pki.client("svc-a")
+            let (denied, deniedOutput) = try Self.run(gcctl, ["cluster", "add", "n9", "127.0.0.1:1", "--endpoint", node.endpoint,
+                                                              "--cacert", pki.caFile, "--cert", reader.certificateFile, "--key", reader.keyFile])
+            #expect(denied != 0 && deniedOutput.contains("PERMISSION_DENIED"), "\(deniedOutput)")
+            let (https, body) = try Self.run("/usr/bin/curl", ["-sS", "--cacert", pki.caFile, "https://127.0.0.1:\(node.metricsPort)/readyz"])
+            #expect(https == 0 && body.contains("ok"), "\(body)")
+            let (http, _) = try Self.run("/usr/bin/curl", ["-sS", "--max-time", "3", "http://127.0.0.1:\(node.metricsPort)/readyz"])
+            #expect(http != 0, "plain HTTP is not served on the TLS metrics port")
+        }
+    }
+
     @Test("a peer whose certificate names n3 cannot claim to be n2 on the peer port")
     func peerImpersonationIsRefused() async throws {
         try await withSecureCluster { cluster, pki in

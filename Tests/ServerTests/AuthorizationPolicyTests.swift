@@ -1,3 +1,4 @@
+import Foundation
 import GRPCCore
 import Logging
 @testable import Server
@@ -103,5 +104,25 @@ struct AuthorizationPolicyTests {
         config.clientTLS = TLSFiles(certificateFile: "/nonexistent/cert.pem", keyFile: "/nonexistent/key.pem")
         let error = #expect(throws: TLSFileError.self) { try NodeSecurity(config: config, logger: Logger(label: "test")) }
         #expect(error?.path == "/nonexistent/cert.pem")
+    }
+}
+
+@Suite("Authorization policy reload")
+struct AuthorizationPolicyReloadTests {
+    @Test("reload applies an edited policy; a broken edit keeps the previous policy in force")
+    func reloadKeepsLastGoodPolicy() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("policy-\(UUID().uuidString).yaml").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try "identities:\n  a: { services: [a] }\n".write(toFile: path, atomically: true, encoding: .utf8)
+        let auth = try Authenticator(policyFile: path, logger: Logger(label: "test"))
+        let caller = { try auth.authenticate(metadata: Metadata(), certificate: CertificateNames(commonName: "a")) }
+        #expect(try !caller().mayWrite("b"))
+        try "identities:\n  a: { services: [a, b] }\n".write(toFile: path, atomically: true, encoding: .utf8)
+        try auth.reload()
+        #expect(try caller().mayWrite("b"))
+        try "identities:\n  a: { roles: [root] }\n".write(toFile: path, atomically: true, encoding: .utf8)
+        #expect(throws: AuthPolicyError.self) { try auth.reload() }
+        #expect(try caller().mayWrite("b"), "the last good policy stays")
+        #expect(try !caller().isOperator)
     }
 }

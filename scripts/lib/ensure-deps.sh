@@ -11,3 +11,17 @@ ensure_build_deps() {
         $sudo apt-get update -qq && $sudo apt-get install -y -qq libsqlite3-dev
     fi
 }
+
+# The test suite also needs openssl (it makes throwaway certificates for the
+# TLS tests) and curl (HTTPS health checks).
+ensure_test_deps() {
+    local missing=()
+    command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+    command -v curl >/dev/null 2>&1 || missing+=(curl)
+    if [ "${#missing[@]}" -gt 0 ]; then
+        echo "installing ${missing[*]} (for the TLS tests)" >&2
+        local sudo=""
+        [ "$(id -u)" -ne 0 ] && sudo="sudo"
+        $sudo apt-get update -qq && $sudo apt-get install -y -qq "${missing[@]}"
+    fi
+}

@@ -144,6 +144,7 @@ struct ClusterTLS: Sendable {
             "GC_TLS_CERT_FILE": cert.certificateFile, "GC_TLS_KEY_FILE": cert.keyFile, "GC_TLS_CLIENT_CA_FILE": pki.caFile,
             "GC_PEER_TLS_CERT_FILE": cert.certificateFile, "GC_PEER_TLS_KEY_FILE": cert.keyFile, "GC_PEER_TLS_CA_FILE": pki.caFile,
             "GC_AUTH_POLICY_FILE": policyFile,
+            "GC_METRICS_TLS_CERT_FILE": cert.certificateFile, "GC_METRICS_TLS_KEY_FILE": cert.keyFile,
         ]
     }
 

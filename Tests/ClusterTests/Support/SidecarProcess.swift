@@ -95,18 +95,23 @@ final class SidecarProcess: @unchecked Sendable {
 enum SidecarBinary {
     static func path() throws -> String {
         if let override = ProcessInfo.processInfo.environment["GC_SIDECAR_BINARY"] { return override }
+        return try path(of: "gc-sidecar")
+    }
+
+    /// A product built beside the tests (`gc-sidecar`, `gcctl`).
+    static func path(of product: String) throws -> String {
         var candidates: [String] = []
         // The test bundle lives in the build directory beside the products.
         var dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
         for _ in 0..<4 {
-            candidates.append(dir.appendingPathComponent("gc-sidecar").path)
+            candidates.append(dir.appendingPathComponent(product).path)
             dir.deleteLastPathComponent()
         }
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().deletingLastPathComponent()
-        candidates.append(root.appendingPathComponent(".build/debug/gc-sidecar").path)
+        candidates.append(root.appendingPathComponent(".build/debug/\(product)").path)
         guard let found = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
-            throw ClusterTestFailure("gc-sidecar binary not found (looked in \(candidates)); run `swift build` first or set GC_SIDECAR_BINARY")
+            throw ClusterTestFailure("\(product) binary not found (looked in \(candidates)); run `swift build` first or set GC_SIDECAR_BINARY")
         }
         return found
     }
