@@ -1,4 +1,5 @@
 import ArgumentParser
+import GCClient
 import Foundation
 import GRPCCore
 
@@ -55,6 +56,17 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "Output format: table or json.")
     var output: OutputFormat = .table
 
+    @Option(name: .long, help: "CA bundle (PEM) of the nodes' certificates: turns TLS on ($GCCTL_CACERT).")
+    var cacert: String? = ConnectionOptions.environment("GCCTL_CACERT")
+
+    @Option(name: .long, help: "Client certificate (PEM) for mutual TLS ($GCCTL_CERT).")
+    var cert: String? = ConnectionOptions.environment("GCCTL_CERT")
+
+    @Option(name: .long, help: "Client certificate's private key (PEM) ($GCCTL_KEY).")
+    var key: String? = ConnectionOptions.environment("GCCTL_KEY")
+
+    var security: ClientSecurity { ClientSecurity(caFile: cacert, certificateFile: cert, keyFile: key) }
+
     /// `--endpoint` values split at commas.
     var endpoints: [String] {
         endpoint.flatMap { $0.split(separator: ",") }.map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
@@ -89,7 +101,7 @@ struct BenchCommand: AsyncParsableCommand {
         let poolSize = self.poolSize ?? max(concurrency * 16, batchSize)
         let (warmupTime, measuredTime) = (Self.duration(warmup), Self.duration(duration))
 
-        let report = try await BenchConnections.with(endpoints: endpoints, perEndpoint: connections) { clients in
+        let report = try await BenchConnections.with(endpoints: endpoints, perEndpoint: connections, security: security) { clients in
             let runner = BenchRunner(
                 workload: workload, requests: requests, clients: clients, concurrency: concurrency,
                 endpointCount: settings.endpoints.count)

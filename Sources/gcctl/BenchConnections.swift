@@ -1,3 +1,4 @@
+import GCClient
 import GCProto
 import GRPCCore
 import GRPCNIOTransportHTTP2
@@ -10,7 +11,7 @@ import GRPCNIOTransportHTTP2
 /// clients in turn spreads them evenly over the nodes.
 enum BenchConnections {
     static func with<Result: Sendable>(
-        endpoints: [String], perEndpoint: Int,
+        endpoints: [String], perEndpoint: Int, security: ClientSecurity = .plaintext,
         _ body: @Sendable ([BenchClient]) async throws -> Result
     ) async throws -> Result {
         var clients: [GRPCClient<HTTP2ClientTransport.Posix>] = []
@@ -18,8 +19,8 @@ enum BenchConnections {
             for endpoint in endpoints {
                 let (host, port) = try NodeConnection.parseEndpoint(endpoint)
                 let transport = try HTTP2ClientTransport.Posix(
-                    target: .dns(host: host, port: port), transportSecurity: .plaintext)
-                clients.append(GRPCClient(transport: transport))
+                    target: resolvableTarget(host: host, port: port), transportSecurity: security.transportSecurity())
+                clients.append(GRPCClient(transport: transport, interceptors: security.interceptors))
             }
         }
         let running = clients
