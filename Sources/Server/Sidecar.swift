@@ -59,7 +59,8 @@ public struct Sidecar: Sendable {
         reaper = Reaper(store: store, logger: logger, batchSize: Int(config.reapBatchSize),
                         batchPause: .milliseconds(Int64(config.reapBatchPauseMilliseconds)))
         dispatcher = CleanupDispatcher(
-            store: store, transport: transport ?? RoutingCleanupTransport(http: HTTPCleanupTransport(nodeName: config.nodeID)), timeout: .seconds(Int64(config.cleanupTimeoutSeconds)),
+            store: store, transport: transport ?? RoutingCleanupTransport(http: HTTPCleanupTransport(nodeName: config.nodeID, egress: egress)),
+            timeout: .seconds(Int64(config.cleanupTimeoutSeconds)),
             limits: config.cleanupLimits, metrics: metrics, logger: logger,
             seed: seed ?? UInt64.random(in: .min ... .max))
     }

@@ -158,4 +158,134 @@ struct CleanupEgressTests {
             _ = try await node.client.createLease(createRequest(object: "b", httpEndpoint: "http://10.1.2.3:8080/cleanup"))
         }
     }
+
+    // MARK: Delivery time
+
+    @Test("a name that resolves to a metadata address is refused at delivery, permanently: the job dead-letters at once with the reason")
+    func rebindingDeadLetters() async throws {
+        let log = DenialLog()
+        let transport = HTTPCleanupTransport(egress: Self.egress(log))
+        try await withTestNode(transport: transport) { node in
+            // Allowed when created: the name itself is fine.
+            let created = try await node.client.createLease(createRequest(duration: 10, httpEndpoint: "http://rebind.test/cleanup", maxRetries: 5))
+            node.clock.advance(seconds: 11)
+            try await node.reapAndDispatch()
+            let lease = try await node.client.getLease(getRequest(created.leaseID)).lease
+            #expect(lease.cleanupState == .cleanupDeadLettered, "a policy denial does not burn retries")
+            #expect(lease.cleanupAttempts == 1)
+            #expect(lease.lastCleanupError.contains("cleanup endpoint host rebind.test resolves to 169.254.169.254, which is denied (link-local / cloud metadata"), "\(lease.lastCleanupError)")
+            #expect(log.all == [.connect])
+        }
+    }
+
+    @Test("one denied address among several refuses the endpoint; IPv4-mapped forms are unwrapped")
+    func mixedAnswer() async throws {
+        let log = DenialLog()
+        let result = await HTTPCleanupTransport(egress: Self.egress(log)).deliver(try Self.request(), to: .http("http://mixed.test:1/cleanup"), timeout: Self.timeout)
+        let failed = try #require(Self.failure(result))
+        #expect(failed.permanent)
+        #expect(failed.reason.contains("resolves to ::ffff:169.254.169.254, which is denied"), "\(failed.reason)")
+    }
+
+    @Test("localhost, really resolved, is refused by an allowlist that does not include loopback; nothing is sent")
+    func localhostOutsideAllowlist() async throws {
+        let hits = HitCounter()
+        let log = DenialLog()
+        let egress = CleanupEgress(policy: try EgressPolicy(allowlist: "10.0.0.0/8"), onDenied: { log.record($0) })
+        try await withHTTPServer(hits.router()) { port in
+            let result = await HTTPCleanupTransport(egress: egress).deliver(try Self.request(), to: .http("http://localhost:\(port)/cleanup"), timeout: Self.timeout)
+            let failed = try #require(Self.failure(result))
+            #expect(failed.permanent)
+            #expect(failed.reason.contains("cleanup endpoint host localhost resolves to"), "\(failed.reason)")
+            #expect(failed.reason.contains("not in GC_CLEANUP_ALLOW"))
+            #expect(hits.count == 0)
+            #expect(log.all == [.connect])
+        }
+    }
+
+    @Test("an http:// request goes to the checked address, with the URL's host as Host")
+    func pinnedAddress() async throws {
+        let hits = HitCounter()
+        try await withHTTPServer(hits.router()) { port in
+            let result = await HTTPCleanupTransport(egress: Self.egress(DenialLog())).deliver(try Self.request(), to: .http("http://sink.test:\(port)/cleanup"), timeout: Self.timeout)
+            #expect(result == .succeeded)
+            #expect(hits.hosts == ["sink.test:\(port)"])
+        }
+    }
+
+    @Test("a name that does not resolve is a failed attempt to retry")
+    func unresolved() async throws {
+        let result = await HTTPCleanupTransport(egress: Self.egress(DenialLog())).deliver(try Self.request(), to: .http("http://nowhere.test/cleanup"), timeout: Self.timeout)
+        let failed = try #require(Self.failure(result))
+        #expect(!failed.permanent)
+        #expect(failed.reason.contains("nowhere.test does not resolve"), "\(failed.reason)")
+    }
+
+    @Test("a lease stored with credentials in its URL (before they were refused) is not sent, and the credentials are not recorded")
+    func storedCredentials() async throws {
+        let result = await HTTPCleanupTransport().deliver(try Self.request(), to: .http("http://user:hunter2@127.0.0.1:1/cleanup?token=abc"), timeout: Self.timeout)
+        let failed = try #require(Self.failure(result))
+        #expect(failed.permanent)
+        #expect(failed.reason.contains("credentials"))
+        #expect(!failed.reason.contains("hunter2") && !failed.reason.contains("abc"), "\(failed.reason)")
+    }
+
+    // MARK: HTTP answers
+
+    @Test("a 307 to another host is not followed: a failed attempt naming the redirect, and the other host gets nothing")
+    func redirectNotFollowed() async throws {
+        let other = HitCounter()
+        try await withHTTPServer(other.router()) { otherPort in
+            let redirecting = Router()
+            let location = "http://127.0.0.1:\(otherPort)/cleanup"
+            redirecting.post("/cleanup") { _, _ -> Response in
+                Response(status: .temporaryRedirect, headers: [.location: location])
+            }
+            try await withHTTPServer(redirecting) { port in
+                let result = await HTTPCleanupTransport().deliver(try Self.request(), to: .http("http://127.0.0.1:\(port)/cleanup"), timeout: Self.timeout)
+                let failed = try #require(Self.failure(result))
+                #expect(failed.reason.contains("HTTP 307"), "\(failed.reason)")
+                #expect(failed.reason.contains("redirect to \(location) not followed"), "\(failed.reason)")
+                #expect(other.count == 0, "the redirect target was never contacted")
+            }
+        }
+    }
+
+    @Test("a target that sends headers and then stalls the body fails within the deadline")
+    func stalledBodyTimesOut() async throws {
+        let router = Router()
+        router.post("/cleanup") { _, _ -> Response in
+            Response(status: .ok, body: ResponseBody { writer in
+                try await writer.write(ByteBuffer(string: "partial"))
+                // Far beyond the deadline; cancelled when the server stops.
+                try await Task.sleep(for: .seconds(60))
+                try await writer.finish(nil)
+            })
+        }
+        try await withHTTPServer(router) { port in
+            let start = ContinuousClock.now
+            let result = await HTTPCleanupTransport().deliver(try Self.request(), to: .http("http://127.0.0.1:\(port)/cleanup"), timeout: .seconds(1))
+            let took = ContinuousClock.now - start
+            let failed = try #require(Self.failure(result), "a 200 whose body never ends is not a success")
+            #expect(!failed.permanent)
+            #expect(failed.reason.contains("no answer from http://127.0.0.1:\(port)/cleanup within"), "\(failed.reason)")
+            #expect(took < .seconds(6), "the deadline covered the body: \(took)")
+        }
+    }
+
+    @Test("a 2xx with a 1 MiB body is a success; a 500 with one is a failure with a short excerpt")
+    func largeBodies() async throws {
+        let big = String(repeating: "x", count: 1 << 20)
+        let router = Router()
+        router.post("/ok") { _, _ -> Response in Response(status: .ok, body: ResponseBody(byteBuffer: ByteBuffer(string: big))) }
+        router.post("/fail") { _, _ -> Response in Response(status: .internalServerError, body: ResponseBody(byteBuffer: ByteBuffer(string: big))) }
+        try await withHTTPServer(router) { port in
+            let transport = HTTPCleanupTransport()
+            let ok = await transport.deliver(try Self.request(), to: .http("http://127.0.0.1:\(port)/ok"), timeout: Self.timeout)
+            #expect(ok == .succeeded)
+            let failed = try #require(Self.failure(await transport.deliver(try Self.request(), to: .http("http://127.0.0.1:\(port)/fail"), timeout: Self.timeout)))
+            #expect(failed.reason.hasPrefix("HTTP 500 from http://127.0.0.1:\(port)/fail: xxx"), "\(failed.reason.prefix(100))")
+            #expect(failed.reason.count < 400)
+        }
+    }
 }
