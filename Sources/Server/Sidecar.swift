@@ -59,7 +59,9 @@ public struct Sidecar: Sendable {
         reaper = Reaper(store: store, logger: logger, batchSize: Int(config.reapBatchSize),
                         batchPause: .milliseconds(Int64(config.reapBatchPauseMilliseconds)))
         dispatcher = CleanupDispatcher(
-            store: store, transport: transport ?? RoutingCleanupTransport(http: HTTPCleanupTransport(nodeName: config.nodeID, egress: egress)),
+            store: store,
+            transport: transport ?? RoutingCleanupTransport(
+                http: HTTPCleanupTransport(nodeName: config.nodeID, egress: egress), grpc: GRPCCleanupTransport(egress: egress)),
             timeout: .seconds(Int64(config.cleanupTimeoutSeconds)),
             limits: config.cleanupLimits, metrics: metrics, logger: logger,
             seed: seed ?? UInt64.random(in: .min ... .max))

@@ -187,6 +187,19 @@ struct CleanupEgressTests {
         #expect(failed.reason.contains("resolves to ::ffff:169.254.169.254, which is denied"), "\(failed.reason)")
     }
 
+    @Test("gRPC targets are checked on the resolved address before a client is made")
+    func grpcRebinding() async throws {
+        let log = DenialLog()
+        let transport = GRPCCleanupTransport(egress: Self.egress(log))
+        defer { transport.shutdown() }
+        let result = await transport.deliver(try Self.request(), to: .grpc("rebind.test:50051"), timeout: Self.timeout)
+        let failed = try #require(Self.failure(result))
+        #expect(failed.permanent)
+        #expect(failed.reason.contains("rebind.test resolves to 169.254.169.254"), "\(failed.reason)")
+        #expect(transport.pooledTargets.isEmpty, "no client was made")
+        #expect(log.all == [.connect])
+    }
+
     @Test("localhost, really resolved, is refused by an allowlist that does not include loopback; nothing is sent")
     func localhostOutsideAllowlist() async throws {
         let hits = HitCounter()
@@ -286,6 +299,53 @@ struct CleanupEgressTests {
             let failed = try #require(Self.failure(await transport.deliver(try Self.request(), to: .http("http://127.0.0.1:\(port)/fail"), timeout: Self.timeout)))
             #expect(failed.reason.hasPrefix("HTTP 500 from http://127.0.0.1:\(port)/fail: xxx"), "\(failed.reason.prefix(100))")
             #expect(failed.reason.count < 400)
+        }
+    }
+
+    // MARK: gRPC client pool
+
+    @Test("the gRPC client pool is bounded: past the bound the least recently used idle client is closed")
+    func grpcPoolBound() async throws {
+        let a = CleanupHandlerSink()
+        let b = CleanupHandlerSink()
+        let transport = GRPCCleanupTransport(maxClients: 1)
+        defer { transport.shutdown() }
+        let request = try Self.request()
+        try await a.run { ta in
+            try await b.run { tb in
+                #expect(await transport.deliver(request, to: .grpc(ta), timeout: Self.timeout) == .succeeded)
+                #expect(transport.pooledTargets == [ta])
+                #expect(await transport.deliver(request, to: .grpc(tb), timeout: Self.timeout) == .succeeded)
+                #expect(transport.pooledTargets == [tb])
+                #expect(await transport.deliver(request, to: .grpc(ta), timeout: Self.timeout) == .succeeded)
+                #expect(transport.pooledTargets == [ta])
+                #expect(a.received.count == 2 && b.received.count == 1)
+            }
+        }
+    }
+
+    @Test("an idle gRPC client is closed after the idle timeout")
+    func grpcIdleEviction() async throws {
+        let a = CleanupHandlerSink()
+        let b = CleanupHandlerSink()
+        let clock = ManualInstant()
+        let transport = GRPCCleanupTransport(idleTimeout: .seconds(300), now: { clock.now() })
+        defer { transport.shutdown() }
+        let request = try Self.request()
+        #expect(transport.maxClients == 64)
+        try await a.run { ta in
+            try await b.run { tb in
+                #expect(await transport.deliver(request, to: .grpc(ta), timeout: Self.timeout) == .succeeded)
+                clock.advance(.seconds(299))
+                #expect(await transport.deliver(request, to: .grpc(tb), timeout: Self.timeout) == .succeeded)
+                #expect(transport.pooledTargets == [ta, tb], "neither idle for 300 s yet")
+                clock.advance(.seconds(2))
+                #expect(await transport.deliver(request, to: .grpc(tb), timeout: Self.timeout) == .succeeded)
+                #expect(transport.pooledTargets == [tb], "a was idle for 301 s")
+                // Evicted is not broken: a later cleanup opens a new client.
+                #expect(await transport.deliver(request, to: .grpc(ta), timeout: Self.timeout) == .succeeded)
+                #expect(transport.pooledTargets == [ta, tb])
+            }
         }
     }
 }
