@@ -20,6 +20,14 @@ struct MapResolver: EgressResolver {
     }
 }
 
+/// A resolver that takes far longer than any deadline.
+struct StuckResolver: EgressResolver {
+    func addresses(of host: String, port: Int) async throws -> [IPAddress] {
+        try? await Task.sleep(for: .seconds(30))
+        return []
+    }
+}
+
 /// Egress refusals, by stage.
 final class DenialLog: Sendable {
     private let stages = Mutex<[EgressStage]>([])
@@ -232,6 +240,23 @@ struct CleanupEgressTests {
         let failed = try #require(Self.failure(result))
         #expect(!failed.permanent)
         #expect(failed.reason.contains("nowhere.test does not resolve"), "\(failed.reason)")
+    }
+
+    @Test("a name that does not resolve within the attempt's deadline is a failed attempt, reported within it",
+          arguments: ["http://stuck.test/cleanup", "grpc:stuck.test:50051"])
+    func slowResolution(_ endpoint: String) async throws {
+        let egress = CleanupEgress(resolver: StuckResolver())
+        let grpc = GRPCCleanupTransport(egress: egress)
+        defer { grpc.shutdown() }
+        let target: CleanupSpec.Target = endpoint.hasPrefix("grpc:") ? .grpc(String(endpoint.dropFirst(5))) : .http(endpoint)
+        let transport = RoutingCleanupTransport(http: HTTPCleanupTransport(egress: egress), grpc: grpc)
+        let start = ContinuousClock.now
+        let result = await transport.deliver(try Self.request(), to: target, timeout: .milliseconds(500))
+        let took = ContinuousClock.now - start
+        let failed = try #require(Self.failure(result))
+        #expect(!failed.permanent)
+        #expect(failed.reason.contains("stuck.test did not resolve within"), "\(failed.reason)")
+        #expect(took < .seconds(5), "\(took)")
     }
 
     @Test("a lease stored with credentials in its URL (before they were refused) is not sent, and the credentials are not recorded")

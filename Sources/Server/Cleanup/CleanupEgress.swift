@@ -155,8 +155,10 @@ public struct CleanupEgress: Sendable {
     }
 
     /// Resolves `host` (a name, an IPv4 address or `[IPv6]`) and checks every
-    /// address; a single denied address refuses the whole endpoint.
-    public func resolve(host: String, port: Int) async -> Resolution {
+    /// address; a single denied address refuses the whole endpoint. A name
+    /// not resolved within `limit` is `unresolved` (the lookup itself cannot
+    /// be interrupted; it finishes in the background).
+    public func resolve(host: String, port: Int, within limit: Duration = .seconds(30)) async -> Resolution {
         if let denial = policy.check(host: host) {
             onDenied(.connect)
             return .denied(denial)
@@ -167,10 +169,9 @@ public struct CleanupEgress: Sendable {
         if let cached = cache.lookup(name, port: port) {
             addresses = cached
         } else {
-            do {
-                addresses = try await resolver.addresses(of: name, port: port)
-            } catch {
-                return .unresolved("\(error)")
+            switch await lookUp(name, port: port, within: limit) {
+            case .success(let found): addresses = found
+            case .failure(let error): return .unresolved(error.description)
             }
             guard !addresses.isEmpty else { return .unresolved("\(name.prefix(253)) resolved to no address") }
             cache.store(name, port: port, addresses, ttl: Self.resolutionTTL)
@@ -182,6 +183,50 @@ public struct CleanupEgress: Sendable {
             }
         }
         return .allowed(addresses)
+    }
+
+    struct LookupFailure: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    /// The resolver's answer, or a failure once `limit` has passed: the
+    /// attempt's deadline covers resolution too.
+    private func lookUp(_ name: String, port: Int, within limit: Duration) async -> Result<[IPAddress], LookupFailure> {
+        let resolver = self.resolver
+        // Whoever comes first answers; the other finds it claimed.
+        let once = Once()
+        return await withCheckedContinuation { continuation in
+            let timer = Task {
+                try? await Task.sleep(for: limit)
+                if once.claim() {
+                    continuation.resume(returning: .failure(LookupFailure(description: "\(name.prefix(253)) did not resolve within \(limit)")))
+                }
+            }
+            Task {
+                let result: Result<[IPAddress], LookupFailure>
+                do {
+                    result = .success(try await resolver.addresses(of: name, port: port))
+                } catch {
+                    result = .failure(LookupFailure(description: "\(error)"))
+                }
+                if once.claim() {
+                    timer.cancel()
+                    continuation.resume(returning: result)
+                }
+            }
+        }
+    }
+}
+
+/// True for the first caller of ``claim()`` only.
+final class Once: Sendable {
+    private let claimed = Mutex(false)
+
+    func claim() -> Bool {
+        claimed.withLock { done in
+            defer { done = true }
+            return !done
+        }
     }
 }
 

@@ -73,8 +73,9 @@ public final class GRPCCleanupTransport: CleanupTransport {
         } catch {
             return .failed(reason: "\(error)", permanent: true)
         }
+        let start = ContinuousClock.now
         let checked: [IPAddress]
-        switch await egress.resolve(host: address.isIPv6 ? "[\(address.host)]" : address.host, port: address.port) {
+        switch await egress.resolve(host: address.isIPv6 ? "[\(address.host)]" : address.host, port: address.port, within: timeout) {
         case .allowed(let addresses): checked = addresses
         case .denied(let denial): return .failed(reason: "\(denial)", permanent: true)
         case .unresolved(let why): return .failed(reason: "cannot open a connection to \(shown): \(why)", permanent: false)
@@ -87,7 +88,8 @@ public final class GRPCCleanupTransport: CleanupTransport {
         }
         defer { checkIn(address.key, lease) }
         var options = CallOptions.defaults
-        options.timeout = timeout
+        // One deadline for the attempt, resolution included.
+        options.timeout = max(.milliseconds(1), timeout - (ContinuousClock.now - start))
         // A target that is down fails the attempt now (and is retried with
         // backoff) instead of holding a dispatch slot until the deadline.
         options.waitForReady = false

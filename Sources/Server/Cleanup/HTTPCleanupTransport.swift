@@ -67,7 +67,7 @@ public struct HTTPCleanupTransport: CleanupTransport {
         }
         let start = ContinuousClock.now
         let addresses: [IPAddress]
-        switch await egress.resolve(host: url.host, port: url.port) {
+        switch await egress.resolve(host: url.host, port: url.port, within: timeout) {
         case .allowed(let checked): addresses = checked
         case .denied(let denial): return .failed(reason: "\(denial)", permanent: true)
         case .unresolved(let why): return .failed(reason: "request to \(shown) failed: \(why)", permanent: false)
