@@ -101,6 +101,8 @@ struct CleanupEgressTests {
                 "rebind.test": ["169.254.169.254"],
                 "mixed.test": ["127.0.0.1", "::ffff:169.254.169.254"],
                 "sink.test": ["127.0.0.1"],
+                // Loopback only: ::1 first, where the sink does not listen.
+                "dual.test": ["::1", "127.0.0.1"],
             ]),
             onDenied: { log.record($0) })
     }
@@ -231,6 +233,16 @@ struct CleanupEgressTests {
             let result = await HTTPCleanupTransport(egress: Self.egress(DenialLog())).deliver(try Self.request(), to: .http("http://sink.test:\(port)/cleanup"), timeout: Self.timeout)
             #expect(result == .succeeded)
             #expect(hits.hosts == ["sink.test:\(port)"])
+        }
+    }
+
+    @Test("when a name has several addresses, the next is tried if one cannot be reached")
+    func nextAddress() async throws {
+        let hits = HitCounter()
+        try await withHTTPServer(hits.router()) { port in
+            let result = await HTTPCleanupTransport(egress: Self.egress(DenialLog())).deliver(try Self.request(), to: .http("http://dual.test:\(port)/cleanup"), timeout: Self.timeout)
+            #expect(result == .succeeded)
+            #expect(hits.hosts == ["dual.test:\(port)"])
         }
     }
 

@@ -33,6 +33,10 @@ public struct HTTPCleanupTransport: CleanupTransport {
     static let client: HTTPClient = {
         var configuration = HTTPClient.Configuration(redirectConfiguration: .disallow)
         configuration.decompression = .disabled
+        // A refused connection fails the attempt now (so the next address is
+        // tried, or the job backs off) instead of being retried by the pool
+        // until the deadline while it holds a dispatch slot.
+        configuration.connectionPool.retryConnectionEstablishment = false
         return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
     }()
 
@@ -80,30 +84,37 @@ public struct HTTPCleanupTransport: CleanupTransport {
         } catch {
             return .failed(reason: "cannot encode the cleanup request: \(error)", permanent: true)
         }
-        var http: HTTPClientRequest
-        if !url.isHTTPS, let address = addresses.first {
-            http = HTTPClientRequest(url: url.pinned(to: address))
-            http.headers.add(name: "Host", value: url.hostHeader)
-        } else {
-            http = HTTPClientRequest(url: endpoint)
-        }
+        var http = HTTPClientRequest(url: endpoint)
         http.method = .POST
         http.headers.add(name: "Content-Type", value: "application/json")
         http.headers.add(name: "Idempotency-Key", value: request.idempotencyKey)
         http.headers.add(name: "User-Agent", value: "gc-sidecar/\(SidecarVersion.current)")
         if let nodeName { http.headers.add(name: "X-GC-Node", value: nodeName) }
         http.body = .bytes(ByteBuffer(bytes: body))
+        if !url.isHTTPS { http.headers.add(name: "Host", value: url.hostHeader) }
 
-        let remaining = timeout - (ContinuousClock.now - start)
-        let answer: Answer
-        do {
-            answer = try await Self.exchange(http, within: remaining)
-        } catch is Timeout {
-            return .failed(reason: "no answer from \(shown) within \(timeout)", permanent: false)
-        } catch let error as HTTPClientError where error == .deadlineExceeded {
-            return .failed(reason: "no answer from \(shown) within \(timeout)", permanent: false)
-        } catch {
-            return .failed(reason: "request to \(shown) failed: \(error)", permanent: false)
+        // https: one request to the name (TLS needs it). http: each checked
+        // address in the resolver's order until one answers, as a resolver
+        // with several answers would (localhost: ::1, then 127.0.0.1).
+        let tries: [String] = url.isHTTPS ? [endpoint] : addresses.map { url.pinned(to: $0) }
+        var answer: Answer?
+        var lastError: (any Error)?
+        for target in tries where answer == nil {
+            http.url = target
+            do {
+                answer = try await Self.exchange(http, within: timeout - (ContinuousClock.now - start))
+            } catch is Timeout {
+                return .failed(reason: "no answer from \(shown) within \(timeout)", permanent: false)
+            } catch let error as HTTPClientError where error == .deadlineExceeded {
+                return .failed(reason: "no answer from \(shown) within \(timeout)", permanent: false)
+            } catch {
+                // Cleanups are idempotent: trying the next address is safe
+                // even if this one received the request.
+                lastError = error
+            }
+        }
+        guard let answer else {
+            return .failed(reason: "request to \(shown) failed: \(lastError.map { "\($0)" } ?? "no address")", permanent: false)
         }
         switch answer.status {
         case 200..<300:
