@@ -60,13 +60,17 @@ public struct Sidecar: Sendable {
             seed: seed ?? UInt64.random(in: .min ... .max),
             onApply: { metrics.observe($0) })
         admin = ClusterAdmin(store: store, config: config, logger: logger)
+        let egress = CleanupEgress(policy: config.cleanupEgress, onDenied: { metrics.recordEgressDenied(stage: $0) })
         service = DistributedGCService(store: store, clock: clock, metrics: metrics, nodeID: config.nodeID, logger: logger,
-                                       leaderName: { [store] in await store.leaderName },
+                                       egress: egress, leaderName: { [store] in await store.leaderName },
                                        authorizationRequired: security.authenticator != nil)
         reaper = Reaper(store: store, logger: logger, batchSize: Int(config.reapBatchSize),
                         batchPause: .milliseconds(Int64(config.reapBatchPauseMilliseconds)))
         dispatcher = CleanupDispatcher(
-            store: store, transport: transport ?? RoutingCleanupTransport(http: HTTPCleanupTransport(nodeName: config.nodeID)), timeout: .seconds(Int64(config.cleanupTimeoutSeconds)),
+            store: store,
+            transport: transport ?? RoutingCleanupTransport(
+                http: HTTPCleanupTransport(nodeName: config.nodeID, egress: egress), grpc: GRPCCleanupTransport(egress: egress)),
+            timeout: .seconds(Int64(config.cleanupTimeoutSeconds)),
             limits: config.cleanupLimits, metrics: metrics, logger: logger,
             seed: seed ?? UInt64.random(in: .min ... .max))
     }

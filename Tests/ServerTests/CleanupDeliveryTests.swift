@@ -9,7 +9,7 @@ import Testing
 /// by async-http-client to a real local HTTP server.
 @Suite("Cleanup delivery over HTTP")
 struct CleanupDeliveryTests {
-    let transport = HTTPCleanupTransport(client: .shared)
+    let transport = HTTPCleanupTransport()
 
     @Test("an expired lease's cleanup arrives with the documented body and headers")
     func bodyAndHeaders() async throws {

@@ -228,12 +228,12 @@ struct CleanupLimitsTests {
         var healthyDoneAfter: Duration?
         try await Self.drive(dispatcher, clock: clock, for: .seconds(30)) {
             if healthyDoneAfter == nil, sink.succeeded(healthy) >= 10 { healthyDoneAfter = ContinuousClock.now - start }
-            return sink.succeeded(healthy) >= 10 && dispatcher.throttle.breakers[dead] == .open && dispatcher.inFlightCount == 0
+            return sink.succeeded(healthy) >= 10 && dispatcher.throttle.breaker(dead) == .open && dispatcher.inFlightCount == 0
         }
         #expect(sink.succeeded(healthy) == 10, "every healthy job delivered")
         let healthyTook = try #require(healthyDoneAfter)
         #expect(healthyTook < .seconds(10), "the healthy target was not held up behind the dead one's 20 s: \(healthyTook)")
-        #expect(dispatcher.throttle.breakers[dead] == .open)
+        #expect(dispatcher.throttle.breaker(dead) == .open)
         let deadAttempts = sink.attempts(dead)
         // The breaker trips on the 3rd consecutive failure; at most
         // endpointConcurrency - 1 others were already out.
@@ -293,6 +293,6 @@ struct CleanupLimitsTests {
         #expect(after.attempts == 0)
         #expect(dispatcher.inFlightCount == 0)
         #expect(dispatcher.throttle.inFlight(endpoint) == 0, "its endpoint slot was handed back")
-        #expect(dispatcher.throttle.breakers[endpoint, default: .closed] == .closed, "not counted against the target")
+        #expect(dispatcher.throttle.breaker(endpoint) == .closed, "not counted against the target")
     }
 }

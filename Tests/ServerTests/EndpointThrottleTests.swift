@@ -44,6 +44,43 @@ struct EndpointThrottleTests {
         #expect(throttle.room(now: at(1_000))["busy"] == 5, "a second later the bucket is full again (5), and 7 slots are free")
     }
 
+    // MARK: Origins
+
+    @Test("limits apply per origin (scheme, host, port): other paths, queries or case do not get more")
+    func perOrigin() throws {
+        let throttle = EndpointThrottle(limits: CleanupLimits(
+            maxConcurrency: 100, endpointConcurrency: 1, endpointRatePerSecond: 0, breakerFailures: 1,
+            breakerCooldownMilliseconds: 60_000))
+        let held = try #require(throttle.admit("http://a.test/cleanup?x=1", now: t0))
+        #expect(held.endpoint == "http://a.test:80")
+        #expect(throttle.admit("http://a.test/other", now: t0) == nil, "same origin, another path")
+        #expect(throttle.admit("http://A.test:80/cleanup?x=2", now: t0) == nil, "same origin, explicit port and other case")
+        #expect(throttle.admit("http://a.test:8080/cleanup", now: t0) != nil, "another port is another origin")
+        #expect(throttle.admit("https://a.test/cleanup", now: t0) != nil, "another scheme is another origin")
+        #expect(throttle.admit("http://b.test/cleanup", now: t0) != nil)
+        #expect(throttle.inFlight("http://a.test/anything") == 1)
+        #expect(Set(throttle.room(now: t0).keys).isSuperset(of: ["http://a.test:80", "http://b.test:80"]))
+        // One path's failure opens the breaker for the whole origin.
+        throttle.finish(held, targetHealthy: false)
+        #expect(throttle.breaker("http://a.test/another-path") == .open)
+        #expect(throttle.breaker("http://b.test/cleanup") == .closed)
+        // gRPC targets: host:port, the path ignored.
+        let grpc = try #require(throttle.admit("orders:50051/x", now: t0))
+        #expect(grpc.endpoint == "grpc://orders:50051")
+        #expect(throttle.admit("orders:50051/y", now: t0) == nil)
+    }
+
+    @Test("origins and logged endpoints carry no credentials or query")
+    func redaction() {
+        let url = "http://user:s3cret@files.internal:8080/cleanup?token=t0ps3cret#frag"
+        #expect(CleanupEndpointText.origin(url) == "http://files.internal:8080")
+        let shown = CleanupEndpointText.redacted(url)
+        #expect(!shown.contains("s3cret") && !shown.contains("user") && !shown.contains("t0ps3cret"), "\(shown)")
+        #expect(shown.contains("files.internal:8080/cleanup"))
+        let unparsed = CleanupEndpointText.redacted("http://user:s3cret@[bad/x")
+        #expect(!unparsed.contains("s3cret"), "\(unparsed)")
+    }
+
     // MARK: Concurrency
 
     @Test("an endpoint admits at most endpointConcurrency requests at once; finishing or cancelling frees a slot")

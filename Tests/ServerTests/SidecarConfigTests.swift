@@ -70,6 +70,10 @@ struct SidecarConfigTests {
         ("GC_SNAPSHOT_THRESHOLD", "5", "100..."),
         ("GC_LOG_LEVEL", "loud", "trace"),
         ("GC_SERVER_HOST", "bad host!", "host"),
+        ("GC_CLEANUP_ALLOW", "localhost,10.0.0.0/33", "'10.0.0.0/33' is not a network"),
+        ("GC_CLEANUP_ALLOW", "10.0.0.1/8", "did you mean 10.0.0.0/8"),
+        ("GC_CLEANUP_ALLOW", "169.254.0.0/16", "always denied"),
+        ("GC_CLEANUP_ALLOW", "files internal", "is not a host pattern"),
     ])
     func badValue(variable: String, value: String, allowed: String) {
         #expect {
@@ -146,5 +150,15 @@ struct SidecarConfigTests {
         #expect(config.raftHost == "10.1.1.1", "the peer port listens on GC_SERVER_HOST by default")
         #expect(config.raftPort == 50052)
     }
-}
 
+    @Test("GC_CLEANUP_ALLOW: host patterns and networks; unset means no allowlist")
+    func cleanupAllow() throws {
+        #expect(try !SidecarConfig(environment: [:]).cleanupEgress.hasAllowlist)
+        let config = try SidecarConfig(environment: ["GC_CLEANUP_ALLOW": "files.internal, *.svc.cluster.local,10.0.0.0/8,fd00::/8,127.0.0.1/32"])
+        let policy = config.cleanupEgress
+        #expect(policy.hostPatterns.map(\.description) == ["files.internal", "*.svc.cluster.local"])
+        #expect(policy.networks.map(\.description) == ["10.0.0.0/8", "fd00::/8", "127.0.0.1/32"])
+        #expect(policy.check(host: "127.0.0.1") == nil)
+        #expect(policy.check(host: "192.168.1.1")?.reason == .notAllowed)
+    }
+}

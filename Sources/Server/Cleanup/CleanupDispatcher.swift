@@ -67,7 +67,7 @@ public final class CleanupDispatcher: Sendable {
         let room = throttle.room(now: now)
         let defaultRoom = throttle.defaultRoom
         let query: @Sendable (LeaseStateMachine) -> [CleanupJob] = { machine in
-            machine.dueCleanupJobs(asOf: now, limit: free, room: { room[$0] ?? defaultRoom }) { busy.contains($0.id) }
+            machine.dueCleanupJobs(asOf: now, limit: free, room: { room[CleanupEndpointText.origin($0)] ?? defaultRoom }) { busy.contains($0.id) }
         }
         guard try await !store.read(.stale, query).isEmpty else { return [] }
         // A leader cut off from the others may not know yet that it was
@@ -159,7 +159,8 @@ public final class CleanupDispatcher: Sendable {
     private func metadata(_ job: CleanupJob, _ attempt: UInt32) -> Logger.Metadata {
         [
             "job": "\(job.id)", "lease_id": "\(job.leaseID)", "object": "\(job.object)",
-            "incarnation": "\(job.incarnation)", "endpoint": "\(job.spec.endpoint)", "attempt": "\(attempt)",
+            "incarnation": "\(job.incarnation)", "endpoint": "\(CleanupEndpointText.redacted(job.spec.endpoint))",
+            "attempt": "\(attempt)",
         ]
     }
 }

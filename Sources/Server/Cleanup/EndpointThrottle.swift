@@ -6,6 +6,12 @@ import Synchronization
 /// consecutive failures → one half-open probe after the cool-down → closed on
 /// its success, open again on its failure).
 ///
+/// An "endpoint" here is an origin (``CleanupEndpointText/origin(_:)``:
+/// `scheme://host:port`, `grpc://host:port`): every URL of one host shares
+/// its limits, so varying the path or query cannot multiply them. Methods
+/// take full endpoints and key them by origin; ``room(now:)``,
+/// ``breakers`` and ``Permit/endpoint`` name origins.
+///
 /// Time is the dispatcher's wall time in milliseconds, passed in, so the
 /// chaos harness's simulated clocks drive it like the rest of a node. A
 /// clock that steps back only delays refills and probes; it never admits
@@ -96,6 +102,7 @@ public final class EndpointThrottle: Sendable {
     /// must wait. After an open breaker's cool-down the first caller gets the
     /// probe permit; the rest wait for its result.
     public func admit(_ endpoint: String, now: WallTime) -> Permit? {
+        let endpoint = CleanupEndpointText.origin(endpoint)
         let now = observe(now)
         var change: (BreakerState, BreakerState)?
         let permit: Permit? = endpoints.withLock { all in
@@ -164,14 +171,21 @@ public final class EndpointThrottle: Sendable {
         }
     }
 
-    /// The breaker state of each endpoint seen so far.
+    /// The breaker state of each origin seen so far.
     public var breakers: [String: BreakerState] {
         endpoints.withLock { $0.mapValues(\.breaker) }
     }
 
-    /// Requests in flight to `endpoint`.
+    /// Requests in flight to `endpoint`'s origin.
     public func inFlight(_ endpoint: String) -> Int {
-        endpoints.withLock { $0[endpoint]?.inFlight ?? 0 }
+        let origin = CleanupEndpointText.origin(endpoint)
+        return endpoints.withLock { $0[origin]?.inFlight ?? 0 }
+    }
+
+    /// The breaker state of `endpoint`'s origin (closed when never seen).
+    public func breaker(_ endpoint: String) -> BreakerState {
+        let origin = CleanupEndpointText.origin(endpoint)
+        return endpoints.withLock { $0[origin]?.breaker ?? .closed }
     }
 
     private func observe(_ now: WallTime) -> Int64 {

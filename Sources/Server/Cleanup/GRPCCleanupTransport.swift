@@ -8,21 +8,54 @@ import Synchronization
 /// (proto/cleanup.proto) on the target's `host:port`, plaintext HTTP/2.
 ///
 /// One client (one connection, reconnecting with backoff) is kept per
-/// `host:port` for the life of the process; targets are services, so they
-/// are few. How answers are read is documented in proto/cleanup.proto:
-/// OK, `ALREADY_EXISTS` and `NOT_FOUND` succeed; transient statuses and no
+/// `host:port`, connected to the address the egress check approved (the
+/// host is resolved and checked before each call; a client whose address
+/// is no longer among the answers is replaced), with the target's own
+/// `host:port` as `:authority`. The pool is bounded (``maxClients``: past it
+/// the least recently used idle client is closed; when every pooled client
+/// is busy a one-off client is used and closed after its call), and clients
+/// unused for ``idleTimeout`` are closed when the next cleanup goes out
+/// (lazily: a node sending nothing keeps at most ``maxClients`` open).
+///
+/// How answers are read is documented in proto/cleanup.proto: OK,
+/// `ALREADY_EXISTS` and `NOT_FOUND` succeed; transient statuses and no
 /// answer are retried; anything else is permanent and dead-letters with the
-/// target's message.
+/// target's message. A denied address is permanent too.
 public final class GRPCCleanupTransport: CleanupTransport {
+    typealias Client = GRPCClient<HTTP2ClientTransport.Posix>
+
     private struct Connection {
-        var client: GRPCClient<HTTP2ClientTransport.Posix>
-        var task: Task<Void, Never>
+        var client: Client
+        var address: IPAddress
+        var lastUsed: ContinuousClock.Instant
+        var inUse = 0
     }
 
-    private let connections = Mutex<[String: Connection]>([:])
-    private let closed = Mutex(false)
+    private struct Pool {
+        var connections: [String: Connection] = [:]
+        var closed = false
+    }
 
-    public init() {}
+    /// Default bound of the client pool (targets with an open client).
+    public static let defaultMaxClients = 64
+    /// Default time after which an unused client is closed.
+    public static let defaultIdleTimeout = Duration.seconds(300)
+
+    public let maxClients: Int
+    public let idleTimeout: Duration
+    let egress: CleanupEgress
+    private let now: @Sendable () -> ContinuousClock.Instant
+    private let pool = Mutex(Pool())
+
+    /// - Parameter now: the clock idle times are measured on (tests inject one).
+    public init(egress: CleanupEgress = CleanupEgress(), maxClients: Int = GRPCCleanupTransport.defaultMaxClients,
+                idleTimeout: Duration = GRPCCleanupTransport.defaultIdleTimeout,
+                now: @escaping @Sendable () -> ContinuousClock.Instant = { ContinuousClock.now }) {
+        self.egress = egress
+        self.maxClients = max(1, maxClients)
+        self.idleTimeout = idleTimeout
+        self.now = now
+    }
 
     /// Statuses that mean "try again later".
     static let retriable: Set<RPCError.Code> = [
@@ -33,64 +66,142 @@ public final class GRPCCleanupTransport: CleanupTransport {
         guard case .grpc(let endpoint) = target else {
             return .failed(reason: "not a gRPC target", permanent: true)
         }
-        let client: GRPCClient<HTTP2ClientTransport.Posix>
+        let shown = CleanupEndpointText.redacted(endpoint)
+        let address: GRPCTargetAddress
         do {
-            client = try self.client(for: endpoint)
+            address = try GRPCTargetAddress(endpoint)
         } catch {
-            return .failed(reason: "cannot open a connection to \(endpoint): \(error)", permanent: false)
+            return .failed(reason: "\(error)", permanent: true)
         }
+        let start = ContinuousClock.now
+        let checked: [IPAddress]
+        switch await egress.resolve(host: address.isIPv6 ? "[\(address.host)]" : address.host, port: address.port, within: timeout) {
+        case .allowed(let addresses): checked = addresses
+        case .denied(let denial): return .failed(reason: "\(denial)", permanent: true)
+        case .unresolved(let why): return .failed(reason: "cannot open a connection to \(shown): \(why)", permanent: false)
+        }
+        let lease: (client: Client, pooled: Bool)
+        do {
+            lease = try checkOut(address.key, port: address.port, addresses: checked)
+        } catch {
+            return .failed(reason: "cannot open a connection to \(shown): \(error)", permanent: false)
+        }
+        defer { checkIn(address.key, lease) }
         var options = CallOptions.defaults
-        options.timeout = timeout
+        // One deadline for the attempt, resolution included.
+        options.timeout = max(.milliseconds(1), timeout - (ContinuousClock.now - start))
         // A target that is down fails the attempt now (and is retried with
         // backoff) instead of holding a dispatch slot until the deadline.
         options.waitForReady = false
         do {
-            _ = try await DistributedGc_CleanupHandler.Client(wrapping: client).cleanup(Self.message(request), options: options)
+            _ = try await DistributedGc_CleanupHandler.Client(wrapping: lease.client).cleanup(Self.message(request), options: options)
             return .succeeded
         } catch let error as RPCError {
             switch error.code {
             case .alreadyExists, .notFound:
                 return .succeeded
             case let code where Self.retriable.contains(code):
-                return .failed(reason: "gRPC \(code) from \(endpoint): \(error.message.prefix(300))", permanent: false)
+                return .failed(reason: "gRPC \(code) from \(shown): \(error.message.prefix(300))", permanent: false)
             default:
-                return .failed(reason: "gRPC \(error.code) from \(endpoint): \(error.message.prefix(300))", permanent: true)
+                return .failed(reason: "gRPC \(error.code) from \(shown): \(error.message.prefix(300))", permanent: true)
             }
         } catch {
-            return .failed(reason: "gRPC call to \(endpoint) failed: \(error)", permanent: false)
+            return .failed(reason: "gRPC call to \(shown) failed: \(error)", permanent: false)
         }
     }
 
     /// Closes every connection (graceful shutdown, after the last delivery).
     public func shutdown() {
-        let open = connections.withLock { all in
-            defer { all.removeAll() }
-            return Array(all.values)
+        let open = pool.withLock { pool in
+            pool.closed = true
+            defer { pool.connections.removeAll() }
+            return Array(pool.connections.values)
         }
-        closed.withLock { $0 = true }
         for connection in open {
             connection.client.beginGracefulShutdown()
         }
     }
 
-    private func client(for endpoint: String) throws -> GRPCClient<HTTP2ClientTransport.Posix> {
-        let address = try GRPCTargetAddress(endpoint)
-        if let existing = connections.withLock({ $0[address.key]?.client }) { return existing }
-        let transport = try HTTP2ClientTransport.Posix(
-            target: address.resolvable,
-            transportSecurity: .plaintext,
-            config: .defaults { $0.backoff = .init(initial: .milliseconds(100), max: .seconds(5), multiplier: 2, jitter: 0.2) })
-        let client = GRPCClient(transport: transport)
-        let (chosen, started) = connections.withLock { all -> (GRPCClient<HTTP2ClientTransport.Posix>, Bool) in
-            if let existing = all[address.key] { return (existing.client, false) }
-            // Runs until shutdown(); the client's connections live in it.
-            let task = Task<Void, Never> { _ = try? await client.runConnections() }
-            all[address.key] = Connection(client: client, task: task)
+    /// The `host:port` of each target with a pooled client.
+    public var pooledTargets: Set<String> {
+        pool.withLock { Set($0.connections.keys) }
+    }
+
+    struct Closed: Error, CustomStringConvertible {
+        var description: String { "the cleanup transport is shut down" }
+    }
+
+    /// A client for `key` connected to one of `addresses` (all checked):
+    /// the pooled one, a new pooled one, or a one-off one when the pool is
+    /// full of busy clients. Hand it back with ``checkIn(_:_:)``.
+    private func checkOut(_ key: String, port: Int, addresses: [IPAddress]) throws -> (client: Client, pooled: Bool) {
+        let now = self.now()
+        var retired: [Client] = []
+        defer { for client in retired { client.beginGracefulShutdown() } }
+        return try pool.withLock { pool in
+            guard !pool.closed else { throw Closed() }
+            for (name, c) in pool.connections where c.inUse == 0 && now - c.lastUsed >= idleTimeout {
+                pool.connections[name] = nil
+                retired.append(c.client)
+            }
+            if var existing = pool.connections[key] {
+                if addresses.contains(existing.address) {
+                    existing.inUse += 1
+                    existing.lastUsed = now
+                    pool.connections[key] = existing
+                    return (existing.client, true)
+                }
+                // The name now resolves elsewhere: calls in flight finish
+                // on the old client; new ones go to the new address.
+                pool.connections[key] = nil
+                retired.append(existing.client)
+            }
+            guard let address = addresses.first else { throw Closed() }
+            let client = try Self.makeClient(address, port: port, authority: key)
+            if pool.connections.count >= maxClients {
+                let idle = pool.connections.filter { $0.value.inUse == 0 }
+                guard let oldest = idle.min(by: { $0.value.lastUsed < $1.value.lastUsed }) else {
+                    return (client, false)
+                }
+                pool.connections[oldest.key] = nil
+                retired.append(oldest.value.client)
+            }
+            pool.connections[key] = Connection(client: client, address: address, lastUsed: now, inUse: 1)
             return (client, true)
         }
-        if !started { client.beginGracefulShutdown() }
-        if closed.withLock({ $0 }) { chosen.beginGracefulShutdown() }
-        return chosen
+    }
+
+    private func checkIn(_ key: String, _ lease: (client: Client, pooled: Bool)) {
+        guard lease.pooled else {
+            lease.client.beginGracefulShutdown()
+            return
+        }
+        let now = self.now()
+        pool.withLock { pool in
+            guard var c = pool.connections[key], c.client === lease.client else { return }
+            c.inUse = max(0, c.inUse - 1)
+            c.lastUsed = now
+            pool.connections[key] = c
+        }
+    }
+
+    /// A client connected to `address`, naming `authority` (the target's own
+    /// `host:port`) in `:authority`; its connections run in a task until the
+    /// client is shut down.
+    private static func makeClient(_ address: IPAddress, port: Int, authority: String) throws -> Client {
+        let target: any ResolvableTarget = address.isIPv4
+            ? ResolvableTargets.IPv4.ipv4(address: address.description, port: port)
+            : ResolvableTargets.IPv6.ipv6(address: address.description, port: port)
+        let transport = try HTTP2ClientTransport.Posix(
+            target: target,
+            transportSecurity: .plaintext,
+            config: .defaults {
+                $0.backoff = .init(initial: .milliseconds(100), max: .seconds(5), multiplier: 2, jitter: 0.2)
+                $0.http2.authority = authority
+            })
+        let client = GRPCClient(transport: transport)
+        Task<Void, Never> { _ = try? await client.runConnections() }
+        return client
     }
 
     static func message(_ r: CleanupRequest) -> DistributedGc_CleanupRequest {
@@ -126,7 +237,7 @@ struct GRPCTargetAddress: Hashable, Sendable {
             host = String(hostPort[hostPort.index(after: hostPort.startIndex)..<close])
             let rest = hostPort[hostPort.index(after: close)...]
             guard rest.first == ":", let port = Int(rest.dropFirst()), (1...65535).contains(port) else {
-                throw Invalid(description: "'\(endpoint)' is not [ipv6]:port")
+                throw Invalid(description: "'\(CleanupEndpointText.redacted(endpoint))' is not [ipv6]:port")
             }
             self.port = port
             isIPv6 = true
@@ -134,7 +245,7 @@ struct GRPCTargetAddress: Hashable, Sendable {
         }
         let parts = hostPort.split(separator: ":", omittingEmptySubsequences: false)
         guard parts.count == 2, !parts[0].isEmpty, let port = Int(parts[1]), (1...65535).contains(port) else {
-            throw Invalid(description: "'\(endpoint)' is not host:port")
+            throw Invalid(description: "'\(CleanupEndpointText.redacted(endpoint))' is not host:port")
         }
         host = String(parts[0])
         self.port = port
@@ -142,13 +253,4 @@ struct GRPCTargetAddress: Hashable, Sendable {
     }
 
     var key: String { isIPv6 ? "[\(host)]:\(port)" : "\(host):\(port)" }
-
-    var resolvable: any ResolvableTarget {
-        if isIPv6 {
-            let target: ResolvableTargets.IPv6 = .ipv6(host: host, port: port)
-            return target
-        }
-        let target: ResolvableTargets.DNS = .dns(host: host, port: port)
-        return target
-    }
 }

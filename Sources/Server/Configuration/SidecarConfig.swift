@@ -29,6 +29,14 @@ public struct SidecarConfig: Hashable, Sendable {
     /// an endpoint's breaker, default 5; 0 = off) and
     /// `GC_CLEANUP_BREAKER_COOLDOWN_MS` (default 10,000).
     public var cleanupLimits = CleanupLimits()
+    /// Where cleanups may be sent (`GC_CLEANUP_ALLOW`, default: no
+    /// allowlist). Comma-separated host patterns (`files.internal`,
+    /// `*.svc.cluster.local`) and networks (`10.0.0.0/8`, `fd00::/8`,
+    /// `127.0.0.1/32`); when set, a cleanup endpoint's host must match a
+    /// pattern or resolve only into the networks. Link-local and cloud
+    /// metadata addresses and names, `0.0.0.0/8`, multicast and broadcast
+    /// are denied with or without it (``EgressPolicy``).
+    public var cleanupEgress = EgressPolicy()
     /// Leases named in one expire decision (`GC_REAP_BATCH_SIZE`, default 500).
     public var reapBatchSize: UInt64 = 500
     /// Pause between two expire decisions of one reaper pass
@@ -114,7 +122,8 @@ public struct SidecarConfig: Hashable, Sendable {
     /// | GC_CLEANUP_TIMEOUT | seconds | 30 |
     /// | GC_CLEANUP_MAX_RETRIES | count | 3 |
     /// | GC_CLEANUP_RETRY_DELAY | seconds | 5 |
-    /// | GC_CLEANUP_MAX_CONCURRENCY | count | 64 |
+    /// | GC_CLEANUP_MAX_CONCURRENCY | count | 256 |
+    /// | GC_CLEANUP_ALLOW | host patterns and CIDRs, comma-separated | none: all but the default denials |
     /// | GC_ENDED_LEASE_RETENTION | seconds | 3600 |
     /// | GC_STORAGE_BACKEND | sqlite or memory | sqlite |
     /// | GC_DATA_DIR | directory | ./gc-data/GC_NODE_ID |
@@ -159,6 +168,7 @@ public struct SidecarConfig: Hashable, Sendable {
         cleanupLimits.endpointRatePerSecond = Double(try r.count("GC_CLEANUP_ENDPOINT_RATE", default: UInt64(cleanupLimits.endpointRatePerSecond), range: 0...1_000_000))
         cleanupLimits.breakerFailures = Int(try r.count("GC_CLEANUP_BREAKER_FAILURES", default: UInt64(cleanupLimits.breakerFailures), range: 0...1_000_000))
         cleanupLimits.breakerCooldownMilliseconds = Int64(try r.count("GC_CLEANUP_BREAKER_COOLDOWN_MS", default: UInt64(cleanupLimits.breakerCooldownMilliseconds), range: 10...86_400_000))
+        cleanupEgress = try r.egressPolicy("GC_CLEANUP_ALLOW")
         reapBatchSize = try r.count("GC_REAP_BATCH_SIZE", default: reapBatchSize, range: 1...UInt64(LeaseLimits.maxExpireBatch))
         reapBatchPauseMilliseconds = try r.count("GC_REAP_BATCH_PAUSE_MS", default: reapBatchPauseMilliseconds, range: 0...60_000)
         limits.endedRetentionSeconds = try r.count("GC_ENDED_LEASE_RETENTION", default: limits.endedRetentionSeconds, range: 0...(30 * 86_400))
@@ -243,6 +253,15 @@ struct EnvironmentReader {
             throw .init(variable: key, message: "'\(v.prefix(40))' is invalid: expected a whole number in \(range.lowerBound)...\(range.upperBound)\(unit)")
         }
         return n
+    }
+
+    func egressPolicy(_ key: String) throws(SidecarConfig.Error) -> EgressPolicy {
+        guard let v = raw(key) else { return EgressPolicy() }
+        do {
+            return try EgressPolicy(allowlist: v)
+        } catch {
+            throw .init(variable: key, message: "\(error); expected comma-separated host patterns and networks, e.g. localhost,*.svc.cluster.local,10.0.0.0/8")
+        }
     }
 
     func storageBackend() throws(SidecarConfig.Error) -> SidecarConfig.StorageBackend {

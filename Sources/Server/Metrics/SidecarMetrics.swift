@@ -36,6 +36,8 @@ public final class SidecarMetrics: Sendable {
     private let breakerOpened: CoreMetrics.Counter
     private let breakerClosed: CoreMetrics.Counter
     private let openBreakers = Mutex(0)
+    private let egressDeniedAtCreate: CoreMetrics.Counter
+    private let egressDeniedAtConnect: CoreMetrics.Counter
     private let openBreakersGauge: CoreMetrics.Gauge
     private let peerFailures = Mutex<[String: CoreMetrics.Counter]>([:])
     private let peerDrops = Mutex<[String: CoreMetrics.Counter]>([:])
@@ -76,6 +78,8 @@ public final class SidecarMetrics: Sendable {
         breakerOpened = CoreMetrics.Counter(label: "gc_cleanup_breaker_transitions_total", dimensions: [("to", "open")], factory: factory)
         breakerClosed = CoreMetrics.Counter(label: "gc_cleanup_breaker_transitions_total", dimensions: [("to", "closed")], factory: factory)
         openBreakersGauge = CoreMetrics.Gauge(label: "gc_cleanup_breakers_open", factory: factory)
+        egressDeniedAtCreate = CoreMetrics.Counter(label: "gc_cleanup_egress_denied_total", dimensions: [("stage", EgressStage.create.rawValue)], factory: factory)
+        egressDeniedAtConnect = CoreMetrics.Counter(label: "gc_cleanup_egress_denied_total", dimensions: [("stage", EgressStage.connect.rawValue)], factory: factory)
     }
 
     /// Raft's state on this node (`gc_raft_term`, `gc_raft_is_leader`,
@@ -164,6 +168,15 @@ public final class SidecarMetrics: Sendable {
             return n
         }
         openBreakersGauge.record(Int64(open))
+    }
+
+    /// A cleanup endpoint refused by the egress policy
+    /// (`gc_cleanup_egress_denied_total{stage=create|connect}`).
+    public func recordEgressDenied(stage: EgressStage) {
+        switch stage {
+        case .create: egressDeniedAtCreate.increment()
+        case .connect: egressDeniedAtConnect.increment()
+        }
     }
 
     /// A write that could not be proposed (store unavailable).

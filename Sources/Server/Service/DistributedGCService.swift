@@ -23,18 +23,22 @@ public struct DistributedGCService: DistributedGc_DistributedGCService.SimpleSer
     let nodeID: String
     let startedAt: WallTime
     let logger: Logger
+    /// The cleanup egress policy endpoints are checked against at create time.
+    let egress: CleanupEgress
     let leaderName: @Sendable () async -> String?
     /// Whether every call must carry an authenticated ``Caller`` (set by
     /// ``AuthorizationInterceptor``), checked per service here.
     let authorizationRequired: Bool
 
     /// - Parameters:
+    ///   - egress: cleanup endpoints it denies are refused with INVALID_ARGUMENT.
     ///   - leaderName: the leader's node id as this node knows it (nil while
     ///     none is known), reported by `HealthCheck` as a hint for clients.
     ///   - authorizationRequired: calls without an authenticated caller are
     ///     refused, and each caller reaches only the services the policy
     ///     grants it (the server must install ``AuthorizationInterceptor``).
     public init(store: any LeaseStore, clock: any WallClock, metrics: SidecarMetrics, nodeID: String, logger: Logger,
+                egress: CleanupEgress = CleanupEgress(),
                 leaderName: @escaping @Sendable () async -> String? = { nil }, authorizationRequired: Bool = false) {
         self.authorizationRequired = authorizationRequired
         self.store = store
@@ -43,6 +47,7 @@ public struct DistributedGCService: DistributedGc_DistributedGCService.SimpleSer
         self.nodeID = nodeID
         self.startedAt = clock.now()
         self.logger = logger
+        self.egress = egress
         self.leaderName = leaderName
     }
 
@@ -54,11 +59,12 @@ public struct DistributedGCService: DistributedGc_DistributedGCService.SimpleSer
             guard let type = ObjectType(wire: request.objectType) else {
                 throw RPCError(code: .invalidArgument, message: "object_type: \(request.objectType.rawValue) is not a known object type (0 to 6, e.g. DATABASE_ROW)")
             }
+            let cleanup = request.hasCleanupConfig ? CleanupSpec(wire: request.cleanupConfig) : nil
+            if let problem = egress.problem(with: cleanup) { throw RPCError(code: .invalidArgument, message: problem) }
             let command = LeaseCommand.create(.init(
                 leaseIDSuffix: Self.randomSuffix(), object: ObjectKey(type: type, id: request.objectID),
                 serviceID: request.serviceID, durationSeconds: request.leaseDurationSeconds,
-                metadata: request.metadata,
-                cleanup: request.hasCleanupConfig ? CleanupSpec(wire: request.cleanupConfig) : nil))
+                metadata: request.metadata, cleanup: cleanup))
             guard case .created(let lease) = try await propose(command, origin: try Self.origin(request.hasOrigin ? request.origin : nil)) else { throw unexpected() }
             var response = DistributedGc_CreateLeaseResponse()
             response.leaseID = lease.id.rawValue
