@@ -13,9 +13,8 @@ public enum RefusalReason: String, Sendable, Hashable, CaseIterable, Comparable 
     /// From a node that is not in this node's configuration (for example a removed node), and
     /// not a leader this node follows.
     case notAMember = "not_a_member"
-    /// A term beyond ``RaftNode/maxTerm`` or more than ``RaftNode/maxTermJump`` ahead of this
-    /// node's, or an index, commit or hint beyond ``RaftNode/maxIndex``: no real cluster gets
-    /// there, and arithmetic on it could overflow or end elections.
+    /// A term beyond ``RaftNode/maxTerm``, or an index, commit or hint beyond
+    /// ``RaftNode/maxIndex``: no real cluster gets there, and arithmetic on it could overflow.
     case outOfRange = "out_of_range"
     /// Append entries that do not follow the previous index one by one, or whose terms go down
     /// or exceed the sender's term.
