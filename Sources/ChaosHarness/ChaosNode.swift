@@ -35,6 +35,8 @@ final class ChaosNode: Sendable {
     let directory: String
     let clock: NodeClock
     let disk = DiskFaults()
+    /// Peers' messages this node refused, by reason, over all its incarnations.
+    let refused = Mutex<[String: UInt64]>([:])
     private let life = Mutex<Life?>(nil)
     private let incarnations = Mutex(0)
     /// Set while a start or a kill is under way: they never overlap.
@@ -108,6 +110,8 @@ final class ChaosNode: Sendable {
         fabric.detach(name)
         for task in dead.tasks { task.cancel() }
         await dead.store.shutDown("node \(name) was \(reason)")
+        let counts = dead.store.refusals.byReason
+        refused.withLock { $0.merge(counts, uniquingKeysWith: +) }
         await dead.store.settleSnapshots()
         await dead.store.withStorage { ($0 as? FaultyStorage)?.close() }
     }

@@ -129,7 +129,7 @@ public final class ChaosRun: Sendable {
         report.violations += extra
         if report.passed || !options.keepFailedData { try? FileManager.default.removeItem(atPath: directory) }
         let counters = fabric.counters
-        return RunReport(
+        var result = RunReport(
             options: options, schedule: schedule, faultLog: state.withLock { $0.faultLog },
             operations: recorder.operations, deliveries: recorder.deliveries.count,
             duplicateDeliveries: report.duplicateDeliveries, leaderChanges: state.withLock { $0.leaderChanges },
@@ -137,6 +137,8 @@ public final class ChaosRun: Sendable {
             simulatedMilliseconds: settledAt - time.start, realDuration: ContinuousClock.now - began,
             violations: report.violations, undecidedLeases: report.undecidedLeases, clockErrorMs: bounds.clockErrorMs,
             dataDirectory: report.passed ? nil : directory)
+        for node in nodes { result.refusals[node.name] = node.refused.withLock { $0 } }
+        return result
     }
 
     func checkBounds() -> CheckBounds {

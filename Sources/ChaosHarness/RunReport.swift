@@ -21,6 +21,23 @@ public struct RunReport: Sendable {
     public var clockErrorMs: Int64
     /// The SQLite files of a failed run, kept for inspection.
     public var dataDirectory: String?
+    /// Peers' Raft messages each node refused, by reason (see `PeerRefusals`).
+    public var refusals: [String: [String: UInt64]] = [:]
+
+    /// `n1 reason=count,…; n2 …`, or `none`.
+    public var refusalSummary: String {
+        var parts: [String] = []
+        for (node, counts) in refusals.sorted(by: { $0.key < $1.key }) where !counts.isEmpty {
+            let list = counts.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+            parts.append("\(node) " + list.joined(separator: ","))
+        }
+        return parts.isEmpty ? "none" : parts.joined(separator: "; ")
+    }
+
+    /// Refusals of `reason` by any node.
+    public func refusalCount(_ reason: String) -> UInt64 {
+        refusals.values.reduce(0) { $0 + ($1[reason] ?? 0) }
+    }
 
     public var passed: Bool { violations.isEmpty }
 
@@ -61,6 +78,7 @@ public struct RunReport: Sendable {
             "  messages dropped \(messagesDropped), duplicated \(messagesDuplicated), delayed \(messagesDelayed)",
             "  cleanup deliveries: \(deliveries) (\(duplicateDeliveries) repeated successes, allowed: at-least-once)",
             "  simulated \(simulatedMilliseconds / 1000) s in \(seconds(realDuration))",
+            "  peer messages refused: \(refusalSummary)",
             "verdicts:",
         ]
         let broken = Set(violations.map(\.property))

@@ -4,7 +4,9 @@ import Testing
 
 /// The harness finds bugs when they exist: with an invariant deliberately
 /// broken, the checkers report it, and the report names the seed and the
-/// command that repeats it.
+/// command that repeats it. (`unsynced-acks` is the exception: it breaks
+/// Raft's own assumption, and what is checked is that the nodes refuse and
+/// report it instead of spinning.)
 @Suite struct InjectedBugTests {
     @Test func aFollowerThatReapsIsCaughtDeliveringCleanups() async throws {
         var options = ChaosOptions(seed: 11)
@@ -44,6 +46,37 @@ import Testing
         options.keepFailedData = false
         let report = try await ChaosRun(options: options).run()
         #expect(report.violations.contains { $0.property == .expiryTiming }, "\(report.text)")
+    }
+
+    /// Storage that acknowledges before it is durable (`unsynced-acks`) makes a killed node
+    /// forget entries it acknowledged. That can lose acknowledged writes by definition, so the
+    /// outcome's data is not checked here. What is checked: the Raft core no longer livelocks on
+    /// the log that went backwards (the leader used to answer the forgetful follower's
+    /// rejection with the same probe at once, forever, without a tick), and the nodes refuse and
+    /// report it: the follower refuses heartbeats committing beyond its log
+    /// (`commit_beyond_log`), the leader refuses rejections below the acknowledged index
+    /// (`reject_below_match`).
+    @Test func unsyncedAcksAreRefusedAndReportedNotSpunOn() async throws {
+        var reported: [UInt64] = []
+        for seed in UInt64(1)...12 where reported.isEmpty {
+            var options = ChaosOptions(seed: seed)
+            options.workloadSeconds = 8
+            options.settleSeconds = 20
+            options.faults = [.kill]
+            options.bugs = [.unsyncedAcks]
+            options.keepFailedData = false
+            options.realTimeLimit = .seconds(90)
+            let report = try await ChaosRun(options: options).run()
+            #expect(!report.violations.contains { $0.message.contains("did not finish within") },
+                    "seed \(seed) got stuck: \(report.text)")
+            print("unsynced-acks seed \(seed): refused \(report.refusalSummary); \(report.oneLine); "
+                + "violations (allowed here): \(report.violations.prefix(3).map { "\($0)".prefix(160) })")
+            if report.refusalCount("commit_beyond_log") + report.refusalCount("reject_below_match") > 0 {
+                reported.append(seed)
+                #expect(report.text.contains("peer messages refused:"))
+            }
+        }
+        #expect(!reported.isEmpty, "no seed in 1…12 had a node refuse and report a log that went backwards")
     }
 
     @Test func theSameSystemWithoutTheBugPasses() async throws {

@@ -29,16 +29,21 @@ struct LogAndProgressTests {
         l.commit(to: 2)
         _ = l.takeUnstable()
         let result = l.maybeAppend(prevIndex: 2, prevTerm: 1, leaderCommit: 3, entries: [Entry(term: 1, index: 3), Entry(term: 2, index: 4), Entry(term: 2, index: 5)])
-        #expect(result == 5)
+        #expect(result == .appended(lastNew: 5))
         #expect(l.committed == 3)
         #expect((1...5).map { l.term(at: $0) } == [1, 1, 1, 2, 2])
         let unstable = l.takeUnstable()
         #expect(unstable.map(\.index) == [4, 5], "only the rewritten suffix is persisted again")
         let mismatch = l.maybeAppend(prevIndex: 5, prevTerm: 1, leaderCommit: 5, entries: [])
-        #expect(mismatch == nil, "mismatching previous entry")
+        #expect(mismatch == .mismatch, "mismatching previous entry")
         let heartbeatLike = l.maybeAppend(prevIndex: 1, prevTerm: 1, leaderCommit: 1, entries: [])
-        #expect(heartbeatLike == 1)
+        #expect(heartbeatLike == .appended(lastNew: 1))
         #expect(l.committed == 3)
+        // Entries that would rewrite committed ones are refused, and change nothing.
+        let before = l.entries
+        let rewrite = l.maybeAppend(prevIndex: 3, prevTerm: 1, leaderCommit: 5, entries: [Entry(term: 9, index: 2)])
+        guard case .refused = rewrite else { Issue.record("rewriting committed entries was not refused: \(rewrite)"); return }
+        #expect(l.entries == before && l.committed == 3)
     }
 
     @Test("up-to-date comparison follows §5.4.1")

@@ -22,6 +22,9 @@ public struct RaftConfig: Sendable, Hashable {
     public var maxUncommittedEntries: Int = 10_000
     /// Size of the chunks InstallSnapshot splits a snapshot into.
     public var snapshotChunkSize: Int = 64 * 1024
+    /// Largest snapshot a follower accepts from a leader (4 GiB). A snapshot message declaring a
+    /// larger size is refused (``RefusalReason/snapshotTooLarge``) before anything is allocated.
+    public var maxSnapshotBytes: UInt64 = 4 << 30
     /// Run a pre-vote round before a real election (dissertation §9.6).
     public var preVote: Bool = true
     /// Leader steps down without a quorum's contact, and followers honour the leader lease
@@ -45,6 +48,7 @@ public struct RaftConfig: Sendable, Hashable {
         guard maxBytesPerAppend > 0 else { throw .invalid("maxBytesPerAppend must be > 0") }
         guard maxUncommittedEntries > 0 else { throw .invalid("maxUncommittedEntries must be > 0") }
         guard snapshotChunkSize > 0 else { throw .invalid("snapshotChunkSize must be > 0") }
+        guard maxSnapshotBytes > 0 else { throw .invalid("maxSnapshotBytes must be > 0") }
         guard peers.voters.isDisjoint(with: peers.learners) else {
             throw .invalid("a node cannot be both voter and learner")
         }

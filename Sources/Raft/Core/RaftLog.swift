@@ -85,19 +85,38 @@ struct RaftLog: Sendable {
         for entry in newEntries { noteConfig(entry) }
     }
 
-    /// Follower side of AppendEntries (figure 2, receiver steps 2-5). Returns the index of the last
-    /// new entry, or nil if the log does not contain `prevIndex` with `prevTerm`.
-    mutating func maybeAppend(prevIndex: UInt64, prevTerm: UInt64, leaderCommit: UInt64, entries newEntries: [Entry]) -> UInt64? {
-        guard matchTerm(prevIndex, prevTerm) else { return nil }
-        let lastNew = prevIndex + UInt64(newEntries.count)
+    /// What ``maybeAppend(prevIndex:prevTerm:leaderCommit:entries:)`` did.
+    enum AppendResult: Equatable {
+        /// The entries are in the log; `lastNew` is the index of the last of them.
+        case appended(lastNew: UInt64)
+        /// The log does not hold `prevIndex` with `prevTerm` (the leader backs off).
+        case mismatch
+        /// Nothing changed: the entries would overwrite committed ones or leave a gap.
+        case refused(String)
+    }
+
+    /// Follower side of AppendEntries (figure 2, receiver steps 2-5). `newEntries` must follow
+    /// `prevIndex` one by one (admission checks it); anything that would rewrite committed
+    /// entries or leave a gap is refused without changing the log.
+    mutating func maybeAppend(prevIndex: UInt64, prevTerm: UInt64, leaderCommit: UInt64, entries newEntries: [Entry]) -> AppendResult {
+        guard matchTerm(prevIndex, prevTerm) else { return .mismatch }
+        let (lastNew, overflow) = prevIndex.addingReportingOverflow(UInt64(newEntries.count))
+        guard !overflow else { return .refused("previous index \(prevIndex) plus \(newEntries.count) entries overflows") }
         let conflict = findConflict(newEntries)
         if conflict != 0 {
-            precondition(conflict > committed, "conflicting entry \(conflict) at or below commit \(committed)")
+            guard conflict > committed else {
+                return .refused("entry \(conflict) conflicts with the log at or below the commit index \(committed)")
+            }
+            guard conflict > prevIndex, conflict - (prevIndex + 1) < UInt64(newEntries.count) else {
+                return .refused("conflicting entry \(conflict) is not among the entries after \(prevIndex)")
+            }
             let offset = Int(conflict - (prevIndex + 1))
-            truncateAndAppend(Array(newEntries[offset...]))
+            guard truncateAndAppend(Array(newEntries[offset...])) else {
+                return .refused("entries from \(conflict) would leave a gap after the last index \(lastIndex)")
+            }
         }
-        commit(to: min(leaderCommit, lastNew))
-        return lastNew
+        commit(to: min(leaderCommit, lastNew, lastIndex))
+        return .appended(lastNew: lastNew)
     }
 
     /// First index whose entry differs from ours (or is new), or 0 if all are present.
@@ -108,9 +127,11 @@ struct RaftLog: Sendable {
         return 0
     }
 
-    private mutating func truncateAndAppend(_ newEntries: [Entry]) {
-        guard let first = newEntries.first else { return }
-        precondition(first.index > snapshotIndex && first.index <= lastIndex + 1, "append leaves a gap")
+    /// Replaces the log from `newEntries.first.index` on; returns false (changing nothing) if that
+    /// would leave a gap or rewrite the snapshot.
+    private mutating func truncateAndAppend(_ newEntries: [Entry]) -> Bool {
+        guard let first = newEntries.first else { return true }
+        guard first.index > snapshotIndex && first.index <= lastIndex + 1 else { return false }
         if first.index <= lastIndex {
             entries.removeLast(Int(lastIndex - first.index + 1))
             configs.removeAll(where: { $0.index >= first.index })
@@ -118,6 +139,7 @@ struct RaftLog: Sendable {
         }
         entries.append(contentsOf: newEntries)
         for entry in newEntries { noteConfig(entry) }
+        return true
     }
 
     private mutating func noteConfig(_ entry: Entry) {
@@ -154,10 +176,15 @@ struct RaftLog: Sendable {
 
     // MARK: Commit, persistence and application
 
-    mutating func commit(to index: UInt64) {
-        guard index > committed else { return }
-        precondition(index <= lastIndex, "commit \(index) beyond last index \(lastIndex)")
+    /// Advances the commit index to `index`. Returns false (changing nothing) for an index beyond
+    /// the log: only entries this node holds can be committed here. Callers bound the index
+    /// (a heartbeat's commit beyond the log is refused at admission).
+    @discardableResult
+    mutating func commit(to index: UInt64) -> Bool {
+        guard index > committed else { return true }
+        guard index <= lastIndex else { return false }
         committed = index
+        return true
     }
 
     var hasUnstable: Bool { unstableFrom <= lastIndex }
@@ -198,8 +225,10 @@ struct RaftLog: Sendable {
     }
 
     /// Replaces the whole log with a snapshot received from the leader (Raft §7, figure 13 step 7).
-    mutating func restore(_ metadata: SnapshotMetadata) {
-        precondition(metadata.index > committed, "restoring a snapshot at or below the commit index")
+    /// Returns false (changing nothing) for a snapshot at or below the commit index, which would
+    /// undo committed entries (the caller answers such snapshots without restoring).
+    mutating func restore(_ metadata: SnapshotMetadata) -> Bool {
+        guard metadata.index > committed, metadata.index < UInt64.max else { return false }
         entries = []
         snapshotIndex = metadata.index
         snapshotTerm = metadata.term
@@ -208,5 +237,6 @@ struct RaftLog: Sendable {
         committed = metadata.index
         applying = metadata.index
         unstableFrom = metadata.index + 1
+        return true
     }
 }

@@ -67,6 +67,9 @@ extension RaftNode {
     mutating func sendAppend(to peer: NodeID, sendIfEmpty: Bool) -> Bool {
         guard role == .leader, let pr = progress[peer], !pr.isPaused else { return false }
         let prevIndex = pr.next - 1
+        // Admission keeps every follower's progress within this log (acknowledgements beyond
+        // it are refused), so only compaction leaves `prevTerm` unknown.
+        guard prevIndex <= log.lastIndex else { return false }
         guard let prevTerm = log.term(at: prevIndex) else {
             return sendSnapshot(to: peer)
         }
@@ -215,9 +218,15 @@ extension RaftNode {
             send(Message(type: .appendResponse, from: id, to: m.from, term: term, index: log.committed))
             return
         }
-        if let lastNew = log.maybeAppend(prevIndex: m.index, prevTerm: m.logTerm, leaderCommit: m.commit, entries: m.entries) {
+        switch log.maybeAppend(prevIndex: m.index, prevTerm: m.logTerm, leaderCommit: m.commit, entries: m.entries) {
+        case .appended(let lastNew):
             send(Message(type: .appendResponse, from: id, to: m.from, term: term, index: lastNew))
             return
+        case .refused(let why):
+            refuse(m, .conflictBelowCommit, why)
+            return
+        case .mismatch:
+            break
         }
         let hint = log.findConflictByTerm(index: min(m.index, log.lastIndex), term: m.logTerm)
         send(Message(
@@ -227,6 +236,7 @@ extension RaftNode {
     }
 
     mutating func handleHeartbeat(_ m: Message) {
+        // Admission refuses a commit beyond the log (this node lost acknowledged entries).
         log.commit(to: min(m.commit, log.lastIndex))
         send(Message(type: .heartbeatResponse, from: id, to: m.from, term: term, readSeq: m.readSeq))
     }

@@ -67,7 +67,11 @@ extension RaftNode {
         if snapshotReceiver?.belongs(chunk, term: m.term, from: m.from) != true {
             snapshotReceiver = SnapshotReceiver(term: m.term, from: m.from, chunk: chunk)
         }
-        snapshotReceiver?.add(chunk)
+        guard snapshotReceiver?.add(chunk) == true else {
+            // Admission refuses such chunks; this only guards the receiver's bound.
+            refuse(m, .malformedSnapshot, "chunk at offset \(chunk.offset) does not fit a snapshot of \(chunk.totalSize) bytes")
+            return
+        }
         guard let data = snapshotReceiver?.assembled(), let metadata = snapshotReceiver?.metadata else { return }
         snapshotReceiver = nil
         installSnapshot(Snapshot(metadata: metadata, data: data), from: m.from)
@@ -87,7 +91,11 @@ extension RaftNode {
             send(Message(type: .appendResponse, from: id, to: leader, term: term, index: log.committed))
             return
         }
-        log.restore(meta)
+        guard log.restore(meta) else {
+            // Unreachable: a snapshot at or below the commit index was answered above.
+            send(Message(type: .appendResponse, from: id, to: leader, term: term, index: log.committed))
+            return
+        }
         latestSnapshot = snapshot
         receivedSnapshot = snapshot
         send(Message(type: .appendResponse, from: id, to: leader, term: term, index: log.lastIndex))

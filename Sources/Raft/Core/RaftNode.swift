@@ -56,6 +56,12 @@ public struct RaftNode: Sendable {
     /// The snapshot at `log.snapshotIndex` (with data), sent to followers that lag behind it.
     var latestSnapshot: Snapshot?
 
+    // Refused peers' messages (RaftNode+Admission).
+    /// Count of refused messages by reason, since start.
+    var refusedCounts: [RefusalReason: UInt64] = [:]
+    /// The refusal of the message being stepped, if any.
+    var stepRefusal: Refusal?
+
     // Outputs, drained by `ready()`.
     var messages: [Message] = []
     var readStates: [ReadState] = []
@@ -123,7 +129,8 @@ public struct RaftNode: Sendable {
             id: id, term: term, vote: vote, role: role, leaderID: leaderID,
             commit: log.committed, applied: log.applied, lastIndex: log.lastIndex,
             snapshotIndex: log.snapshotIndex, conf: log.conf, progress: peers,
-            leadTransferee: leadTransferee == 0 ? nil : leadTransferee
+            leadTransferee: leadTransferee == 0 ? nil : leadTransferee,
+            refused: refusedCounts
         )
     }
 
@@ -149,8 +156,35 @@ public struct RaftNode: Sendable {
     /// currentTerm: set currentTerm = T, convert to follower"), with the exceptions for pre-vote
     /// (§9.6) and the leader lease (§4.2.3: a node that heard from a leader within the minimum
     /// election timeout ignores RequestVote).
-    public mutating func step(_ m: Message) {
-        guard m.to == id, m.from != id, m.from != 0 else { return }
+    ///
+    /// A message no correct peer sends, or that contradicts this node's state (see
+    /// ``RefusalReason``), is refused: it changes nothing, is counted in ``RaftStatus/refused``,
+    /// and the refusal is returned for the driver to log. Returns nil for a message handled
+    /// (which includes stale messages ignored as Raft prescribes).
+    @discardableResult
+    public mutating func step(_ m: Message) -> Refusal? {
+        stepRefusal = nil
+        if let refusal = admissionRefusal(m) {
+            refuse(refusal)
+        } else {
+            handle(m)
+        }
+        return stepRefusal
+    }
+
+    /// Records a refused message (see ``step(_:)``).
+    mutating func refuse(_ refusal: Refusal) {
+        refusedCounts[refusal.reason, default: 0] += 1
+        stepRefusal = refusal
+    }
+
+    /// Records a refusal found by a handler, after admission (a last line of defence: admission
+    /// refuses such messages before they change anything).
+    mutating func refuse(_ m: Message, _ reason: RefusalReason, _ detail: String) {
+        refuse(Refusal(reason: reason, type: m.type, from: m.from, term: m.term, detail: detail))
+    }
+
+    private mutating func handle(_ m: Message) {
         if m.term > term {
             if m.type == .vote || m.type == .preVote {
                 let inLease = config.checkQuorum && leader != 0 && electionElapsed < config.electionTick

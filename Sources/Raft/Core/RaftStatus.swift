@@ -15,4 +15,9 @@ public struct RaftStatus: Sendable, Hashable {
     public var progress: [NodeID: PeerProgress]
     /// Leader only: the target of a leadership transfer in progress.
     public var leadTransferee: NodeID?
+    /// Peers' messages this node refused since it started, by reason (see ``RefusalReason``).
+    public var refused: [RefusalReason: UInt64] = [:]
+
+    /// Messages refused since start, all reasons together.
+    public var refusedTotal: UInt64 { refused.values.reduce(0, +) }
 }

@@ -18,5 +18,8 @@ public struct SnapshotChunk: Sendable, Hashable {
     }
 
     /// True for the chunk that completes the snapshot.
-    public var isLast: Bool { offset + UInt64(data.count) == totalSize }
+    public var isLast: Bool {
+        let (end, overflow) = offset.addingReportingOverflow(UInt64(data.count))
+        return !overflow && end == totalSize
+    }
 }

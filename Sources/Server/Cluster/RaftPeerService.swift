@@ -14,29 +14,44 @@ struct RaftPeerService: DistributedGc_Raft_RaftPeer.SimpleServiceProtocol {
     func stream(
         request: RPCAsyncSequence<DistributedGc_Raft_MessageBatch, any Error>, context: ServerContext
     ) async throws -> DistributedGc_Raft_StreamClosed {
-        var undecodable = 0
         var authorizedName: String?
         for try await batch in request {
             if batch.fromName != authorizedName {
                 try authorization?.check(claimedName: batch.fromName, claimedID: batch.fromID, context)
                 authorizedName = batch.fromName
             }
-            var messages: [Message] = []
-            messages.reserveCapacity(batch.messages.count)
-            for record in batch.messages {
-                if let message = RaftMessageCoding.message(record), message.from == batch.fromID {
-                    messages.append(message)
-                } else {
-                    undecodable += 1
-                }
-            }
-            if undecodable == 1 {
-                logger.warning("dropping peer messages that do not decode (is the peer another version?)",
-                               metadata: ["peer": "\(batch.fromName)"])
-            }
-            await store.receive(messages)
+            await Self.deliver(batch, to: store)
         }
         return DistributedGc_Raft_StreamClosed()
+    }
+
+    /// Decodes a peer's batch and steps its messages into `store`. A message
+    /// that does not decode (a peer of another version?), whose `from` is not
+    /// the batch's sender, or that is addressed to another node is dropped,
+    /// counted and logged once per reason (``PeerRefusals``); the Raft core
+    /// refuses the rest of what no correct peer sends.
+    static func deliver(_ batch: DistributedGc_Raft_MessageBatch, to store: RaftLeaseStore) async {
+        let refusals = store.refusals
+        let local = store.cluster.local.id
+        let peer = String(batch.fromName.prefix(64))
+        var messages: [Message] = []
+        messages.reserveCapacity(batch.messages.count)
+        for record in batch.messages {
+            guard let message = RaftMessageCoding.message(record) else {
+                refusals.record(.undecodable, peer: peer, detail: "message type \(record.type) or an entry kind is unknown (is the peer another version?)")
+                continue
+            }
+            guard message.from == batch.fromID else {
+                refusals.record(.senderMismatch, peer: peer, detail: "a \(message.type) from \(String(message.from, radix: 16)) in a batch from \(String(batch.fromID, radix: 16))")
+                continue
+            }
+            guard message.to == local else {
+                refusals.record(RefusalReason.wrongRecipient.rawValue, peer: peer, detail: "a \(message.type) addressed to \(String(message.to, radix: 16)), this node is \(String(local, radix: 16))")
+                continue
+            }
+            messages.append(message)
+        }
+        await store.receive(messages)
     }
 
     func forward(request: DistributedGc_Raft_ForwardRequest, context: ServerContext) async throws -> DistributedGc_Raft_ForwardResponse {

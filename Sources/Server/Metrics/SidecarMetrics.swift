@@ -41,6 +41,7 @@ public final class SidecarMetrics: Sendable {
     private let openBreakersGauge: CoreMetrics.Gauge
     private let peerFailures = Mutex<[String: CoreMetrics.Counter]>([:])
     private let peerDrops = Mutex<[String: CoreMetrics.Counter]>([:])
+    private let refusedPeerMessages = Mutex<[String: CoreMetrics.Counter]>([:])
     private let observed = Mutex(LeaseStats())
     private let requestTimers = Mutex<[String: Metrics.Timer]>([:])
 
@@ -106,6 +107,17 @@ public final class SidecarMetrics: Sendable {
     /// (`gc_peer_messages_dropped_total{peer=…}`).
     public func recordDroppedPeerMessages(peer: String, count: Int) {
         perPeer(peerDrops, "gc_peer_messages_dropped_total", peer).increment(by: Int64(count))
+    }
+
+    /// A peer's Raft message this node refused (`gc_raft_refused_messages_total{reason=…}`).
+    /// Reasons are a fixed set (``PeerRefusals``), not peer input.
+    public func recordRefusedPeerMessage(reason: String) {
+        refusedPeerMessages.withLock { counters in
+            if let c = counters[reason] { return c }
+            let c = CoreMetrics.Counter(label: "gc_raft_refused_messages_total", dimensions: [("reason", reason)], factory: factory)
+            counters[reason] = c
+            return c
+        }.increment()
     }
 
     private func perPeer(_ counters: borrowing Mutex<[String: CoreMetrics.Counter]>, _ label: String, _ peer: String) -> CoreMetrics.Counter {

@@ -29,13 +29,19 @@ extension RaftLeaseStore {
     }
 
     /// Steps messages a peer sent; they are handled in the next drain, with
-    /// whatever else arrived meanwhile (one persist for all).
+    /// whatever else arrived meanwhile (one persist for all). Messages the
+    /// Raft core refuses (not addressed here, from a non-member, malformed,
+    /// or contradicting this node's log: ``RefusalReason``) change nothing;
+    /// they are counted and logged once per reason (``refusals``).
     public func receive(_ messages: [Message]) {
         guard started, fault == nil, !messages.isEmpty else { return }
         let now = clock.now()
-        for message in messages where message.to == cluster.local.id {
-            lastHeard[message.from] = now
-            node.step(message)
+        for message in messages {
+            if let refusal = node.step(message) {
+                refusals.record(refusal, peer: name(of: message.from))
+            } else {
+                lastHeard[message.from] = now
+            }
         }
         scheduleDrain()
     }

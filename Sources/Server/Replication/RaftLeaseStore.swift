@@ -49,6 +49,8 @@ public actor RaftLeaseStore: LeaseStore {
     var lastHeard: [NodeID: WallTime] = [:]
     /// This node's client session for forwarded writes.
     var session: ForwardingSession
+    /// Peers' messages this node refused: counted, and logged once per reason.
+    public nonisolated let refusals: PeerRefusals
     nonisolated let cleanupGate = Mutex(CleanupGate())
     nonisolated let faultDescription = Mutex<String?>(nil)
 
@@ -112,6 +114,7 @@ public actor RaftLeaseStore: LeaseStore {
         self.limits = limits
         self.clock = clock
         self.logger = logger
+        self.refusals = PeerRefusals(logger: logger, metrics: cluster.metrics)
         self.events = events
         self.onApply = onApply
         self.snapshotThreshold = max(1, snapshotThreshold)
