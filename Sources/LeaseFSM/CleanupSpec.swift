@@ -79,10 +79,11 @@ public enum EndpointSyntax {
         return parts.count == 1 || isPort(parts[1])
     }
 
-    /// True for `host:port` and `host:port/anything` (the gRPC target form of SPEC.md).
+    /// True for `host:port` and `host:port/anything` (the gRPC target form of
+    /// SPEC.md), optionally after `grpc://` (plaintext) or `grpcs://` (TLS).
     public static func isGRPCTarget(_ s: String) -> Bool {
         guard !s.contains(where: { $0.isWhitespace || $0.isNewline }) else { return false }
-        let hostPort = s.prefix { $0 != "/" }
+        let hostPort = withoutGRPCScheme(s).prefix { $0 != "/" }
         if hostPort.hasPrefix("[") {
             guard let close = hostPort.firstIndex(of: "]") else { return false }
             let after = hostPort[hostPort.index(after: close)...]
@@ -91,6 +92,17 @@ public enum EndpointSyntax {
         let parts = hostPort.split(separator: ":", omittingEmptySubsequences: false)
         return parts.count == 2 && isHostName(parts[0]) && isPort(parts[1])
     }
+
+    /// `s` without a leading `grpc://` or `grpcs://` (any case).
+    public static func withoutGRPCScheme(_ s: String) -> Substring {
+        let lower = s.prefix(8).lowercased()
+        if lower.hasPrefix("grpcs://") { return s.dropFirst(8) }
+        if lower.hasPrefix("grpc://") { return s.dropFirst(7) }
+        return Substring(s)
+    }
+
+    /// Whether a gRPC target asks for TLS (`grpcs://`).
+    public static func isTLSGRPCTarget(_ s: String) -> Bool { s.prefix(8).lowercased() == "grpcs://" }
 
     static func isPort(_ s: Substring) -> Bool {
         guard !s.isEmpty, s.count <= 5, s.allSatisfy({ $0.isASCII && $0.isNumber }), let n = Int(s) else {

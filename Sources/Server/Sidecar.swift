@@ -69,7 +69,7 @@ public struct Sidecar: Sendable {
         dispatcher = CleanupDispatcher(
             store: store,
             transport: transport ?? RoutingCleanupTransport(
-                http: HTTPCleanupTransport(nodeName: config.nodeID, egress: egress), grpc: GRPCCleanupTransport(egress: egress)),
+                http: HTTPCleanupTransport(nodeName: config.nodeID, egress: egress), grpc: GRPCCleanupTransport(egress: egress, tlsCAFile: config.security.cleanupCAFile)),
             timeout: .seconds(Int64(config.cleanupTimeoutSeconds)),
             limits: config.cleanupLimits, metrics: metrics, logger: logger,
             seed: seed ?? UInt64.random(in: .min ... .max))

@@ -5,7 +5,10 @@ import LeaseFSM
 import Synchronization
 
 /// Delivers cleanups to gRPC targets: `distributed_gc.CleanupHandler/Cleanup`
-/// (proto/cleanup.proto) on the target's `host:port`, plaintext HTTP/2.
+/// (proto/cleanup.proto) on the target's `host:port`: plaintext HTTP/2, or
+/// TLS for `grpcs://host:port` and for every target when a CA bundle is
+/// configured (`GC_CLEANUP_TLS_CA_FILE`; the server's certificate must then
+/// chain to it and name the target's host).
 ///
 /// One client (one connection, reconnecting with backoff) is kept per
 /// `host:port`, connected to the address the egress check approved (the
@@ -43,15 +46,18 @@ public final class GRPCCleanupTransport: CleanupTransport {
 
     public let maxClients: Int
     public let idleTimeout: Duration
+    /// CA bundle for TLS targets; when set, every target is called over TLS.
+    public let tlsCAFile: String?
     let egress: CleanupEgress
     private let now: @Sendable () -> ContinuousClock.Instant
     private let pool = Mutex(Pool())
 
     /// - Parameter now: the clock idle times are measured on (tests inject one).
     public init(egress: CleanupEgress = CleanupEgress(), maxClients: Int = GRPCCleanupTransport.defaultMaxClients,
-                idleTimeout: Duration = GRPCCleanupTransport.defaultIdleTimeout,
+                idleTimeout: Duration = GRPCCleanupTransport.defaultIdleTimeout, tlsCAFile: String? = nil,
                 now: @escaping @Sendable () -> ContinuousClock.Instant = { ContinuousClock.now }) {
         self.egress = egress
+        self.tlsCAFile = tlsCAFile
         self.maxClients = max(1, maxClients)
         self.idleTimeout = idleTimeout
         self.now = now
@@ -82,11 +88,11 @@ public final class GRPCCleanupTransport: CleanupTransport {
         }
         let lease: (client: Client, pooled: Bool)
         do {
-            lease = try checkOut(address.key, port: address.port, addresses: checked)
+            lease = try checkOut(address, addresses: checked)
         } catch {
             return .failed(reason: "cannot open a connection to \(shown): \(error)", permanent: false)
         }
-        defer { checkIn(address.key, lease) }
+        defer { checkIn(poolKey(address), lease) }
         var options = CallOptions.defaults
         // One deadline for the attempt, resolution included.
         options.timeout = max(.milliseconds(1), timeout - (ContinuousClock.now - start))
@@ -122,6 +128,11 @@ public final class GRPCCleanupTransport: CleanupTransport {
         }
     }
 
+    /// The pool's key of a target: its `host:port`, marked when called over TLS.
+    func poolKey(_ target: GRPCTargetAddress) -> String {
+        (target.tls ?? (tlsCAFile != nil)) ? "tls:" + target.key : target.key
+    }
+
     /// The `host:port` of each target with a pooled client.
     public var pooledTargets: Set<String> {
         pool.withLock { Set($0.connections.keys) }
@@ -134,7 +145,10 @@ public final class GRPCCleanupTransport: CleanupTransport {
     /// A client for `key` connected to one of `addresses` (all checked):
     /// the pooled one, a new pooled one, or a one-off one when the pool is
     /// full of busy clients. Hand it back with ``checkIn(_:_:)``.
-    private func checkOut(_ key: String, port: Int, addresses: [IPAddress]) throws -> (client: Client, pooled: Bool) {
+    private func checkOut(_ target: GRPCTargetAddress, addresses: [IPAddress]) throws -> (client: Client, pooled: Bool) {
+        let key = poolKey(target)
+        let tls = target.tls ?? (tlsCAFile != nil)
+        let caFile = tlsCAFile
         let now = self.now()
         var retired: [Client] = []
         defer { for client in retired { client.beginGracefulShutdown() } }
@@ -157,7 +171,8 @@ public final class GRPCCleanupTransport: CleanupTransport {
                 retired.append(existing.client)
             }
             guard let address = addresses.first else { throw Closed() }
-            let client = try Self.makeClient(address, port: port, authority: key)
+            let client = try Self.makeClient(address, port: target.port, authority: target.key, tls: tls, caFile: caFile,
+                                             hostIsAddress: IPAddress(target.host) != nil)
             if pool.connections.count >= maxClients {
                 let idle = pool.connections.filter { $0.value.inUse == 0 }
                 guard let oldest = idle.min(by: { $0.value.lastUsed < $1.value.lastUsed }) else {
@@ -188,16 +203,25 @@ public final class GRPCCleanupTransport: CleanupTransport {
     /// A client connected to `address`, naming `authority` (the target's own
     /// `host:port`) in `:authority`; its connections run in a task until the
     /// client is shut down.
-    private static func makeClient(_ address: IPAddress, port: Int, authority: String) throws -> Client {
+    ///
+    /// With `tls`, the server's certificate must chain to `caFile` (else the
+    /// system's roots) and name the target's host; a target given as an IP
+    /// address sends no server name (TLS has none for addresses) and is
+    /// checked against the CA only.
+    private static func makeClient(_ address: IPAddress, port: Int, authority: String, tls: Bool, caFile: String?,
+                                   hostIsAddress: Bool) throws -> Client {
         let target: any ResolvableTarget = address.isIPv4
             ? ResolvableTargets.IPv4.ipv4(address: address.description, port: port)
             : ResolvableTargets.IPv6.ipv6(address: address.description, port: port)
         let transport = try HTTP2ClientTransport.Posix(
             target: target,
-            transportSecurity: .plaintext,
+            transportSecurity: tls ? .tls(.init(
+                certificateChain: [], privateKey: nil,
+                serverCertificateVerification: hostIsAddress ? .noHostnameVerification : .fullVerification,
+                trustRoots: caFile.map { .certificates([.file(path: $0, format: .pem)]) } ?? .systemDefault)) : .plaintext,
             config: .defaults {
                 $0.backoff = .init(initial: .milliseconds(100), max: .seconds(5), multiplier: 2, jitter: 0.2)
-                $0.http2.authority = authority
+                if !(tls && hostIsAddress) { $0.http2.authority = authority }
             })
         let client = GRPCClient(transport: transport)
         Task<Void, Never> { _ = try? await client.runConnections() }
@@ -227,12 +251,17 @@ struct GRPCTargetAddress: Hashable, Sendable {
     var port: Int
     var isIPv6: Bool
 
+    /// `grpcs://`: true; `grpc://`: false; no scheme: nil (the node's default).
+    var tls: Bool?
+
     struct Invalid: Error, CustomStringConvertible {
         var description: String
     }
 
     init(_ endpoint: String) throws {
-        let hostPort = endpoint.prefix { $0 != "/" }
+        let lower = endpoint.prefix(8).lowercased()
+        tls = lower.hasPrefix("grpcs://") ? true : (lower.hasPrefix("grpc://") ? false : nil)
+        let hostPort = EndpointSyntax.withoutGRPCScheme(endpoint).prefix { $0 != "/" }
         if hostPort.hasPrefix("["), let close = hostPort.firstIndex(of: "]") {
             host = String(hostPort[hostPort.index(after: hostPort.startIndex)..<close])
             let rest = hostPort[hostPort.index(after: close)...]
