@@ -210,6 +210,20 @@ struct CleanupEgressTests {
         #expect(log.all == [.connect])
     }
 
+    @Test("a gRPC target whose name has several addresses is reached on the one that answers")
+    func grpcNextAddress() async throws {
+        let handler = CleanupHandlerSink()
+        let transport = GRPCCleanupTransport(egress: Self.egress(DenialLog()))
+        defer { transport.shutdown() }
+        try await handler.run { target in
+            let port = target.split(separator: ":").last.map(String.init) ?? ""
+            let result = await transport.deliver(try Self.request(), to: .grpc("dual.test:\(port)"), timeout: Self.timeout)
+            #expect(result == .succeeded)
+            #expect(handler.received.count == 1)
+            #expect(transport.pooledTargets == ["dual.test:\(port)"])
+        }
+    }
+
     @Test("localhost, really resolved, is refused by an allowlist that does not include loopback; nothing is sent")
     func localhostOutsideAllowlist() async throws {
         let hits = HitCounter()
