@@ -29,7 +29,8 @@ public final class GRPCCleanupTransport: CleanupTransport {
 
     private struct Connection {
         var client: Client
-        var address: IPAddress
+        /// The checked addresses it may connect to, in order.
+        var addresses: [IPAddress]
         var lastUsed: ContinuousClock.Instant
         var inUse = 0
     }
@@ -159,7 +160,7 @@ public final class GRPCCleanupTransport: CleanupTransport {
                 retired.append(c.client)
             }
             if var existing = pool.connections[key] {
-                if addresses.contains(existing.address) {
+                if Set(existing.addresses).isSuperset(of: addresses) {
                     existing.inUse += 1
                     existing.lastUsed = now
                     pool.connections[key] = existing
@@ -170,8 +171,8 @@ public final class GRPCCleanupTransport: CleanupTransport {
                 pool.connections[key] = nil
                 retired.append(existing.client)
             }
-            guard let address = addresses.first else { throw Closed() }
-            let client = try Self.makeClient(address, port: target.port, authority: target.key, tls: tls, caFile: caFile,
+            guard !addresses.isEmpty else { throw Closed() }
+            let client = try Self.makeClient(addresses, port: target.port, authority: target.key, tls: tls, caFile: caFile,
                                              hostIsAddress: IPAddress(target.host) != nil)
             if pool.connections.count >= maxClients {
                 let idle = pool.connections.filter { $0.value.inUse == 0 }
@@ -181,7 +182,7 @@ public final class GRPCCleanupTransport: CleanupTransport {
                 pool.connections[oldest.key] = nil
                 retired.append(oldest.value.client)
             }
-            pool.connections[key] = Connection(client: client, address: address, lastUsed: now, inUse: 1)
+            pool.connections[key] = Connection(client: client, addresses: addresses, lastUsed: now, inUse: 1)
             return (client, true)
         }
     }
@@ -200,21 +201,21 @@ public final class GRPCCleanupTransport: CleanupTransport {
         }
     }
 
-    /// A client connected to `address`, naming `authority` (the target's own
-    /// `host:port`) in `:authority`; its connections run in a task until the
-    /// client is shut down.
+    /// A client connecting to `addresses` (tried in order, as a resolver's
+    /// answers would be), naming `authority` (the target's own `host:port`)
+    /// in `:authority`; its connections run in a task until the client is
+    /// shut down.
     ///
     /// With `tls`, the server's certificate must chain to `caFile` (else the
     /// system's roots) and name the target's host; a target given as an IP
     /// address sends no server name (TLS has none for addresses) and is
     /// checked against the CA only.
-    private static func makeClient(_ address: IPAddress, port: Int, authority: String, tls: Bool, caFile: String?,
+    private static func makeClient(_ addresses: [IPAddress], port: Int, authority: String, tls: Bool, caFile: String?,
                                    hostIsAddress: Bool) throws -> Client {
-        let target: any ResolvableTarget = address.isIPv4
-            ? ResolvableTargets.IPv4.ipv4(address: address.description, port: port)
-            : ResolvableTargets.IPv6.ipv6(address: address.description, port: port)
+        var registry = NameResolverRegistry()
+        registry.registerFactory(CheckedAddresses.Factory())
         let transport = try HTTP2ClientTransport.Posix(
-            target: target,
+            target: CheckedAddresses(addresses: addresses, port: port),
             transportSecurity: tls ? .tls(.init(
                 certificateChain: [], privateKey: nil,
                 serverCertificateVerification: hostIsAddress ? .noHostnameVerification : .fullVerification,
@@ -222,7 +223,8 @@ public final class GRPCCleanupTransport: CleanupTransport {
             config: .defaults {
                 $0.backoff = .init(initial: .milliseconds(100), max: .seconds(5), multiplier: 2, jitter: 0.2)
                 if !(tls && hostIsAddress) { $0.http2.authority = authority }
-            })
+            },
+            resolverRegistry: registry)
         let client = GRPCClient(transport: transport)
         Task<Void, Never> { _ = try? await client.runConnections() }
         return client
@@ -282,4 +284,39 @@ struct GRPCTargetAddress: Hashable, Sendable {
     }
 
     var key: String { isIPv6 ? "[\(host)]:\(port)" : "\(host):\(port)" }
+}
+
+/// Addresses the egress check approved, as a gRPC target: the client
+/// connects to them in order and never resolves a name itself,
+/// so a changed DNS answer cannot route around the check.
+struct CheckedAddresses: ResolvableTarget, Sendable {
+    var addresses: [IPAddress]
+    var port: Int
+
+    struct Factory: NameResolverFactory {
+        func resolver(for target: CheckedAddresses) -> NameResolver {
+            // One endpoint with every address: its connection tries them in
+            // order until one connects.
+            let addresses: [GRPCNIOTransportCore.SocketAddress] = target.addresses.map { address in
+                address.isIPv4
+                    ? .ipv4(host: address.description, port: target.port)
+                    : .ipv6(host: address.description, port: target.port)
+            }
+            let result = NameResolutionResult(endpoints: [Endpoint(addresses: addresses)], serviceConfig: nil)
+            return NameResolver(names: RPCAsyncSequence(wrapping: Repeating(element: result)), updateMode: .pull)
+        }
+    }
+
+    /// The same answer every time the client asks again.
+    struct Repeating: AsyncSequence, Sendable {
+        typealias Failure = any Error
+        let element: NameResolutionResult
+
+        struct AsyncIterator: AsyncIteratorProtocol {
+            let element: NameResolutionResult
+            mutating func next() async throws -> NameResolutionResult? { element }
+        }
+
+        func makeAsyncIterator() -> AsyncIterator { AsyncIterator(element: element) }
+    }
 }
