@@ -219,6 +219,7 @@ let package = Package(
                 "Server",
                 // LeaseKeeperRenewalTests: the keeper against an in-process node.
                 "GCClient",
+                "TestPKI",
                 "Raft",
                 "LeaseFSM",
                 "GCProto",
@@ -233,6 +234,8 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Throwaway certificates for the TLS tests (made with openssl).
+        .target(name: "TestPKI", path: "Tests/TestPKI", swiftSettings: swiftSettings),
         // Three real gc-sidecar processes on loopback (needs the gc-sidecar
         // product built: `swift build --build-tests` builds it).
         .testTarget(
@@ -241,6 +244,7 @@ let package = Package(
                 "GCProto",
                 "GCClient",
                 "ChaosCheck",
+                "TestPKI",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "Hummingbird", package: "hummingbird"),

@@ -2,6 +2,7 @@ import Foundation
 import GCProto
 import GRPCCore
 import GRPCNIOTransportHTTP2
+import TestPKI
 import Synchronization
 import Testing
 

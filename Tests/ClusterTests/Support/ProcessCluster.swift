@@ -2,6 +2,7 @@ import Foundation
 import GCProto
 import GRPCCore
 import GRPCNIOTransportHTTP2
+import TestPKI
 
 /// Three (or more) real `gc-sidecar` processes on loopback forming one
 /// cluster, with a gRPC client per node.

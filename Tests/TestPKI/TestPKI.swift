@@ -1,17 +1,19 @@
 import Foundation
 
+/// Test support shared by ServerTests and ClusterTests.
+///
 /// A throwaway certificate authority made with `openssl` in a temporary
 /// folder: node certificates (DNS SANs naming the member, plus localhost and
 /// 127.0.0.1) and client certificates (a URI SAN identity), all ECDSA P-256.
-struct TestPKI: Sendable {
-    let directory: String
-    let name: String
+public struct TestPKI: Sendable {
+    public let directory: String
+    public let name: String
 
-    var caFile: String { "\(directory)/\(name)-ca.pem" }
-    var caKeyFile: String { "\(directory)/\(name)-ca.key" }
+    public var caFile: String { "\(directory)/\(name)-ca.pem" }
+    public var caKeyFile: String { "\(directory)/\(name)-ca.key" }
 
     /// A new CA called `name` in `directory`.
-    init(directory: String, name: String = "test") throws {
+    public init(directory: String, name: String = "test") throws {
         self.directory = directory
         self.name = name
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -21,19 +23,19 @@ struct TestPKI: Sendable {
                           "-out", caFile])
     }
 
-    struct Issued: Sendable {
-        let certificateFile: String
-        let keyFile: String
+    public struct Issued: Sendable {
+        public let certificateFile: String
+        public let keyFile: String
     }
 
     /// A certificate for node `member` (usable as server and client).
-    func node(_ member: String, serial: String = "") throws -> Issued {
+    public func node(_ member: String, serial: String = "") throws -> Issued {
         try issue("\(member)\(serial)", commonName: member, sans: "DNS:\(member),DNS:localhost,IP:127.0.0.1",
                   usage: "serverAuth,clientAuth")
     }
 
     /// A client certificate whose identity (first URI SAN) is `identity`.
-    func client(_ identity: String, uri: String? = nil) throws -> Issued {
+    public func client(_ identity: String, uri: String? = nil) throws -> Issued {
         let file = identity.map { $0.isLetter || $0.isNumber ? $0 : "_" }
         return try issue("client-\(String(file))", commonName: identity, sans: uri.map { "URI:\($0)" }, usage: "clientAuth")
     }
@@ -57,6 +59,10 @@ struct TestPKI: Sendable {
         return Issued(certificateFile: cert, keyFile: key)
     }
 
+    public struct Failure: Error, CustomStringConvertible {
+        public var description: String
+    }
+
     static func openssl(_ arguments: [String]) throws {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
@@ -68,7 +74,7 @@ struct TestPKI: Sendable {
         process.waitUntilExit()
         guard process.terminationStatus == 0 else {
             let text = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            throw ClusterTestFailure("openssl \(arguments.prefix(2).joined(separator: " ")) failed: \(text)")
+            throw Failure(description: "openssl \(arguments.prefix(2).joined(separator: " ")) failed: \(text)")
         }
     }
 }
