@@ -1,8 +1,10 @@
 import Foundation
 import GCProto
 import LeaseFSM
+import Logging
 import Raft
 @testable import Server
+import Synchronization
 import Testing
 
 /// The peer port end to end, fuzzed with fewer iterations than the core (`PeerFuzz` in
@@ -153,10 +155,30 @@ struct PeerPortFuzzTests {
         }
     }
 
-    @Test("refusals are counted in gc_raft_refused_messages_total by reason")
+    /// What was logged, for assertions.
+    final class LogRecords: Sendable {
+        let lines = Mutex<[(message: String, metadata: Logger.Metadata)]>([])
+    }
+
+    struct RecordingLogHandler: LogHandler {
+        let records: LogRecords
+        var metadata: Logger.Metadata = [:]
+        var logLevel: Logger.Level = .trace
+        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+            get { metadata[key] }
+            set { metadata[key] = newValue }
+        }
+        func log(level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String, file: String, function: String, line: UInt) {
+            records.lines.withLock { $0.append(("\(message)", metadata ?? [:])) }
+        }
+    }
+
+    @Test("refusals are counted in gc_raft_refused_messages_total by reason, and logged once per reason with the peer")
     func refusalsAreCounted() async throws {
         let metrics = SidecarMetrics()
-        let refusals = PeerRefusals(logger: quietLogger, metrics: metrics)
+        let records = LogRecords()
+        let logger = Logger(label: "test") { _ in RecordingLogHandler(records: records) }
+        let refusals = PeerRefusals(logger: logger, metrics: metrics)
         refusals.record(.undecodable, peer: "n9", detail: "type 99")
         refusals.record(.undecodable, peer: "n9", detail: "type 98")
         refusals.record(RefusalReason.notAMember.rawValue, peer: "n9", detail: "removed")
@@ -164,5 +186,10 @@ struct PeerPortFuzzTests {
         #expect(text.contains(#"gc_raft_refused_messages_total{reason="undecodable"} 2"#), "\(text)")
         #expect(text.contains(#"gc_raft_refused_messages_total{reason="not_a_member"} 1"#), "\(text)")
         #expect(refusals.byReason == ["undecodable": 2, "not_a_member": 1])
+        let logged = records.lines.withLock { $0 }
+        #expect(logged.count == 2, "one line per reason: \(logged)")
+        #expect(logged.map { $0.metadata["reason"]?.description } == ["undecodable", "not_a_member"])
+        #expect(logged.allSatisfy { $0.metadata["peer"]?.description == "n9" })
+        #expect(logged.first?.metadata["detail"]?.description == "type 99")
     }
 }

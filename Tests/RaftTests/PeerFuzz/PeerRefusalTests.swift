@@ -110,6 +110,21 @@ struct PeerRefusalTests {
         #expect(joining.leaderID == leader)
     }
 
+    @Test("a removed node's messages are dropped and cannot disrupt the cluster (dissertation §4.2.3)")
+    func removedNodeIsNotHeard() throws {
+        let (c, leader, removed) = Self.warmCluster()
+        let remaining = c.ids.first { $0 != leader && $0 != removed }!
+        _ = try c.nodes[leader]!.proposeConfChange(ConfChange(type: .removeNode, nodeID: removed))
+        for _ in 0..<30 { c.tick() }
+        #expect(!c.nodes[leader]!.conf.voters.contains(removed) && !c.nodes[remaining]!.conf.voters.contains(removed))
+        let term = c.nodes[remaining]!.term
+        // Even a vote request that passes the leader lease (a transfer's) changes nothing.
+        let vote = Message(type: .vote, from: removed, to: remaining, term: term + 5, logTerm: 99, index: 999, isLeadershipTransfer: true)
+        Self.expectRefused(vote, by: remaining, in: c, .notAMember)
+        #expect(c.nodes[remaining]!.term == term && c.nodes[remaining]!.leaderID == leader)
+        Self.expectRefused(Message(type: .heartbeatResponse, from: removed, to: leader, term: c.nodes[leader]!.term), by: leader, in: c, .notAMember)
+    }
+
     @Test("a follower that lost acknowledged entries is refused, not probed forever (was: livelock)")
     func lostAcknowledgedEntries() {
         let (c, leader, follower) = Self.warmCluster()
