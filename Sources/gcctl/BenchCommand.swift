@@ -56,16 +56,9 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "Output format: table or json.")
     var output: OutputFormat = .table
 
-    @Option(name: .long, help: "CA bundle (PEM) of the nodes' certificates: turns TLS on ($GCCTL_CACERT).")
-    var cacert: String? = ConnectionOptions.environment("GCCTL_CACERT")
+    @OptionGroup var tls: TLSOptions
 
-    @Option(name: .long, help: "Client certificate (PEM) for mutual TLS ($GCCTL_CERT).")
-    var cert: String? = ConnectionOptions.environment("GCCTL_CERT")
-
-    @Option(name: .long, help: "Client certificate's private key (PEM) ($GCCTL_KEY).")
-    var key: String? = ConnectionOptions.environment("GCCTL_KEY")
-
-    var security: ClientSecurity { ClientSecurity(caFile: cacert, certificateFile: cert, keyFile: key) }
+    var security: ClientSecurity { tls.security() }
 
     /// `--endpoint` values split at commas.
     var endpoints: [String] {

@@ -19,6 +19,25 @@ struct ConnectionOptions: ParsableArguments {
     var endpoint: String = ConnectionOptions.environment("GCCTL_ENDPOINTS")?
         .split(separator: ",").first.map { String($0).trimmingCharacters(in: .whitespaces) } ?? "localhost:50051"
 
+    @OptionGroup var tls: TLSOptions
+
+    static func environment(_ name: String) -> String? {
+        guard let value = ProcessInfo.processInfo.environment[name], !value.isEmpty else { return nil }
+        return value
+    }
+
+    var security: ClientSecurity { tls.security(forceTLS: endpoint.hasPrefix("https://")) }
+
+    @Option(name: .long, help: "Output format: table or json.")
+    var output: OutputFormat = .table
+
+    @Option(name: .long, help: "Seconds to wait for the node to answer.")
+    var timeout: Int = 10
+}
+
+/// TLS and credentials, shared by every command that connects (as
+/// etcdctl's `--cacert/--cert/--key`), falling back to `GCCTL_*`.
+struct TLSOptions: ParsableArguments {
     @Option(name: .long, help: "CA bundle (PEM) the node's certificate must chain to; turns TLS on ($GCCTL_CACERT).")
     var cacert: String? = ConnectionOptions.environment("GCCTL_CACERT")
 
@@ -34,14 +53,9 @@ struct ConnectionOptions: ParsableArguments {
     @Flag(name: .long, help: "Use TLS with the system's CA roots (implied by --cacert or --cert).")
     var tls = false
 
-    static func environment(_ name: String) -> String? {
-        guard let value = ProcessInfo.processInfo.environment[name], !value.isEmpty else { return nil }
-        return value
-    }
-
-    var security: ClientSecurity {
+    func security(forceTLS: Bool = false) -> ClientSecurity {
         ClientSecurity(caFile: cacert, certificateFile: cert, keyFile: key, token: token,
-                       useTLS: tls || cacert != nil || cert != nil || endpoint.hasPrefix("https://"))
+                       useTLS: forceTLS || tls || cacert != nil || cert != nil)
     }
 
     mutating func validate() throws {
@@ -49,12 +63,6 @@ struct ConnectionOptions: ParsableArguments {
             throw ValidationError("--cert and --key go together (mutual TLS needs both)")
         }
     }
-
-    @Option(name: .long, help: "Output format: table or json.")
-    var output: OutputFormat = .table
-
-    @Option(name: .long, help: "Seconds to wait for the node to answer.")
-    var timeout: Int = 10
 }
 
 enum OutputFormat: String, ExpressibleByArgument, CaseIterable {

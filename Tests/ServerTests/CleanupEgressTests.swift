@@ -43,29 +43,6 @@ final class ManualInstant: Sendable {
     func advance(_ d: Duration) { offset.withLock { $0 += d } }
 }
 
-/// Runs a Hummingbird server with `router` on 127.0.0.1:0 for the duration
-/// of `body`, which gets its port.
-func withHTTPServer(_ router: Router<BasicRequestContext>, _ body: (Int) async throws -> Void) async throws {
-    let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
-    let app = Application(
-        router: router,
-        configuration: .init(address: .hostname("127.0.0.1", port: 0)),
-        onServerRunning: { channel in continuation.yield(channel.localAddress?.port ?? 0) },
-        logger: Logger(label: "sink", factory: { _ in SwiftLogNoOpLogHandler() }))
-    try await withThrowingTaskGroup(of: Void.self) { group in
-        group.addTask { try await app.runService(gracefulShutdownSignals: []) }
-        var iterator = ports.makeAsyncIterator()
-        guard let port = await iterator.next(), port != 0 else { throw TestFailure("server did not start") }
-        do {
-            try await body(port)
-        } catch {
-            group.cancelAll()
-            throw error
-        }
-        group.cancelAll()
-    }
-}
-
 /// Counts requests to POST /cleanup and answers 200.
 final class HitCounter: Sendable {
     private let hits = Mutex<[String]>([])
