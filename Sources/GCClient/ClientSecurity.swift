@@ -25,7 +25,8 @@ public struct ClientSecurity: Sendable, Hashable {
         self.keyFile = keyFile
         self.serverName = serverName
         self.token = token
-        self.useTLS = useTLS ?? (caFile != nil || certificateFile != nil)
+        // A token is never sent in plaintext unless the caller insists.
+        self.useTLS = useTLS ?? (caFile != nil || certificateFile != nil || token != nil)
     }
 
     /// Plaintext, no credentials.

@@ -6,6 +6,10 @@ import Server
 @main
 struct GCSidecar {
     static func main() async {
+        // SIGHUP means "reload certificates and the policy" once the node
+        // runs; until then (a large log can take a while to load) it must
+        // not kill the process, which is its default.
+        signal(SIGHUP, SIG_IGN)
         let config: SidecarConfig
         do {
             config = try SidecarConfig(environment: ProcessInfo.processInfo.environment)

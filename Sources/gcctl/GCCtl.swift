@@ -26,7 +26,7 @@ struct ConnectionOptions: ParsableArguments {
         return value
     }
 
-    var security: ClientSecurity { tls.security(forceTLS: endpoint.hasPrefix("https://")) }
+    var security: ClientSecurity { tls.security(forceTLS: endpoint.hasPrefix("https://") || endpoint.hasPrefix("grpcs://")) }
 
     @Option(name: .long, help: "Output format: table or json.")
     var output: OutputFormat = .table
@@ -47,15 +47,16 @@ struct TLSOptions: ParsableArguments {
     @Option(name: .long, help: "Client certificate's private key (PEM) ($GCCTL_KEY).")
     var key: String? = ConnectionOptions.environment("GCCTL_KEY")
 
-    @Option(name: .long, help: "Bearer token, for callers without a certificate ($GCCTL_TOKEN).")
+    @Option(name: .long, help: "Bearer token, for callers without a certificate; implies TLS ($GCCTL_TOKEN).")
     var token: String? = ConnectionOptions.environment("GCCTL_TOKEN")
 
     @Flag(name: .long, help: "Use TLS with the system's CA roots (implied by --cacert or --cert).")
     var tls = false
 
+    /// A bearer token turns TLS on too: it is never sent in plaintext.
     func security(forceTLS: Bool = false) -> ClientSecurity {
         ClientSecurity(caFile: cacert, certificateFile: cert, keyFile: key, token: token,
-                       useTLS: forceTLS || tls || cacert != nil || cert != nil)
+                       useTLS: forceTLS || tls || cacert != nil || cert != nil || token != nil)
     }
 
     mutating func validate() throws {

@@ -2,6 +2,7 @@ import Foundation
 import GCProto
 import GRPCCore
 import GRPCNIOTransportHTTP2
+import TestPKI
 import XCTest
 
 /// Runs the Python example client (`examples/python/run.sh`) against one real
@@ -15,6 +16,35 @@ final class PythonExampleTests: XCTestCase {
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
     func testPythonExampleRunsCreateRenewReleaseWatchAgainstARealNode() async throws {
+        try await runExample(environment: [:], security: .plaintext, arguments: [])
+    }
+
+    /// The same example over mutual TLS, as an identity the node's policy
+    /// grants the example's service: the README's `--cacert/--cert/--key`.
+    func testPythonExampleOverMutualTLSWithAuthorization() async throws {
+        let directory = FileManager.default.temporaryDirectory
+            .appendingPathComponent("gc-python-pki-\(UUID().uuidString.prefix(8))").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let pki = try TestPKI(directory: directory)
+        let node = try pki.node("n1")
+        let client = try pki.client("python")
+        let policy = "\(directory)/policy.yaml"
+        try "identities:\n  python: { services: [python-example] }\n".write(toFile: policy, atomically: true, encoding: .utf8)
+        try await runExample(
+            environment: ["GC_TLS_CERT_FILE": node.certificateFile, "GC_TLS_KEY_FILE": node.keyFile,
+                          "GC_TLS_CLIENT_CA_FILE": pki.caFile, "GC_AUTH_POLICY_FILE": policy],
+            security: .tls(.init(
+                certificateChain: [.file(path: client.certificateFile, format: .pem)],
+                privateKey: .file(path: client.keyFile, format: .pem),
+                serverCertificateVerification: .fullVerification,
+                trustRoots: .certificates([.file(path: pki.caFile, format: .pem)]))),
+            arguments: ["--cacert", pki.caFile, "--cert", client.certificateFile, "--key", client.keyFile])
+    }
+
+    /// Starts one node with `environment`, waits until it serves (through a
+    /// client secured by `security`) and runs the example with `arguments`.
+    private func runExample(environment: [String: String], security: HTTP2ClientTransport.Posix.TransportSecurity,
+                            arguments: [String]) async throws {
         let directory = FileManager.default.temporaryDirectory
             .appendingPathComponent("gc-python-example-\(UUID().uuidString.prefix(8))").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -22,7 +52,7 @@ final class PythonExampleTests: XCTestCase {
         // A single node: no GC_PEERS, it elects itself at start.
         let node = SidecarProcess(
             name: "n1", clientPort: ports[0], raftPort: ports[1], metricsPort: ports[2],
-            directory: directory, environment: ["GC_LOG_LEVEL": "info"])
+            directory: directory, environment: ["GC_LOG_LEVEL": "info"].merging(environment) { _, new in new })
         defer {
             node.stop()
             if ProcessInfo.processInfo.environment["GC_KEEP_CLUSTER_DIR"] == nil {
@@ -30,12 +60,12 @@ final class PythonExampleTests: XCTestCase {
             }
         }
         try node.start()
-        try await Self.waitUntilServing(node, timeout: .seconds(30))
+        try await Self.waitUntilServing(node, security: security, timeout: .seconds(30))
 
         let script = Self.repositoryRoot.appendingPathComponent("examples/python/run.sh").path
         let outputPath = "\(directory)/python-example.out"
         let status = try await Self.run(
-            "bash", [script, "--endpoint", node.endpoint], outputPath: outputPath, timeout: .seconds(300))
+            "bash", [script, "--endpoint", node.endpoint] + arguments, outputPath: outputPath, timeout: .seconds(300))
         let output = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? "(no output)"
         let report = "--- examples/python/run.sh output ---\n\(output)\n--- \(node.name) log (tail) ---\n\(node.logTail())"
 
@@ -48,9 +78,10 @@ final class PythonExampleTests: XCTestCase {
 
     /// Polls HealthCheck until the node answers healthy with a non-zero
     /// applied index (it has elected itself and applied its first entry).
-    private static func waitUntilServing(_ node: SidecarProcess, timeout: Duration) async throws {
+    private static func waitUntilServing(_ node: SidecarProcess, security: HTTP2ClientTransport.Posix.TransportSecurity,
+                                         timeout: Duration) async throws {
         let transport = try HTTP2ClientTransport.Posix(
-            target: .ipv4(address: "127.0.0.1", port: node.clientPort), transportSecurity: .plaintext)
+            target: .ipv4(address: "127.0.0.1", port: node.clientPort), transportSecurity: security)
         let client = GRPCClient(transport: transport)
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await client.runConnections() }

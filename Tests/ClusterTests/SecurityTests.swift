@@ -47,12 +47,17 @@ struct SecurityTests {
             trustRoots: .certificates([.file(path: ca ?? pki.caFile, format: .pem)])))
     }
 
-    /// The call fails (transport refused or the status is not OK).
+    /// The call is refused at the connection (UNAVAILABLE: the handshake
+    /// failed), not merely slow (a deadline would be DEADLINE_EXCEEDED).
     func expectRefused(_ what: String, _ call: () async throws -> Void) async {
         do {
             try await call()
             Issue.record("\(what): was not refused")
-        } catch {}
+        } catch let error as RPCError {
+            #expect(error.code == .unavailable, "\(what): \(error)")
+        } catch {
+            Issue.record("\(what): unexpected \(error)")
+        }
     }
 
     /// Every node still answers an authorized client.
@@ -184,19 +189,23 @@ struct SecurityTests {
             let gcctl = try SidecarBinary.path(of: "gcctl")
             let node = cluster.nodes[0]
             let ops = try pki.client("ops")
-            let (status, output) = try Self.run(gcctl, ["cluster", "status", "--endpoint", node.endpoint, "--cacert", pki.caFile,
+            let (status, output) = try Self.run(gcctl, ["cluster", "status", "--timeout", "5", "--endpoint", node.endpoint, "--cacert", pki.caFile,
                                                         "--cert", ops.certificateFile, "--key", ops.keyFile])
             #expect(status == 0, "\(output)")
             #expect(output.contains("mtls+auth"), "\(output)")
             let (plain, plainOutput) = try Self.run(gcctl, ["health", "--endpoint", node.endpoint, "--timeout", "2"])
             #expect(plain != 0, "a plaintext gcctl is refused: \(plainOutput)")
             let reader = try pki.client("svc-a")
-            let (denied, deniedOutput) = try Self.run(gcctl, ["cluster", "add", "n9", "127.0.0.1:1", "--endpoint", node.endpoint,
+            let (denied, deniedOutput) = try Self.run(gcctl, ["cluster", "add", "n9", "127.0.0.1:1", "--timeout", "5", "--endpoint", node.endpoint,
                                                               "--cacert", pki.caFile, "--cert", reader.certificateFile, "--key", reader.keyFile])
             #expect(denied != 0 && deniedOutput.contains("PERMISSION_DENIED"), "\(deniedOutput)")
-            let (https, body) = try Self.run("/usr/bin/curl", ["-sS", "--cacert", pki.caFile, "https://127.0.0.1:\(node.metricsPort)/readyz"])
-            #expect(https == 0 && body.contains("ok"), "\(body)")
-            let (http, _) = try Self.run("/usr/bin/curl", ["-sS", "--max-time", "3", "http://127.0.0.1:\(node.metricsPort)/readyz"])
+            // Ready once this node knows the leader and has applied the log.
+            _ = try await cluster.eventually("/readyz over HTTPS answers ok", timeout: .seconds(15)) {
+                let (https, body) = try Self.run("/usr/bin/env", ["curl", "-sS", "--fail", "--cacert", pki.caFile,
+                                                                  "https://127.0.0.1:\(node.metricsPort)/readyz"])
+                return https == 0 && body.contains("ok") ? true : nil
+            }
+            let (http, _) = try Self.run("/usr/bin/env", ["curl", "-sS", "--max-time", "3", "http://127.0.0.1:\(node.metricsPort)/readyz"])
             #expect(http != 0, "plain HTTP is not served on the TLS metrics port")
         }
     }
@@ -230,6 +239,23 @@ struct SecurityTests {
                     }, options: ProcessCluster.fast)
                 }
                 #expect(stream?.code == .permissionDenied)
+
+                // Its own name first (accepted), then n2's Raft id under
+                // that name on the same stream: refused.
+                var honest = DistributedGc_Raft_MessageBatch()
+                honest.fromName = "n3"
+                honest.fromID = ClusterMemberID.of("n3")
+                var switched = honest
+                switched.fromID = ClusterMemberID.of("n2")
+                switched.messages = [message]
+                let (first, second) = (honest, switched)
+                let midStream = await #expect(throws: RPCError.self) {
+                    _ = try await peer.stream(request: StreamingClientRequest(of: DistributedGc_Raft_MessageBatch.self) { writer in
+                        try await writer.write(first)
+                        try await writer.write(second)
+                    }, options: ProcessCluster.fast)
+                }
+                #expect(midStream?.code == .permissionDenied)
                 // Claiming its own name is fine for a status call.
                 _ = try await peer.status(.init(), options: ProcessCluster.fast)
             }
@@ -350,5 +376,18 @@ final class LoadRecord: Sendable {
         private let value: Mutex<Value>
         init(_ value: Value) { self.value = Mutex(value) }
         func withLock<R>(_ body: (inout Value) -> R) -> R { value.withLock { body(&$0) } }
+    }
+}
+
+/// Raft ids as the nodes derive them from member names (64-bit FNV-1a,
+/// never 0), for forging peer batches.
+enum ClusterMemberID {
+    static func of(_ name: String) -> UInt64 {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in name.utf8 {
+            hash ^= UInt64(byte)
+            hash = hash &* 0x0000_0100_0000_01b3
+        }
+        return hash == 0 ? 1 : hash
     }
 }

@@ -87,6 +87,11 @@ public final class GRPCCleanupTransport: CleanupTransport {
         case .denied(let denial): return .failed(reason: "\(denial)", permanent: true)
         case .unresolved(let why): return .failed(reason: "cannot open a connection to \(shown): \(why)", permanent: false)
         }
+        if address.tls == true, tlsCAFile == nil, IPAddress(address.host) != nil {
+            // TLS has no server name for an address: only a CA of our own
+            // would make the certificate mean anything.
+            return .failed(reason: "\(shown): TLS to an IP address needs GC_CLEANUP_TLS_CA_FILE (a certificate for an address cannot be checked against the system's roots); use a host name", permanent: true)
+        }
         let lease: (client: Client, pooled: Bool)
         do {
             lease = try checkOut(address, addresses: checked)
@@ -131,7 +136,7 @@ public final class GRPCCleanupTransport: CleanupTransport {
 
     /// The pool's key of a target: its `host:port`, marked when called over TLS.
     func poolKey(_ target: GRPCTargetAddress) -> String {
-        (target.tls ?? (tlsCAFile != nil)) ? "tls:" + target.key : target.key
+        (target.tls == true || tlsCAFile != nil) ? "tls:" + target.key : target.key
     }
 
     /// The `host:port` of each target with a pooled client.
@@ -148,7 +153,7 @@ public final class GRPCCleanupTransport: CleanupTransport {
     /// full of busy clients. Hand it back with ``checkIn(_:_:)``.
     private func checkOut(_ target: GRPCTargetAddress, addresses: [IPAddress]) throws -> (client: Client, pooled: Bool) {
         let key = poolKey(target)
-        let tls = target.tls ?? (tlsCAFile != nil)
+        let tls = target.tls == true || tlsCAFile != nil
         let caFile = tlsCAFile
         let now = self.now()
         var retired: [Client] = []
@@ -253,7 +258,7 @@ struct GRPCTargetAddress: Hashable, Sendable {
     var port: Int
     var isIPv6: Bool
 
-    /// `grpcs://`: true; `grpc://`: false; no scheme: nil (the node's default).
+    /// `grpcs://`: true; otherwise nil (TLS only when `GC_CLEANUP_TLS_CA_FILE` is set).
     var tls: Bool?
 
     struct Invalid: Error, CustomStringConvertible {
@@ -262,7 +267,7 @@ struct GRPCTargetAddress: Hashable, Sendable {
 
     init(_ endpoint: String) throws {
         let lower = endpoint.prefix(8).lowercased()
-        tls = lower.hasPrefix("grpcs://") ? true : (lower.hasPrefix("grpc://") ? false : nil)
+        tls = lower.hasPrefix("grpcs://") ? true : nil
         let hostPort = EndpointSyntax.withoutGRPCScheme(endpoint).prefix { $0 != "/" }
         if hostPort.hasPrefix("["), let close = hostPort.firstIndex(of: "]") {
             host = String(hostPort[hostPort.index(after: hostPort.startIndex)..<close])

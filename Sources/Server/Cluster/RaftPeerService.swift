@@ -14,11 +14,13 @@ struct RaftPeerService: DistributedGc_Raft_RaftPeer.SimpleServiceProtocol {
     func stream(
         request: RPCAsyncSequence<DistributedGc_Raft_MessageBatch, any Error>, context: ServerContext
     ) async throws -> DistributedGc_Raft_StreamClosed {
-        var authorizedName: String?
+        // The sender this stream's certificate was checked for; a batch
+        // claiming another name or Raft id is checked again (and refused).
+        var authorized: (name: String, id: UInt64)?
         for try await batch in request {
-            if batch.fromName != authorizedName {
+            if authorized?.name != batch.fromName || authorized?.id != batch.fromID {
                 try authorization?.check(claimedName: batch.fromName, claimedID: batch.fromID, context)
-                authorizedName = batch.fromName
+                authorized = (batch.fromName, batch.fromID)
             }
             await Self.deliver(batch, to: store)
         }

@@ -43,6 +43,7 @@ public struct MetricsHTTPServer: Service {
         }
         if let tls {
             var tlsConfiguration = try TLSConfiguration.makeServerConfiguration(certificateReloader: tls)
+            tlsConfiguration.minimumTLSVersion = .tlsv12
             if let clientCA {
                 tlsConfiguration.trustRoots = .file(clientCA)
                 tlsConfiguration.certificateVerification = .noHostnameVerification

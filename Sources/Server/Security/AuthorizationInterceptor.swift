@@ -24,8 +24,9 @@ public struct AuthorizationInterceptor: ServerInterceptor {
         do {
             caller = try authenticator.authenticate(metadata: request.metadata, certificate: CertificateNames.ofPeer(context))
         } catch {
-            if permission == .health && context.descriptor.service.fullyQualifiedService == "grpc.health.v1.Health" {
-                // Health probes (kubelet) carry no credentials.
+            if context.descriptor.service.fullyQualifiedService == "grpc.health.v1.Health", method == "Check" || method == "List" {
+                // Health probes (kubelet) carry no credentials; the Watch
+                // stream, which holds resources, needs them.
                 metrics.recordAuthDecision(method: method, decision: "allowed")
                 return try await next(request, context)
             }

@@ -1,3 +1,4 @@
+import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
 import Logging
@@ -14,12 +15,15 @@ public struct NodeSecurity: Sendable {
     public let metricsCertificate: ReloadableCertificate?
     /// nil: authorization is off (every caller may do everything).
     public let authenticator: Authenticator?
+    /// The peer CA bundle as read at start (PEM).
+    let peerCA: [UInt8]?
 
     public init(config: SecurityConfig, logger: Logger) throws {
         self.config = config
         clientCertificate = try config.clientTLS.map(ReloadableCertificate.init(files:))
         peerCertificate = try config.peerTLS.map(ReloadableCertificate.init(files:))
         metricsCertificate = try config.metricsTLS.map(ReloadableCertificate.init(files:))
+        peerCA = config.peerTLS?.caFile.flatMap { FileManager.default.contents(atPath: $0) }.map { Array($0) }
         for case let ca? in [config.clientTLS?.caFile, config.peerTLS?.caFile, config.metricsTLS?.caFile, config.cleanupCAFile] {
             do {
                 guard !(try NIOSSLCertificate.fromPEMFile(ca)).isEmpty else { throw TLSFileError(path: ca, problem: "holds no certificate") }
@@ -41,6 +45,7 @@ public struct NodeSecurity: Sendable {
         peerCertificate = nil
         metricsCertificate = nil
         authenticator = nil
+        peerCA = nil
     }
 
     // MARK: Transports
@@ -62,12 +67,15 @@ public struct NodeSecurity: Sendable {
     /// certificate, and the peer's certificate must chain to the peer CA and
     /// name the member (`authority` is set to the member's name).
     public var peerClientSecurity: HTTP2ClientTransport.Posix.TransportSecurity {
-        guard let files = config.peerTLS, let ca = files.caFile, let reloader = peerCertificate else { return .plaintext }
+        guard config.peerTLS != nil, let ca = peerCA, let reloader = peerCertificate else { return .plaintext }
+        // From memory, not the files: a connection opened later (a member
+        // added) must not read a file that is being rotated.
+        let pem = reloader.pemText
         var tls = HTTP2ClientTransport.Posix.TransportSecurity.TLS(
-            certificateChain: [.file(path: files.certificateFile, format: .pem)],
-            privateKey: .file(path: files.keyFile, format: .pem),
+            certificateChain: [.bytes(Array(pem.certificate.utf8), format: .pem)],
+            privateKey: .bytes(Array(pem.key.utf8), format: .pem),
             serverCertificateVerification: .fullVerification,
-            trustRoots: .certificates([.file(path: ca, format: .pem)]))
+            trustRoots: .certificates([.bytes(ca, format: .pem)]))
         tls.certificateReloader = reloader
         return .tls(tls)
     }

@@ -16,13 +16,17 @@ public final class ReloadableCertificate: CertificateReloader {
     public let files: TLSFiles
     private let current: Mutex<NIOSSLContextConfigurationOverride>
     private let leaf: Mutex<Certificate>
+    /// The PEM text of the pair in use (for TLS contexts made later, so they
+    /// never read a file that may be half-rotated).
+    private let pem: Mutex<(certificate: String, key: String)>
 
     /// Loads the pair; throws ``TLSFileError`` when it cannot be used.
     public init(files: TLSFiles) throws {
         self.files = files
-        let (override, leaf) = try Self.load(files)
+        let (override, leaf, pem) = try Self.load(files)
         current = Mutex(override)
         self.leaf = Mutex(leaf)
+        self.pem = Mutex(pem)
     }
 
     public var sslContextConfigurationOverride: NIOSSLContextConfigurationOverride {
@@ -34,16 +38,17 @@ public final class ReloadableCertificate: CertificateReloader {
 
     /// Reads both files again and uses them for the next handshakes.
     public func reload() throws {
-        let (override, cert) = try Self.load(files)
+        let (override, cert, text) = try Self.load(files)
         current.withLock { $0 = override }
         leaf.withLock { $0 = cert }
+        pem.withLock { $0 = text }
     }
 
-    /// The certificate chain and key as the TLS configuration's initial
-    /// values (the reloader overrides them from the first handshake on).
-    var chainSources: [NIOSSLCertificateSource] { sslContextConfigurationOverride.certificateChain ?? [] }
+    /// The pair in use as PEM text (the initial values of a TLS context;
+    /// the reloader overrides them from the first handshake on).
+    var pemText: (certificate: String, key: String) { pem.withLock { $0 } }
 
-    static func load(_ files: TLSFiles) throws -> (NIOSSLContextConfigurationOverride, Certificate) {
+    static func load(_ files: TLSFiles) throws -> (NIOSSLContextConfigurationOverride, Certificate, (certificate: String, key: String)) {
         let certPEM = try read(files.certificateFile, what: "certificate")
         let keyPEM = try read(files.keyFile, what: "private key")
         let chain: [NIOSSLCertificate]
@@ -52,11 +57,15 @@ public final class ReloadableCertificate: CertificateReloader {
         let x509Key: Certificate.PrivateKey
         do {
             chain = try NIOSSLCertificate.fromPEMBytes(Array(certPEM.utf8))
-            leaf = try Certificate(pemEncoded: certPEM)
+            guard let first = chain.first else { throw TLSFileError(path: files.certificateFile, problem: "holds no certificate") }
+            // The leaf is the first certificate of the chain (a fullchain
+            // file holds intermediates after it).
+            leaf = try Certificate(derEncoded: try first.toDERBytes())
+        } catch let error as TLSFileError {
+            throw error
         } catch {
             throw TLSFileError(path: files.certificateFile, problem: "is not a PEM certificate chain (\(error))")
         }
-        guard !chain.isEmpty else { throw TLSFileError(path: files.certificateFile, problem: "holds no certificate") }
         do {
             key = try NIOSSLPrivateKey(bytes: Array(keyPEM.utf8), format: .pem)
             x509Key = try Certificate.PrivateKey(pemEncoded: keyPEM)
@@ -69,7 +78,7 @@ public final class ReloadableCertificate: CertificateReloader {
         var override = NIOSSLContextConfigurationOverride()
         override.certificateChain = chain.map { .certificate($0) }
         override.privateKey = .privateKey(key)
-        return (override, leaf)
+        return (override, leaf, (certPEM, keyPEM))
     }
 
     static func read(_ path: String, what: String) throws -> String {

@@ -65,7 +65,7 @@ public struct DistributedGCService: DistributedGc_DistributedGCService.SimpleSer
                 leaseIDSuffix: Self.randomSuffix(), object: ObjectKey(type: type, id: request.objectID),
                 serviceID: request.serviceID, durationSeconds: request.leaseDurationSeconds,
                 metadata: request.metadata, cleanup: cleanup))
-            guard case .created(let lease) = try await propose(command, origin: try Self.origin(request.hasOrigin ? request.origin : nil)) else { throw unexpected() }
+            guard case .created(let lease) = try await propose(command, origin: try origin(request.hasOrigin ? request.origin : nil, context)) else { throw unexpected() }
             var response = DistributedGc_CreateLeaseResponse()
             response.leaseID = lease.id.rawValue
             response.expiresAt = .init(lease.expiresAt)
@@ -82,7 +82,7 @@ public struct DistributedGCService: DistributedGc_DistributedGCService.SimpleSer
             let command = LeaseCommand.renew(.init(
                 leaseIDs: [LeaseID(request.leaseID)], serviceID: request.serviceID,
                 extendSeconds: request.extendDurationSeconds))
-            guard case .renewed(let outcomes) = try await propose(command, origin: try Self.origin(request.hasOrigin ? request.origin : nil)), let outcome = outcomes.first else {
+            guard case .renewed(let outcomes) = try await propose(command, origin: try origin(request.hasOrigin ? request.origin : nil, context)), let outcome = outcomes.first else {
                 throw unexpected()
             }
             let lease = try outcome.result.get()
@@ -100,7 +100,7 @@ public struct DistributedGCService: DistributedGc_DistributedGCService.SimpleSer
             let command = LeaseCommand.renew(.init(
                 leaseIDs: request.leaseIds.map(LeaseID.init), serviceID: request.serviceID,
                 extendSeconds: request.extendDurationSeconds))
-            guard case .renewed(let outcomes) = try await propose(command, origin: try Self.origin(request.hasOrigin ? request.origin : nil)) else { throw unexpected() }
+            guard case .renewed(let outcomes) = try await propose(command, origin: try origin(request.hasOrigin ? request.origin : nil, context)) else { throw unexpected() }
             var response = DistributedGc_RenewLeasesResponse()
             response.results = outcomes.map { outcome in
                 var r = DistributedGc_RenewLeaseResult()
@@ -124,7 +124,7 @@ public struct DistributedGCService: DistributedGc_DistributedGCService.SimpleSer
         try await timed("ReleaseLease") {
             try authorizeWrite(request.serviceID, context)
             let command = LeaseCommand.release(.init(leaseID: LeaseID(request.leaseID), serviceID: request.serviceID))
-            guard case .released = try await propose(command, origin: try Self.origin(request.hasOrigin ? request.origin : nil)) else { throw unexpected() }
+            guard case .released = try await propose(command, origin: try origin(request.hasOrigin ? request.origin : nil, context)) else { throw unexpected() }
             var response = DistributedGc_ReleaseLeaseResponse()
             response.success = true
             return response
@@ -369,6 +369,17 @@ public struct DistributedGCService: DistributedGc_DistributedGCService.SimpleSer
             logger.warning("write not applied", metadata: ["error": "\(error)"])
             throw RPCError(error)
         }
+    }
+
+    /// A request's `origin`, checked, in the caller's own namespace when
+    /// authorization is on: one identity can never name (replay, or
+    /// acknowledge away) another's session.
+    func origin(_ wire: DistributedGc_RequestOrigin?, _ context: ServerContext) throws -> ClientOrigin? {
+        guard var origin = try Self.origin(wire) else { return nil }
+        if let caller = try authorizedCaller(context) {
+            origin.clientID = "client:" + caller.identity + "/" + String(origin.clientID.dropFirst("client:".count))
+        }
+        return origin
     }
 
     /// A request's `origin`, checked (nil when the client sent none).
