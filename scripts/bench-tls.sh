@@ -29,10 +29,10 @@ run() {
     local mode="$1" dir extra=()
     dir="$(mktemp -d /tmp/gc-bench-tls.XXXXXX)"
     if [ "$mode" = tls ]; then
-        GC_CLUSTER_DIR="$dir" GC_LOG_LEVEL=warning cluster/start.sh --tls >/dev/null 2>&1
+        GC_CLUSTER_DIR="$dir" GC_LOG_LEVEL=warning GC_MAX_LEASES_PER_SERVICE=1000000 cluster/start.sh --tls >/dev/null 2>&1
         extra=(--cacert "$dir/pki/ca.pem" --cert "$dir/pki/admin.pem" --key "$dir/pki/admin.key")
     else
-        GC_CLUSTER_DIR="$dir" GC_LOG_LEVEL=warning cluster/start.sh >/dev/null 2>&1
+        GC_CLUSTER_DIR="$dir" GC_LOG_LEVEL=warning GC_MAX_LEASES_PER_SERVICE=1000000 cluster/start.sh >/dev/null 2>&1
     fi
     # Wait for a leader (the bench's first writes would otherwise wait for one).
     for _ in $(seq 1 100); do
