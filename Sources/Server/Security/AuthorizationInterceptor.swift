@@ -20,9 +20,10 @@ public struct AuthorizationInterceptor: ServerInterceptor {
     ) async throws -> StreamingServerResponse<Output> {
         let method = context.descriptor.method
         let permission = Permission.required(service: context.descriptor.service.fullyQualifiedService, method: method)
+        let certificate = CertificateNames.ofPeer(context)
         let caller: Caller
         do {
-            caller = try authenticator.authenticate(metadata: request.metadata, certificate: CertificateNames.ofPeer(context))
+            caller = try authenticator.authenticate(metadata: request.metadata, certificate: certificate)
         } catch {
             if context.descriptor.service.fullyQualifiedService == "grpc.health.v1.Health", method == "Check" || method == "List" {
                 // Health probes (kubelet) carry no credentials; the Watch
@@ -31,7 +32,7 @@ public struct AuthorizationInterceptor: ServerInterceptor {
                 return try await next(request, context)
             }
             metrics.recordAuthDecision(method: method, decision: error.code == .unauthenticated ? "unauthenticated" : "denied")
-            authenticator.logDenial(identity: CertificateNames.ofPeer(context)?.callerIdentity ?? context.remotePeer, method: method, reason: error.message)
+            authenticator.logDenial(identity: certificate?.callerIdentity ?? context.remotePeer, method: method, reason: error.message)
             return StreamingServerResponse(error: error)
         }
         guard permission.isHeld(by: caller) else {

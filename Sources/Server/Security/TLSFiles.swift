@@ -42,9 +42,6 @@ public struct SecurityConfig: Hashable, Sendable {
     public var authPolicyFile: String?
 
     public init() {}
-
-    /// Whether callers are authenticated and authorized on the client port.
-    public var authorizationEnabled: Bool { authPolicyFile != nil }
 }
 
 extension EnvironmentReader {

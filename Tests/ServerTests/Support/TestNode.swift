@@ -11,6 +11,8 @@ struct TestNode {
     let sidecar: Sidecar
     let clock: ManualWallClock
     let client: DistributedGc_DistributedGCService.Client<HTTP2ClientTransport.Posix>
+    /// The connection `client` uses, for the node's other services.
+    let connection: GRPCClient<HTTP2ClientTransport.Posix>
 
     /// Runs one reaper pass and one dispatch round at the clock's time.
     func reapAndDispatch() async throws {
@@ -41,7 +43,7 @@ func withTestNode(
         try await withGRPCClient(
             transport: .http2NIOPosix(target: .ipv4(address: address.host, port: address.port), transportSecurity: .plaintext)
         ) { client in
-            try await body(TestNode(sidecar: sidecar, clock: clock, client: .init(wrapping: client)))
+            try await body(TestNode(sidecar: sidecar, clock: clock, client: .init(wrapping: client), connection: client))
         }
     }
 }
