@@ -64,8 +64,7 @@ final class ChaosNode: Sendable {
         let storage = FaultyStorage(inner: sqlite, faults: disk, unsynced: run.options.bugs.contains(.unsyncedAcks))
         var settings = ClusterSettings(
             local: member, bootstrapVoters: Set(run.members.map(\.id)),
-            transport: ChaosNetwork(local: member, incarnation: incarnation, fabric: run.fabric, members: run.members,
-                                    storeOf: { [weak run] name in run?.node(name)?.current?.store }),
+            transport: ChaosNetwork(local: member, incarnation: incarnation, fabric: run.fabric, members: run.members),
             electionTicks: run.options.electionTicks, tickInterval: run.options.realTick,
             requestTimeout: run.options.requestTimeout)
         settings.metrics = nil
@@ -87,12 +86,12 @@ final class ChaosNode: Sendable {
             $0 = Life(incarnation: incarnation, store: store, chaosStore: chaosStore, reaper: reaper,
                       dispatcher: dispatcher, tasks: [])
         }
-        let (inbox, continuation) = AsyncStream.makeStream(of: [Message].self)
+        let (inbox, continuation) = AsyncStream.makeStream(of: Fabric.Delivery.self)
         run.fabric.attach(name, incarnation: incarnation, continuation: continuation)
         let fabric = run.fabric
         let receiver = Task {
-            for await messages in inbox {
-                await store.receive(messages)
+            for await delivery in inbox {
+                await store.receive(delivery.traffic, from: delivery.from)
                 fabric.received(by: self.name, incarnation: incarnation)
             }
         }

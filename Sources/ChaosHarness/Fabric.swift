@@ -8,9 +8,12 @@ import Synchronization
 /// injects: cut links (symmetric or one-way partitions), message loss,
 /// duplication, delay and reordering, dead and paused nodes.
 ///
-/// Messages to a node go into its inbox and are received in order by one
-/// task per node, as over a stream; a paused node's traffic (both ways) is
-/// held and released when it resumes, like a stopped process's sockets.
+/// Traffic to a node (Raft messages, forwarded writes and their replies)
+/// goes into its inbox and is received in order by one task per node, as
+/// over a stream; a paused node's traffic (both ways) is held and released
+/// when it resumes, like a stopped process's sockets. Each item meets the
+/// faults on its own, so a forwarded write can be lost, duplicated or
+/// delayed, and its answer lost, as any message.
 final class Fabric: Sendable {
     /// Random message faults while a lossy fault is on.
     struct Loss: Sendable {
@@ -18,13 +21,16 @@ final class Fabric: Sendable {
         var duplicate = 0.0
         /// Probability of holding a message back 1–4 ticks (reorders it).
         var delay = 0.0
-        /// Probability a forwarded write's answer is lost after it applied.
+        /// Probability a forwarded write's answer is lost (besides `drop`).
         var loseReply = 0.0
     }
 
+    /// What one node receives in one go: who sent it, and what.
+    typealias Delivery = (from: NodeID, traffic: [PeerTraffic])
+
     private struct Inbox {
         var incarnation: Int
-        var continuation: AsyncStream<[Message]>.Continuation
+        var continuation: AsyncStream<Delivery>.Continuation
     }
 
     private struct State {
@@ -32,10 +38,10 @@ final class Fabric: Sendable {
         var loss = Loss()
         var random: Raft.SplitMix64
         var tick: UInt64 = 0
-        var delayed: [(due: UInt64, from: String, to: String, messages: [Message])] = []
+        var delayed: [(due: UInt64, from: String, to: String, traffic: [PeerTraffic])] = []
         var paused: Set<String> = []
         /// Traffic held for (to or from) a paused node.
-        var held: [(from: String, to: String, messages: [Message])] = []
+        var held: [(from: String, to: String, traffic: [PeerTraffic])] = []
         var inboxes: [String: Inbox] = [:]
         /// Batches in each node's inbox not yet received.
         var inFlight: [String: Int] = [:]
@@ -50,10 +56,12 @@ final class Fabric: Sendable {
     }
 
     let names: [NodeID: String]
+    let ids: [String: NodeID]
     private let state: Mutex<State>
 
     init(members: [ClusterMember], seed: UInt64) {
         names = Dictionary(uniqueKeysWithValues: members.map { ($0.id, $0.name) })
+        ids = Dictionary(uniqueKeysWithValues: members.map { ($0.name, $0.id) })
         state = Mutex(State(random: Raft.SplitMix64(seed: seed)))
     }
 
@@ -73,13 +81,13 @@ final class Fabric: Sendable {
 
     /// Resumes `node` and delivers what was held for it and from it.
     func resume(_ node: String) {
-        let release = state.withLock { s -> [(from: String, to: String, messages: [Message])] in
+        let release = state.withLock { s -> [(from: String, to: String, traffic: [PeerTraffic])] in
             s.paused.remove(node)
             let ready = s.held.filter { !s.paused.contains($0.from) && !s.paused.contains($0.to) }
             s.held.removeAll { !s.paused.contains($0.from) && !s.paused.contains($0.to) }
             return ready
         }
-        for batch in release { enqueue(batch.messages, from: batch.from, to: batch.to) }
+        for batch in release { enqueue(batch.traffic, from: batch.from, to: batch.to) }
     }
 
     var counters: (dropped: Int, duplicated: Int, delayed: Int) {
@@ -89,7 +97,7 @@ final class Fabric: Sendable {
     // MARK: Nodes
 
     /// Connects a (re)started node: messages to it go to `continuation`.
-    func attach(_ node: String, incarnation: Int, continuation: AsyncStream<[Message]>.Continuation) {
+    func attach(_ node: String, incarnation: Int, continuation: AsyncStream<Delivery>.Continuation) {
         state.withLock {
             $0.inboxes[node] = Inbox(incarnation: incarnation, continuation: continuation)
             $0.inFlight[node] = 0
@@ -123,41 +131,42 @@ final class Fabric: Sendable {
 
     // MARK: Traffic
 
-    /// Sends `messages` from `sender` (incarnation `incarnation`).
-    func send(_ messages: [Message], from sender: String, incarnation: Int) {
-        guard isAttached(sender, incarnation: incarnation) else { return }
-        for (to, batch) in Dictionary(grouping: messages, by: \.to) {
-            guard let receiver = names[to] else { continue }
-            route(batch, from: sender, to: receiver)
-        }
+    /// Sends `traffic` from `sender` (incarnation `incarnation`) to `to`.
+    func send(_ traffic: [PeerTraffic], from sender: String, to: NodeID, incarnation: Int) {
+        guard isAttached(sender, incarnation: incarnation), let receiver = names[to] else { return }
+        route(traffic, from: sender, to: receiver)
     }
 
-    private func route(_ messages: [Message], from: String, to: String) {
-        var now: [Message] = []
-        var twice: [Message] = []
+    private func route(_ traffic: [PeerTraffic], from: String, to: String) {
+        var now: [PeerTraffic] = []
+        var twice: [PeerTraffic] = []
         let hold = state.withLock { s -> Bool in
             if s.cut.contains(Link(from: from, to: to)) {
-                s.dropped += messages.count
+                s.dropped += traffic.count
                 return true
             }
             if s.paused.contains(from) || s.paused.contains(to) {
-                s.held.append((from, to, messages))
+                s.held.append((from, to, traffic))
                 return true
             }
-            for message in messages {
+            for item in traffic {
                 if s.loss.drop > 0, Double.random(in: 0..<1, using: &s.random) < s.loss.drop {
+                    s.dropped += 1
+                    continue
+                }
+                if case .reply = item, s.loss.loseReply > 0, Double.random(in: 0..<1, using: &s.random) < s.loss.loseReply {
                     s.dropped += 1
                     continue
                 }
                 if s.loss.delay > 0, Double.random(in: 0..<1, using: &s.random) < s.loss.delay {
                     s.delayedCount += 1
-                    s.delayed.append((s.tick + UInt64.random(in: 1...4, using: &s.random), from, to, [message]))
+                    s.delayed.append((s.tick + UInt64.random(in: 1...4, using: &s.random), from, to, [item]))
                     continue
                 }
-                now.append(message)
+                now.append(item)
                 if s.loss.duplicate > 0, Double.random(in: 0..<1, using: &s.random) < s.loss.duplicate {
                     s.duplicated += 1
-                    twice.append(message)
+                    twice.append(item)
                 }
             }
             return false
@@ -167,49 +176,38 @@ final class Fabric: Sendable {
         if !twice.isEmpty { enqueue(twice, from: from, to: to) }
     }
 
-    private func enqueue(_ messages: [Message], from: String, to: String) {
+    private func enqueue(_ traffic: [PeerTraffic], from: String, to: String) {
+        guard let sender = ids[from] else { return }
         let inbox = state.withLock { s -> Inbox? in
             guard let inbox = s.inboxes[to] else { return nil }
             s.inFlight[to, default: 0] += 1
             return inbox
         }
         guard let inbox else { return }
-        if case .enqueued = inbox.continuation.yield(messages) { return }
+        if case .enqueued = inbox.continuation.yield((sender, traffic)) { return }
         received(by: to, incarnation: inbox.incarnation)
     }
 
     /// Advances the fabric's tick and delivers delayed messages now due.
     func tick() {
-        let due = state.withLock { s -> [(due: UInt64, from: String, to: String, messages: [Message])] in
+        let due = state.withLock { s -> [(due: UInt64, from: String, to: String, traffic: [PeerTraffic])] in
             s.tick += 1
             let ready = s.delayed.filter { $0.due <= s.tick }
             s.delayed.removeAll { $0.due <= s.tick }
             return ready
         }
-        for batch in due { route(batch.messages, from: batch.from, to: batch.to) }
+        for batch in due { route(batch.traffic, from: batch.from, to: batch.to) }
     }
 
     /// Delivers everything delayed now (used when healing at the end).
     func flushDelayed() {
-        let due = state.withLock { s -> [(due: UInt64, from: String, to: String, messages: [Message])] in
+        let due = state.withLock { s -> [(due: UInt64, from: String, to: String, traffic: [PeerTraffic])] in
             defer { s.delayed.removeAll() }
             return s.delayed
         }
-        for batch in due { route(batch.messages, from: batch.from, to: batch.to) }
+        for batch in due { route(batch.traffic, from: batch.from, to: batch.to) }
     }
 
-    /// Whether a forwarded write from `from` to `to` gets through, and
-    /// whether its answer is then lost.
-    func forwardFate(from: String, to: String) -> (deliver: Bool, loseReply: Bool, twice: Bool) {
-        state.withLock { s in
-            if s.cut.contains(Link(from: from, to: to)) { return (false, false, false) }
-            if s.loss.drop > 0, Double.random(in: 0..<1, using: &s.random) < s.loss.drop { return (false, false, false) }
-            let lose = s.cut.contains(Link(from: to, to: from))
-                || (s.loss.loseReply > 0 && Double.random(in: 0..<1, using: &s.random) < s.loss.loseReply)
-            let twice = s.loss.duplicate > 0 && Double.random(in: 0..<1, using: &s.random) < s.loss.duplicate
-            return (true, lose, twice)
-        }
-    }
 }
 
 /// One node's view of the ``Fabric``: the ``PeerNetwork`` its store uses.
@@ -218,34 +216,16 @@ struct ChaosNetwork: PeerNetwork {
     let incarnation: Int
     let fabric: Fabric
     let members: [ClusterMember]
-    /// The live store of a node, if it is up.
-    let storeOf: @Sendable (String) -> RaftLeaseStore?
 
-    func send(_ messages: [Message]) { fabric.send(messages, from: local.name, incarnation: incarnation) }
+    func send(_ traffic: [PeerTraffic], to peer: NodeID) -> Bool {
+        fabric.send(traffic, from: local.name, to: peer, incarnation: incarnation)
+        return true
+    }
     func takeUnreachable() -> Set<NodeID> { [] }
     func member(_ id: NodeID) -> ClusterMember? { members.first { $0.id == id } }
     var peers: [ClusterMember] { members.filter { $0.id != local.id } }
     func addMember(_ member: ClusterMember) {}
     func removeMember(_ id: NodeID) {}
-
-    func forward(_ request: DistributedGc_Raft_ForwardRequest, to leader: NodeID, timeout: Duration) async throws -> DistributedGc_Raft_ForwardResponse {
-        guard let name = fabric.names[leader] else { throw RPCError(code: .unavailable, message: "unknown node") }
-        // A paused sender or receiver holds the call until it resumes.
-        let deadline = ContinuousClock.now + timeout
-        while fabric.isPaused(local.name) || fabric.isPaused(name) {
-            guard ContinuousClock.now < deadline else { throw RPCError(code: .deadlineExceeded, message: "\(name) did not answer in time") }
-            try await Task.sleep(for: .milliseconds(1))
-        }
-        guard fabric.isAttached(local.name, incarnation: incarnation) else { throw RPCError(code: .cancelled, message: "this node was killed") }
-        let fate = fabric.forwardFate(from: local.name, to: name)
-        guard fate.deliver, let store = storeOf(name) else {
-            throw RPCError(code: .unavailable, message: "\(name) is unreachable")
-        }
-        var response = await store.acceptForwarded(request)
-        if fate.twice { response = await store.acceptForwarded(request) }
-        if fate.loseReply { throw RPCError(code: .unavailable, message: "the answer from \(name) was lost") }
-        return response
-    }
 
     func status(of id: NodeID, timeout: Duration) async throws -> DistributedGc_Raft_PeerStatusResponse {
         throw RPCError(code: .unimplemented, message: "not in the chaos network")

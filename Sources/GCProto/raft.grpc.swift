@@ -134,6 +134,8 @@ extension DistributedGc_Raft_RaftPeer {
         /// >
         /// > A follower hands a client's write to the leader. The command carries a
         /// > client id and sequence number, so a retried forward applies once.
+        /// > Nodes of this version forward on the Stream instead (MessageBatch
+        /// > .forwarded); this call is still served.
         ///
         /// - Parameters:
         ///   - request: A streaming request of `DistributedGc_Raft_ForwardRequest` messages.
@@ -219,6 +221,8 @@ extension DistributedGc_Raft_RaftPeer {
         /// >
         /// > A follower hands a client's write to the leader. The command carries a
         /// > client id and sequence number, so a retried forward applies once.
+        /// > Nodes of this version forward on the Stream instead (MessageBatch
+        /// > .forwarded); this call is still served.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `DistributedGc_Raft_ForwardRequest` message.
@@ -302,6 +306,8 @@ extension DistributedGc_Raft_RaftPeer {
         /// >
         /// > A follower hands a client's write to the leader. The command carries a
         /// > client id and sequence number, so a retried forward applies once.
+        /// > Nodes of this version forward on the Stream instead (MessageBatch
+        /// > .forwarded); this call is still served.
         ///
         /// - Parameters:
         ///   - request: A `DistributedGc_Raft_ForwardRequest` message.
@@ -549,6 +555,8 @@ extension DistributedGc_Raft_RaftPeer {
         /// >
         /// > A follower hands a client's write to the leader. The command carries a
         /// > client id and sequence number, so a retried forward applies once.
+        /// > Nodes of this version forward on the Stream instead (MessageBatch
+        /// > .forwarded); this call is still served.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `DistributedGc_Raft_ForwardRequest` message.
@@ -673,6 +681,8 @@ extension DistributedGc_Raft_RaftPeer {
         /// >
         /// > A follower hands a client's write to the leader. The command carries a
         /// > client id and sequence number, so a retried forward applies once.
+        /// > Nodes of this version forward on the Stream instead (MessageBatch
+        /// > .forwarded); this call is still served.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `DistributedGc_Raft_ForwardRequest` message.
@@ -813,6 +823,8 @@ extension DistributedGc_Raft_RaftPeer.ClientProtocol {
     /// >
     /// > A follower hands a client's write to the leader. The command carries a
     /// > client id and sequence number, so a retried forward applies once.
+    /// > Nodes of this version forward on the Stream instead (MessageBatch
+    /// > .forwarded); this call is still served.
     ///
     /// - Parameters:
     ///   - request: A request containing a single `DistributedGc_Raft_ForwardRequest` message.
@@ -942,6 +954,8 @@ extension DistributedGc_Raft_RaftPeer.ClientProtocol {
     /// >
     /// > A follower hands a client's write to the leader. The command carries a
     /// > client id and sequence number, so a retried forward applies once.
+    /// > Nodes of this version forward on the Stream instead (MessageBatch
+    /// > .forwarded); this call is still served.
     ///
     /// - Parameters:
     ///   - message: request message to send.

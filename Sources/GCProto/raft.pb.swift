@@ -41,7 +41,72 @@ public nonisolated struct DistributedGc_Raft_MessageBatch: Sendable {
 
   public var messages: [DistributedGc_Raft_RaftMessage] = []
 
+  /// Client writes a follower hands to the leader (etcd's MsgProp), batched
+  /// with the Raft messages instead of one unary Forward call each.
+  public var forwarded: [DistributedGc_Raft_ForwardedCommand] = []
+
+  /// The leader's answers to forwarded commands, on its own stream back.
+  public var replies: [DistributedGc_Raft_ForwardedReply] = []
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct DistributedGc_Raft_ForwardedCommand: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// Chosen by the forwarding node; echoed in the reply.
+  public var id: UInt64 = 0
+
+  /// As ForwardRequest.command: a client write with its session set.
+  public var command: Data = Data()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct DistributedGc_Raft_ForwardedReply: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var id: UInt64 = 0
+
+  public var outcome: DistributedGc_Raft_ForwardedReply.OneOf_Outcome? = nil
+
+  /// The state machine's reply (lease_fsm.proto CommandReplyRecord).
+  public var reply: Data {
+    get {
+      if case .reply(let v)? = outcome {return v}
+      return Data()
+    }
+    set {outcome = .reply(newValue)}
+  }
+
+  /// Undecided (not the leader, leadership lost, storage failure): the
+  /// command may or may not have been applied; retry under the same session.
+  public var unavailable: String {
+    get {
+      if case .unavailable(let v)? = outcome {return v}
+      return String()
+    }
+    set {outcome = .unavailable(newValue)}
+  }
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public nonisolated enum OneOf_Outcome: Equatable, Sendable {
+    /// The state machine's reply (lease_fsm.proto CommandReplyRecord).
+    case reply(Data)
+    /// Undecided (not the leader, leadership lost, storage failure): the
+    /// command may or may not have been applied; retry under the same session.
+    case unavailable(String)
+
+  }
 
   public init() {}
 }
@@ -382,7 +447,7 @@ fileprivate nonisolated let _protobuf_package = "distributed_gc.raft"
 
 nonisolated extension DistributedGc_Raft_MessageBatch: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".MessageBatch"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}from_name\0\u{3}from_id\0\u{1}messages\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}from_name\0\u{3}from_id\0\u{1}messages\0\u{1}forwarded\0\u{1}replies\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -393,6 +458,8 @@ nonisolated extension DistributedGc_Raft_MessageBatch: SwiftProtobuf.Message, Sw
       case 1: try { try decoder.decodeSingularStringField(value: &self.fromName) }()
       case 2: try { try decoder.decodeSingularUInt64Field(value: &self.fromID) }()
       case 3: try { try decoder.decodeRepeatedMessageField(value: &self.messages) }()
+      case 4: try { try decoder.decodeRepeatedMessageField(value: &self.forwarded) }()
+      case 5: try { try decoder.decodeRepeatedMessageField(value: &self.replies) }()
       default: break
       }
     }
@@ -408,6 +475,12 @@ nonisolated extension DistributedGc_Raft_MessageBatch: SwiftProtobuf.Message, Sw
     if !self.messages.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.messages, fieldNumber: 3)
     }
+    if !self.forwarded.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.forwarded, fieldNumber: 4)
+    }
+    if !self.replies.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.replies, fieldNumber: 5)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -415,6 +488,105 @@ nonisolated extension DistributedGc_Raft_MessageBatch: SwiftProtobuf.Message, Sw
     if lhs.fromName != rhs.fromName {return false}
     if lhs.fromID != rhs.fromID {return false}
     if lhs.messages != rhs.messages {return false}
+    if lhs.forwarded != rhs.forwarded {return false}
+    if lhs.replies != rhs.replies {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension DistributedGc_Raft_ForwardedCommand: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ForwardedCommand"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}command\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.id) }()
+      case 2: try { try decoder.decodeSingularBytesField(value: &self.command) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.id != 0 {
+      try visitor.visitSingularUInt64Field(value: self.id, fieldNumber: 1)
+    }
+    if !self.command.isEmpty {
+      try visitor.visitSingularBytesField(value: self.command, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: DistributedGc_Raft_ForwardedCommand, rhs: DistributedGc_Raft_ForwardedCommand) -> Bool {
+    if lhs.id != rhs.id {return false}
+    if lhs.command != rhs.command {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension DistributedGc_Raft_ForwardedReply: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ForwardedReply"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}reply\0\u{1}unavailable\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.id) }()
+      case 2: try {
+        var v: Data?
+        try decoder.decodeSingularBytesField(value: &v)
+        if let v = v {
+          if self.outcome != nil {try decoder.handleConflictingOneOf()}
+          self.outcome = .reply(v)
+        }
+      }()
+      case 3: try {
+        var v: String?
+        try decoder.decodeSingularStringField(value: &v)
+        if let v = v {
+          if self.outcome != nil {try decoder.handleConflictingOneOf()}
+          self.outcome = .unavailable(v)
+        }
+      }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if self.id != 0 {
+      try visitor.visitSingularUInt64Field(value: self.id, fieldNumber: 1)
+    }
+    switch self.outcome {
+    case .reply?: try {
+      guard case .reply(let v)? = self.outcome else { preconditionFailure() }
+      try visitor.visitSingularBytesField(value: v, fieldNumber: 2)
+    }()
+    case .unavailable?: try {
+      guard case .unavailable(let v)? = self.outcome else { preconditionFailure() }
+      try visitor.visitSingularStringField(value: v, fieldNumber: 3)
+    }()
+    case nil: break
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: DistributedGc_Raft_ForwardedReply, rhs: DistributedGc_Raft_ForwardedReply) -> Bool {
+    if lhs.id != rhs.id {return false}
+    if lhs.outcome != rhs.outcome {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -59,4 +59,41 @@ struct ForwardingTests {
             #expect(cluster.forwardCount == 0)
         }
     }
+
+    @Test("a reply from a node the write did not go to is refused; the caller gets the leader's answer")
+    func forgedReplyIsRefused() async throws {
+        let cluster = InMemoryCluster(names: ["a", "b", "c"])
+        try await cluster.run { stores in
+            let leader = try await cluster.waitForLeader()
+            let followers = stores.filter { $0 !== leader }
+            let (follower, other) = (followers[0], followers[1])
+            // The first answer is lost, so the write waits long enough for
+            // the forged reply to arrive first.
+            cluster.loseNextForwardReplies(1)
+            let write = Task { try await follower.propose(Self.create("row-forged")) }
+            let deadline = ContinuousClock.now + .seconds(60)
+            while cluster.forwardCount == 0, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(1)) }
+            let forged = CommandReplyCoding.encode(.failure(LeaseError(.notFound, "forged")))
+            for id in UInt64(1)...4 {
+                await follower.receive([.reply(ForwardedReply(id: id, outcome: .reply(forged)))], from: other.cluster.local.id)
+            }
+            guard case .created(let lease) = try await write.value else { throw TestFailure("not created") }
+            #expect(lease.object.id == "row-forged")
+            #expect(follower.refusals.byReason["unexpected_reply"] == 4)
+            #expect(try await leader.read(.linearizable) { $0.stats.created } == 1)
+        }
+    }
+
+    @Test("a write forwarded by a node that is not a member is refused and not applied")
+    func forwardFromNonMemberIsRefused() async throws {
+        let cluster = InMemoryCluster(names: ["a", "b", "c"])
+        try await cluster.run { _ in
+            let leader = try await cluster.waitForLeader()
+            let origin = ClientOrigin(clientID: "intruder", sequence: 1, firstUnacknowledged: 1)
+            let command = StampedCommand(Self.create("row-intruder"), stamp: .zero, origin: origin).encoded()
+            await leader.receive([.forward(ForwardedWrite(id: 1, command: command))], from: 0xdead_beef)
+            #expect(leader.refusals.byReason["forward_from_non_member"] == 1)
+            #expect(try await leader.read(.linearizable) { $0.stats.created } == 0)
+        }
+    }
 }

@@ -18,16 +18,16 @@ struct PeerOutboxTests {
     @Test("beyond its limit it drops and says how many; what it kept comes out in order")
     func dropsBeyondLimit() async {
         let outbox = PeerOutbox(limit: 3)
-        #expect(outbox.add((1...5).map { Self.heartbeat($0) }) == 2)
-        #expect(outbox.add([Self.heartbeat(6)]) == 1, "still full")
+        #expect(outbox.add((1...5).map { PeerTraffic.message(Self.heartbeat($0)) }) == 2)
+        #expect(outbox.add([.message(Self.heartbeat(6))]) == 1, "still full")
         let batch = await outbox.next(maxBytes: 1 << 20)
-        #expect(batch?.map(\.term) == [1, 2, 3])
+        #expect(batch?.map(Self.term) == [1, 2, 3])
     }
 
     @Test("batches stay under the byte limit, but always carry at least one message")
     func batchesRespectByteLimit() async {
         let outbox = PeerOutbox()
-        outbox.add([Self.append(bytes: 1000), Self.append(bytes: 1000), Self.append(bytes: 5000)])
+        outbox.add([.message(Self.append(bytes: 1000)), .message(Self.append(bytes: 1000)), .message(Self.append(bytes: 5000))])
         #expect(await outbox.next(maxBytes: 2500)?.count == 2)
         #expect(await outbox.next(maxBytes: 2500)?.count == 1, "one message larger than the limit still goes")
     }
@@ -36,12 +36,12 @@ struct PeerOutboxTests {
     func wakesAndCloses() async {
         let outbox = PeerOutbox()
         let reader = Task { await outbox.next(maxBytes: 1 << 20) }
-        outbox.add([Self.heartbeat(9)])
-        #expect(await reader.value?.map(\.term) == [9])
+        outbox.add([.message(Self.heartbeat(9))])
+        #expect(await reader.value?.map(Self.term) == [9])
         let closed = Task { await outbox.next(maxBytes: 1 << 20) }
         outbox.close()
         #expect(await closed.value == nil)
-        #expect(outbox.add([Self.heartbeat(10)]) == 1, "a closed outbox takes nothing")
+        #expect(outbox.add([.message(Self.heartbeat(10))]) == 1, "a closed outbox takes nothing")
     }
 }
 
@@ -74,5 +74,33 @@ struct RaftMessageCodingTests {
         var unknownKind = RaftMessageCoding.record(Message(type: .append, from: 1, to: 2, term: 1, entries: [Entry(term: 1, index: 1)]))
         unknownKind.entries[0].kind = 77
         #expect(RaftMessageCoding.message(unknownKind) == nil)
+    }
+}
+
+extension PeerOutboxTests {
+    static func term(_ item: PeerTraffic) -> UInt64? {
+        if case .message(let message) = item { message.term } else { nil }
+    }
+
+    @Test("forwarded writes and replies go in the same batch as Raft messages, in order, and decode as sent")
+    func forwardsShareTheStreamBatch() async throws {
+        let outbox = PeerOutbox()
+        outbox.add([
+            .message(Self.heartbeat(1)),
+            .forward(ForwardedWrite(id: 7, command: [1, 2, 3])),
+            .reply(ForwardedReply(id: 9, outcome: .unavailable("not the leader"))),
+            .reply(ForwardedReply(id: 10, outcome: .reply([4, 5]))),
+        ])
+        let taken = try #require(await outbox.next(maxBytes: 1 << 20))
+        #expect(taken.count == 4, "one batch for all of it")
+        let batch = RaftMessageCoding.batch(taken, from: ClusterMember(name: "n2", host: "127.0.0.1", port: 1))
+        #expect(batch.messages.count == 1)
+        #expect(batch.forwarded.map(RaftMessageCoding.write) == [ForwardedWrite(id: 7, command: [1, 2, 3])])
+        #expect(batch.replies.compactMap(RaftMessageCoding.reply) == [
+            ForwardedReply(id: 9, outcome: .unavailable("not the leader")), ForwardedReply(id: 10, outcome: .reply([4, 5])),
+        ])
+        var empty = DistributedGc_Raft_ForwardedReply()
+        empty.id = 11
+        #expect(RaftMessageCoding.reply(empty) == nil, "a reply without an outcome is refused, not guessed at")
     }
 }

@@ -9,7 +9,8 @@ import Testing
 
 /// The peer port end to end, fuzzed with fewer iterations than the core (`PeerFuzz` in
 /// RaftTests): hostile message batches through the peer service into one node of a 3-node
-/// in-process cluster, and garbage forwarded writes into the leader. Nothing may crash or hang,
+/// in-process cluster (Raft messages, forwarded writes and forged replies), and garbage
+/// forwarded writes into the leader's unary `Forward`. Nothing may crash or hang,
 /// every refusal is counted by reason, garbage forwarded bytes are refused as invalid, and the
 /// cluster still commits afterwards.
 ///
@@ -114,6 +115,27 @@ struct PeerPortFuzzTests {
                 batch.fromID = garbage.node()
                 batch.fromName = "fuzzer-\(i % 7)"
                 batch.messages = (0..<garbage.int(1...8)).map { _ in garbage.record(from: batch.fromID, to: victimID) }
+                // Forwarded writes and replies ride the same stream batches.
+                if garbage.chance(0.3) {
+                    batch.forwarded = (0..<garbage.int(1...3)).map { _ in
+                        var command = DistributedGc_Raft_ForwardedCommand()
+                        command.id = garbage.value()
+                        command.command = Data(garbage.forwardedCommand())
+                        return command
+                    }
+                }
+                if garbage.chance(0.3) {
+                    batch.replies = (0..<garbage.int(1...3)).map { _ in
+                        var reply = DistributedGc_Raft_ForwardedReply()
+                        reply.id = garbage.value(near: 1)
+                        switch garbage.int(0...2) {
+                        case 0: reply.reply = garbage.bytes(32)
+                        case 1: reply.unavailable = "fuzz"
+                        default: break
+                        }
+                        return reply
+                    }
+                }
                 await RaftPeerService.deliver(batch, to: victim)
                 if i % 3 == 0 {
                     let leader = try await cluster.waitForLeader()
@@ -141,6 +163,7 @@ struct PeerPortFuzzTests {
                 #expect(refused[reason, default: 0] > 0, "no \(reason) refusal counted")
             }
             #expect(forwardedRefused > 0)
+            #expect(refused["unexpected_reply", default: 0] > 0, "forged replies to forwarded writes are refused")
             // Not wedged: the cluster still elects a leader and commits writes through the other
             // nodes. (The victim itself may have stopped on purpose: a forged append can commit
             // an entry it cannot decode, and a node stops rather than skip a committed entry.

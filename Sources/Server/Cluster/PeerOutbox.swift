@@ -1,15 +1,19 @@
 import Raft
 import Synchronization
 
-/// The messages waiting to go to one peer: the Raft driver adds without
-/// waiting, the peer's stream task takes them in batches.
+/// The traffic waiting to go to one peer (Raft messages, forwarded writes
+/// and their replies, in order): the store adds without waiting, the peer's
+/// stream task takes it in batches.
 ///
-/// Bounded: when the peer is slow or down, messages beyond the limit are
-/// dropped (``PeerTransport`` counts them in `gc_peer_messages_dropped_total`). Raft tolerates lost messages: it retries appends on
-/// the next heartbeat, and a dropped vote or heartbeat is like a lost packet.
+/// Bounded: when the peer is slow or down, items beyond the limit are
+/// dropped (``PeerTransport`` counts them in `gc_peer_messages_dropped_total`).
+/// Raft tolerates lost messages: it retries appends on the next heartbeat,
+/// and a dropped vote or heartbeat is like a lost packet. A dropped
+/// forwarded write or reply is retried by the follower under the same
+/// session, so it still applies once.
 final class PeerOutbox: Sendable {
     private struct State {
-        var messages: [Message] = []
+        var items: [PeerTraffic] = []
         var waiter: CheckedContinuation<Void, Never>?
         var closed = false
     }
@@ -21,16 +25,16 @@ final class PeerOutbox: Sendable {
         self.limit = limit
     }
 
-    /// Queues `messages`; returns how many were dropped because the outbox was full.
+    /// Queues `items`; returns how many were dropped because the outbox was full.
     @discardableResult
-    func add(_ messages: some Collection<Message>) -> Int {
+    func add(_ items: some Collection<PeerTraffic>) -> Int {
         let waiter: CheckedContinuation<Void, Never>?
         let dropped: Int
         (waiter, dropped) = state.withLock { s in
-            guard !s.closed else { return (nil, messages.count) }
-            let room = max(0, limit - s.messages.count)
-            s.messages.append(contentsOf: messages.prefix(room))
-            let dropped = messages.count - min(room, messages.count)
+            guard !s.closed else { return (nil, items.count) }
+            let room = max(0, limit - s.items.count)
+            s.items.append(contentsOf: items.prefix(room))
+            let dropped = items.count - min(room, items.count)
             let w = s.waiter
             s.waiter = nil
             return (w, dropped)
@@ -39,14 +43,14 @@ final class PeerOutbox: Sendable {
         return dropped
     }
 
-    /// Waits for messages and takes up to `maxBytes` of them (at least one);
-    /// nil once closed.
-    func next(maxBytes: Int) async -> [Message]? {
+    /// Waits for traffic and takes up to `maxBytes` of it (at least one
+    /// item); nil once closed.
+    func next(maxBytes: Int) async -> [PeerTraffic]? {
         while true {
             if let batch = take(maxBytes: maxBytes) { return batch.isEmpty ? nil : batch }
             await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
                 let resumeNow = state.withLock { s in
-                    if s.closed || !s.messages.isEmpty { return true }
+                    if s.closed || !s.items.isEmpty { return true }
                     s.waiter = continuation
                     return false
                 }
@@ -55,10 +59,11 @@ final class PeerOutbox: Sendable {
         }
     }
 
-    /// Forgets queued messages (the stream broke: they would be stale by the
-    /// time it reconnects, and Raft resends what matters).
+    /// Forgets queued traffic (the stream broke: it would be stale by the
+    /// time it reconnects; Raft resends what matters, and followers retry
+    /// their forwarded writes).
     func discardQueued() {
-        state.withLock { $0.messages.removeAll() }
+        state.withLock { $0.items.removeAll() }
     }
 
     /// Stops the outbox: `next` returns nil from now on.
@@ -73,20 +78,25 @@ final class PeerOutbox: Sendable {
     }
 
     /// nil when there is nothing to take; [] when closed.
-    private func take(maxBytes: Int) -> [Message]? {
+    private func take(maxBytes: Int) -> [PeerTraffic]? {
         state.withLock { s in
             if s.closed { return [] }
-            guard !s.messages.isEmpty else { return nil }
+            guard !s.items.isEmpty else { return nil }
             var bytes = 0
             var count = 0
-            for message in s.messages {
-                let size = RaftMessageCoding.estimatedSize(message)
+            for item in s.items {
+                let size = item.estimatedSize
                 if count > 0 && bytes + size > maxBytes { break }
                 bytes += size
                 count += 1
             }
-            let batch = Array(s.messages.prefix(count))
-            s.messages.removeFirst(count)
+            if count == s.items.count {
+                // The common case: take everything, keep the buffer's capacity.
+                defer { s.items.removeAll(keepingCapacity: true) }
+                return s.items
+            }
+            let batch = Array(s.items.prefix(count))
+            s.items.removeFirst(count)
             return batch
         }
     }

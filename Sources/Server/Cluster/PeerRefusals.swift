@@ -17,6 +17,11 @@ public final class PeerRefusals: Sendable {
         case undecodable
         /// A message whose `from` is not the batch's sender.
         case senderMismatch = "sender_mismatch"
+        /// A forwarded client write from a node that is not a member.
+        case forwardFromNonMember = "forward_from_non_member"
+        /// A reply to a forwarded write this node is not waiting for from
+        /// that peer (late, duplicated, or forged).
+        case unexpectedReply = "unexpected_reply"
     }
 
     private let logger: Logger

@@ -9,10 +9,11 @@ import Synchronization
 /// (proto/raft.proto) on their `GC_RAFT_PORT`.
 ///
 /// Each peer gets one gRPC connection and one long-lived `Stream` RPC that
-/// carries batches of Raft messages; when the stream breaks it is reopened
+/// carries batches of Raft messages, forwarded client writes and the
+/// leader's replies to them (``PeerTraffic``); when the stream breaks it is reopened
 /// with exponential backoff (50 ms doubling to 1 s), the peer is reported
 /// unreachable to Raft once, and the outage is logged once. Unary calls
-/// (forwarded writes, status, admin) share the connection.
+/// (status, admin) share the connection.
 ///
 /// Sending never waits: ``send(_:)`` queues into the peer's bounded
 /// ``PeerOutbox``. Nothing here reorders messages to one peer.
@@ -104,19 +105,17 @@ public final class PeerTransport: Sendable {
         for link in all { link.stop() }
     }
 
-    // MARK: Raft messages
+    // MARK: Raft messages and forwarded writes
 
-    /// Queues `messages` to their peers; messages to unknown peers are dropped
-    /// (Raft treats them as lost).
-    public func send(_ messages: [Message]) {
-        guard !messages.isEmpty else { return }
-        let byPeer = Dictionary(grouping: messages, by: \.to)
-        let targets = links.withLock { links in byPeer.keys.compactMap { id in links[id].map { (id, $0) } } }
-        for (id, link) in targets {
-            guard let batch = byPeer[id] else { continue }
-            let dropped = link.outbox.add(batch)
-            if dropped > 0 { metrics?.recordDroppedPeerMessages(peer: link.member.name, count: dropped) }
-        }
+    /// Queues `traffic` to `peer`; returns false if some of it was dropped
+    /// (an unknown peer, or its outbox is full: Raft treats that as lost).
+    @discardableResult
+    public func send(_ traffic: [PeerTraffic], to peer: NodeID) -> Bool {
+        guard !traffic.isEmpty else { return true }
+        guard let link = links.withLock({ $0[peer] }) else { return false }
+        let dropped = link.outbox.add(traffic)
+        if dropped > 0 { metrics?.recordDroppedPeerMessages(peer: link.member.name, count: dropped) }
+        return dropped == 0
     }
 
     /// Peers whose stream broke since the last call (Raft slows its appends
@@ -134,12 +133,6 @@ public final class PeerTransport: Sendable {
     }
 
     // MARK: Unary calls
-
-    /// Hands a client's write to the leader `leader`.
-    public func forward(_ request: DistributedGc_Raft_ForwardRequest, to leader: NodeID, timeout: Duration) async throws -> DistributedGc_Raft_ForwardResponse {
-        let link = try self.link(leader)
-        return try await link.client.forward(request, options: Self.options(timeout))
-    }
 
     /// The status of member `id`, as it reports it.
     public func status(of id: NodeID, timeout: Duration) async throws -> DistributedGc_Raft_PeerStatusResponse {
@@ -228,12 +221,8 @@ final class PeerLink: Sendable {
                 options.waitForReady = false
                 _ = try await client.stream(
                     request: StreamingClientRequest(of: DistributedGc_Raft_MessageBatch.self) { writer in
-                        while let messages = await outbox.next(maxBytes: PeerTransport.maxBatchBytes) {
-                            var batch = DistributedGc_Raft_MessageBatch()
-                            batch.fromName = local.name
-                            batch.fromID = local.id
-                            batch.messages = messages.map(RaftMessageCoding.record)
-                            try await writer.write(batch)
+                        while let traffic = await outbox.next(maxBytes: PeerTransport.maxBatchBytes) {
+                            try await writer.write(RaftMessageCoding.batch(traffic, from: local))
                             wrote.withLock { $0 = true }
                             self.markUp()
                         }

@@ -77,3 +77,46 @@ enum RaftMessageCoding {
         64 + m.context.count + (m.snapshot?.data.count ?? 0) + m.entries.reduce(0) { $0 + 24 + $1.data.count }
     }
 }
+
+extension RaftMessageCoding {
+    /// One stream batch from `local` carrying `traffic`.
+    static func batch(_ traffic: [PeerTraffic], from local: ClusterMember) -> DistributedGc_Raft_MessageBatch {
+        var batch = DistributedGc_Raft_MessageBatch()
+        batch.fromName = local.name
+        batch.fromID = local.id
+        for item in traffic {
+            switch item {
+            case .message(let message):
+                batch.messages.append(record(message))
+            case .forward(let write):
+                var command = DistributedGc_Raft_ForwardedCommand()
+                command.id = write.id
+                command.command = Data(write.command)
+                batch.forwarded.append(command)
+            case .reply(let reply):
+                var record = DistributedGc_Raft_ForwardedReply()
+                record.id = reply.id
+                switch reply.outcome {
+                case .reply(let bytes): record.reply = Data(bytes)
+                case .unavailable(let message): record.unavailable = message
+                }
+                batch.replies.append(record)
+            }
+        }
+        return batch
+    }
+
+    static func write(_ record: DistributedGc_Raft_ForwardedCommand) -> ForwardedWrite {
+        ForwardedWrite(id: record.id, command: [UInt8](record.command))
+    }
+
+    /// Decodes a leader's reply; nil when it carries no outcome (a peer of
+    /// another version).
+    static func reply(_ record: DistributedGc_Raft_ForwardedReply) -> ForwardedReply? {
+        switch record.outcome {
+        case .reply(let bytes): ForwardedReply(id: record.id, outcome: .reply([UInt8](bytes)))
+        case .unavailable(let message): ForwardedReply(id: record.id, outcome: .unavailable(String(message.prefix(1024))))
+        case nil: nil
+        }
+    }
+}

@@ -27,7 +27,8 @@ struct RaftPeerService: DistributedGc_Raft_RaftPeer.SimpleServiceProtocol {
         return DistributedGc_Raft_StreamClosed()
     }
 
-    /// Decodes a peer's batch and steps its messages into `store`. A message
+    /// Decodes a peer's batch and hands its messages, forwarded writes and
+    /// replies to `store`. A message
     /// that does not decode (a peer of another version?), whose `from` is not
     /// the batch's sender, or that is addressed to another node is dropped,
     /// counted and logged once per reason (``PeerRefusals``); the Raft core
@@ -36,8 +37,8 @@ struct RaftPeerService: DistributedGc_Raft_RaftPeer.SimpleServiceProtocol {
         let refusals = store.refusals
         let local = store.cluster.local.id
         let peer = String(batch.fromName.prefix(64))
-        var messages: [Message] = []
-        messages.reserveCapacity(batch.messages.count)
+        var traffic: [PeerTraffic] = []
+        traffic.reserveCapacity(batch.messages.count + batch.forwarded.count + batch.replies.count)
         for record in batch.messages {
             guard let message = RaftMessageCoding.message(record) else {
                 refusals.record(.undecodable, peer: peer, detail: "message type \(record.type) or an entry kind is unknown (is the peer another version?)")
@@ -51,9 +52,18 @@ struct RaftPeerService: DistributedGc_Raft_RaftPeer.SimpleServiceProtocol {
                 refusals.record(RefusalReason.wrongRecipient.rawValue, peer: peer, detail: "a \(message.type) addressed to \(String(message.to, radix: 16)), this node is \(String(local, radix: 16))")
                 continue
             }
-            messages.append(message)
+            traffic.append(.message(message))
         }
-        await store.receive(messages)
+        for record in batch.forwarded { traffic.append(.forward(RaftMessageCoding.write(record))) }
+        for record in batch.replies {
+            guard let reply = RaftMessageCoding.reply(record) else {
+                refusals.record(.undecodable, peer: peer, detail: "a forwarded write's reply without an outcome (is the peer another version?)")
+                continue
+            }
+            traffic.append(.reply(reply))
+        }
+        guard !traffic.isEmpty else { return }
+        await store.receive(traffic, from: batch.fromID)
     }
 
     func forward(request: DistributedGc_Raft_ForwardRequest, context: ServerContext) async throws -> DistributedGc_Raft_ForwardResponse {

@@ -15,9 +15,13 @@ extension RaftLeaseStore {
     public func tick() {
         guard started, fault == nil else { return }
         ticks += 1
-        for peer in cluster.transport?.takeUnreachable() ?? [] { node.reportUnreachable(peer) }
+        let unreachable = cluster.transport?.takeUnreachable() ?? []
+        for peer in unreachable { node.reportUnreachable(peer) }
+        // Writes sent on a stream that broke may never have arrived: retry.
+        giveUp(forwards.takeSentTo(unreachable), "the connection to the leader broke")
+        giveUp(forwards.takeOverdue(at: ticks), "the leader did not answer in time")
         node.tick()
-        expireOverdueReads()
+        reads.expire(at: ticks)
         drain()
         if ticks % 10 == 0 { publishRaftMetrics() }
     }
@@ -34,15 +38,33 @@ extension RaftLeaseStore {
     /// or contradicting this node's log: ``RefusalReason``) change nothing;
     /// they are counted and logged once per reason (``refusals``).
     public func receive(_ messages: [Message]) {
-        guard started, fault == nil, !messages.isEmpty else { return }
+        guard let sender = messages.first?.from else { return }
+        receive(messages.map(PeerTraffic.message), from: sender)
+    }
+
+    /// Handles what the peer `sender` sent in one batch: Raft messages are
+    /// stepped, forwarded writes proposed (on the leader) and replies to this
+    /// node's forwarded writes handed to their callers. All of it shares the
+    /// next drain (one persist, one fsync).
+    public func receive(_ traffic: [PeerTraffic], from sender: NodeID) {
+        guard started, fault == nil, !traffic.isEmpty else { return }
         let now = clock.now()
-        for message in messages {
-            if let refusal = node.step(message) {
-                refusals.record(refusal, peer: name(of: message.from))
-            } else {
-                lastHeard[message.from] = now
+        var heard = false
+        for item in traffic {
+            switch item {
+            case .message(let message):
+                if let refusal = node.step(message) {
+                    refusals.record(refusal, peer: name(of: message.from))
+                } else {
+                    heard = true
+                }
+            case .forward(let write):
+                acceptForwarded(write, from: sender)
+            case .reply(let reply):
+                completeForward(reply, from: sender)
             }
         }
+        if heard { lastHeard[sender] = now }
         scheduleDrain()
     }
 
@@ -57,97 +79,6 @@ extension RaftLeaseStore {
     public var leaderName: String? {
         guard fault == nil else { return nil }
         return node.leaderID.map { name(of: $0) }
-    }
-
-    // MARK: Forwarding (follower side)
-
-    /// Sends a client's write to the leader under this node's session and
-    /// returns the leader's answer. Retries (with the same sequence, so it
-    /// applies once) until the request timeout: while no leader is known, when
-    /// the leader changes, or when the answer is lost.
-    /// Forwards a client write to the leader, retrying within the request
-    /// timeout. The command carries `clientOrigin` when the client gave one,
-    /// else a sequence of this node's own session: either way a retry is
-    /// applied once.
-    func forward(_ command: LeaseCommand, origin clientOrigin: ClientOrigin? = nil) async throws -> Result<CommandResult, LeaseError> {
-        let sequence = clientOrigin == nil ? session.open() : 0
-        defer { if clientOrigin == nil { session.close(sequence) } }
-        let deadline = ContinuousClock.now + cluster.requestTimeout
-        var lastProblem = "no leader is known"
-        while ContinuousClock.now < deadline {
-            if let fault { throw fault }
-            let origin = clientOrigin ?? session.origin(for: sequence)
-            if node.role == .leader {
-                do {
-                    return try await proposeLocally(StampedCommand(command, stamp: clock.now(), origin: origin))
-                } catch let error as StoreError {
-                    lastProblem = error.message
-                }
-            } else if let leader = node.leaderID, let transport = cluster.transport {
-                var request = DistributedGc_Raft_ForwardRequest()
-                request.command = Data(StampedCommand(command, stamp: .zero, origin: origin).encoded())
-                request.fromName = cluster.local.name
-                let remaining = deadline - ContinuousClock.now
-                do {
-                    cluster.metrics?.recordForwardedWrite()
-                    let response = try await transport.forward(request, to: leader, timeout: max(remaining, .milliseconds(10)))
-                    switch response.outcome {
-                    case .reply(let bytes):
-                        do {
-                            return try CommandReplyCoding.decode([UInt8](bytes))
-                        } catch {
-                            throw StoreError(.unavailable, "the leader's reply could not be decoded (\(error)); the command may have been applied")
-                        }
-                    case .unavailable(let message):
-                        lastProblem = "\(name(of: leader)): \(message)"
-                    case nil:
-                        lastProblem = "\(name(of: leader)) answered without an outcome"
-                    }
-                } catch let error as StoreError {
-                    throw error
-                } catch {
-                    lastProblem = "forwarding to \(name(of: leader)) failed: \(error)"
-                }
-            }
-            try await Task.sleep(for: cluster.tickInterval)
-        }
-        throw StoreError(.unavailable, "no leader accepted the write within \(cluster.requestTimeout) (\(lastProblem)); "
-            + "leader hint: \(leaderName ?? "none"); it may or may not have been applied, retry")
-    }
-
-    // MARK: Forwarding (leader side)
-
-    /// Applies a write a follower forwarded: stamps it with this leader's
-    /// clock and proposes it under the follower's session.
-    public func acceptForwarded(_ request: DistributedGc_Raft_ForwardRequest) async -> DistributedGc_Raft_ForwardResponse {
-        var response = DistributedGc_Raft_ForwardResponse()
-        response.leaderHint = leaderName ?? ""
-        var stamped: StampedCommand
-        do {
-            stamped = try StampedCommand(decoding: [UInt8](request.command))
-        } catch {
-            response.reply = Data(CommandReplyCoding.encode(.failure(LeaseError(.invalidArgument, "the forwarded command does not decode: \(error)"))))
-            return response
-        }
-        guard stamped.origin != nil, stamped.command.isClientWrite else {
-            response.reply = Data(CommandReplyCoding.encode(.failure(LeaseError(.invalidArgument, "only client writes with a session may be forwarded"))))
-            return response
-        }
-        if let error = limits.validate(stamped.command) {
-            response.reply = Data(CommandReplyCoding.encode(.failure(error)))
-            return response
-        }
-        guard node.role == .leader else {
-            response.unavailable = "not the leader"
-            return response
-        }
-        stamped.stamp = clock.now()
-        do {
-            response.reply = Data(CommandReplyCoding.encode(try await proposeLocally(stamped)))
-        } catch {
-            response.unavailable = "\(error)"
-        }
-        return response
     }
 
     // MARK: Reads
@@ -228,7 +159,7 @@ extension RaftLeaseStore {
     func waitApplied(_ index: UInt64) async throws {
         if machine.appliedIndex >= index { return }
         try await withCheckedThrowingContinuation { continuation in
-            applyWaiters.append((index, continuation))
+            reads.waitApplied(index, continuation)
             scheduleDrain()
         }
     }

@@ -35,10 +35,11 @@ public actor RaftLeaseStore: LeaseStore {
     /// Membership, transport and timing.
     public nonisolated let cluster: ClusterSettings
 
-    var waiters: [UInt64: Waiter] = [:]
-    var pendingReads: [UInt64: PendingRead] = [:]
-    var applyWaiters: [(index: UInt64, continuation: CheckedContinuation<Void, any Error>)] = []
-    var nextReadID: UInt64 = 0
+    /// Who waits for this node's proposals (local callers, followers).
+    var proposals = ProposalWaiters()
+    /// This follower's writes waiting for the leader's reply.
+    var forwards = PendingForwards()
+    var reads = ReadIndexWaiters()
     var drainScheduled = false
     var started = false
     var fault: StoreError?
@@ -53,27 +54,6 @@ public actor RaftLeaseStore: LeaseStore {
     public nonisolated let refusals: PeerRefusals
     nonisolated let cleanupGate = Mutex(CleanupGate())
     nonisolated let faultDescription = Mutex<String?>(nil)
-
-    struct Waiter {
-        var term: UInt64
-        var continuation: CheckedContinuation<Result<CommandResult, LeaseError>, any Error>
-    }
-
-    /// A ReadIndex request in flight; failed after `expiresAtTick` (the
-    /// request or its answer may be lost), and retried by the reader.
-    struct PendingRead {
-        var continuation: CheckedContinuation<UInt64, any Error>
-        var expiresAtTick: UInt64
-    }
-
-    /// When this node may reap and dispatch (DESIGN.md: leader-only, after
-    /// committing an entry of its term and a hold-off after taking office).
-    struct CleanupGate {
-        var isLeader = false
-        var termStartIndex: UInt64 = 0
-        var appliedIndex: UInt64 = 0
-        var leaderSince = WallTime(milliseconds: 0)
-    }
 
     /// Opens the store over `storage`, restoring the lease state from its
     /// snapshot; committed entries after the snapshot are re-applied on start.
@@ -129,10 +109,7 @@ public actor RaftLeaseStore: LeaseStore {
 
     public nonisolated var mayRunCleanup: Bool {
         let now = clock.now()
-        return cleanupGate.withLock { gate in
-            gate.isLeader && gate.appliedIndex >= gate.termStartIndex
-                && now >= gate.leaderSince.adding(milliseconds: cleanupHoldOffMilliseconds)
-        }
+        return cleanupGate.withLock { $0.isOpen(at: now, holdOffMilliseconds: cleanupHoldOffMilliseconds) }
     }
 
     public nonisolated var healthProblem: String? { faultDescription.withLock { $0 } }
@@ -158,7 +135,7 @@ public actor RaftLeaseStore: LeaseStore {
             throw StoreError(.unavailable, describe(error))
         }
         return try await withCheckedThrowingContinuation { continuation in
-            waiters[position.index] = Waiter(term: position.term, continuation: continuation)
+            proposals.add(.local(continuation), at: position)
             scheduleDrain()
         }
     }
@@ -174,7 +151,7 @@ public actor RaftLeaseStore: LeaseStore {
             let index = try await readIndexWithRetry()
             if machine.appliedIndex < index {
                 try await withCheckedThrowingContinuation { continuation in
-                    applyWaiters.append((index, continuation))
+                    reads.waitApplied(index, continuation)
                 }
             }
         }
@@ -228,8 +205,13 @@ public actor RaftLeaseStore: LeaseStore {
     }
 
     /// Handles every `Ready`: persist, then send, then apply, then advance.
+    /// What can be done once per drain is: lease events are published,
+    /// metrics observed, followers' replies sent and readers resumed after
+    /// the last `Ready`, not per entry.
     func drain() {
         drainScheduled = false
+        var events: [LeaseEvent] = []
+        var appliedAny = false
         while fault == nil, node.hasReady {
             let ready = node.ready()
             if ready.mustPersist {
@@ -237,7 +219,7 @@ public actor RaftLeaseStore: LeaseStore {
                     try storage.persist(ready.persistBatch)
                 } catch {
                     poison(StoreError(.unavailable, "the Raft log could not be written (\(error)); this node stopped acknowledging writes"))
-                    return
+                    break
                 }
             }
             // Only after the persist above: a vote or an append
@@ -246,25 +228,38 @@ public actor RaftLeaseStore: LeaseStore {
             if let soft = ready.softState { leadershipChanged(soft) }
             if let snapshot = ready.snapshot { install(snapshot) }
             for entry in ready.committedEntries {
-                apply(entry)
+                apply(entry, events: &events)
+                appliedAny = true
                 // An entry that cannot be applied stops this node (see apply).
-                if fault != nil { return }
+                if fault != nil { break }
             }
-            for read in ready.readStates { completeRead(read) }
+            if fault != nil { break }
+            for read in ready.readStates { reads.complete(context: read.context, index: read.index) }
             node.advance(ready)
         }
-        releaseApplyWaiters()
-        compactIfDue()
+        self.events.publish(events)
+        if appliedAny {
+            onApply(machine)
+            publishApplied()
+        }
+        sendReplies()
+        reads.applied(through: machine.appliedIndex)
+        if fault == nil { compactIfDue() }
     }
 
-    private func apply(_ entry: Entry) {
+    /// Sends followers the answers to their forwarded writes, one batch each.
+    func sendReplies() {
+        for (peer, replies) in proposals.takeReplies() {
+            cluster.transport?.send(replies.map(PeerTraffic.reply), to: peer)
+        }
+    }
+
+    private func apply(_ entry: Entry, events: inout [LeaseEvent]) {
         guard entry.index > machine.appliedIndex else { return }
-        let waiter = waiters.removeValue(forKey: entry.index)
         guard entry.kind == .normal else {
             if entry.kind == .configChange { membershipApplied(entry) }
             machine.skip(index: entry.index)
-            waiter?.continuation.resume(throwing: StoreError(.unavailable, "leadership changed before the command committed; it was not applied"))
-            publishApplied()
+            proposals.superseded(index: entry.index)
             return
         }
         let stamped: StampedCommand
@@ -278,20 +273,13 @@ public actor RaftLeaseStore: LeaseStore {
             // would be missing here), so stop applying, like a crashed node,
             // until it is upgraded (see DESIGN: unavailable, never divergent).
             let fault = StoreError(.unavailable, "cannot apply the log entry at index \(entry.index) (\(error)): it was written by a newer version of gc-sidecar or is damaged; this node stopped applying the log. Upgrade it to the other nodes' version and restart it")
-            waiter?.continuation.resume(throwing: fault)
+            proposals.failed(index: entry.index, fault)
             poison(fault)
             return
         }
         let output = machine.apply(stamped, index: entry.index)
-        events.publish(output.events)
-        onApply(machine)
-        publishApplied()
-        guard let waiter else { return }
-        if waiter.term == entry.term {
-            waiter.continuation.resume(returning: output.result)
-        } else {
-            waiter.continuation.resume(throwing: StoreError(.unavailable, "leadership changed before the command committed; it was not applied"))
-        }
+        events.append(contentsOf: output.events)
+        proposals.applied(index: entry.index, term: entry.term, output.result)
     }
 
     private func install(_ snapshot: Snapshot) {
@@ -305,30 +293,28 @@ public actor RaftLeaseStore: LeaseStore {
         }
     }
 
-    private func publishApplied() {
+    func publishApplied() {
         let applied = machine.appliedIndex
         cleanupGate.withLock { $0.appliedIndex = applied }
     }
 
     private func leadershipChanged(_ soft: SoftState) {
         let isLeader = soft.role == .leader
-        let termStart = node.lastIndex
+        let lastIndex = node.lastIndex
         let now = clock.now()
-        cleanupGate.withLock { gate in
-            if isLeader && !gate.isLeader {
-                gate.termStartIndex = termStart
-                gate.leaderSince = now
-            }
-            gate.isLeader = isLeader
-        }
+        cleanupGate.withLock { $0.roleChanged(isLeader: isLeader, lastIndex: lastIndex, at: now) }
         if soft.leaderID != nil { cluster.metrics?.recordLeaderChange() }
         publishRaftMetrics()
         logger.info("raft role changed", metadata: ["role": "\(soft.role)", "leader": "\(soft.leaderID.map { name(of: $0) } ?? "none")", "term": "\(node.term)"])
         if !isLeader {
             // The outcome of these proposals is unknown: a new leader may
             // still commit them. Callers must treat them as "maybe applied".
-            failWaiters(StoreError(.unavailable, "leadership lost; the command may or may not have been applied"))
+            proposals.failAll(StoreError(.unavailable, "leadership lost; the command may or may not have been applied"))
+            sendReplies()
         }
+        // Writes forwarded to a node that no longer leads are retried with
+        // the new one (same session: they apply once).
+        giveUp(forwards.takeNotSentTo(soft.leaderID), "the leader changed before it answered")
     }
 
     /// One ReadIndex round: the commit index once a quorum confirmed this
@@ -336,96 +322,17 @@ public actor RaftLeaseStore: LeaseStore {
     /// two election timeouts (the request or its answer may be lost).
     func readIndex() async throws -> UInt64 {
         if let fault { throw fault }
-        nextReadID += 1
-        let id = nextReadID
+        let id = reads.nextID()
         do {
-            try node.readIndex(context: Self.encode(id))
+            try node.readIndex(context: ReadIndexWaiters.context(id))
         } catch {
             throw StoreError(.unavailable, describe(error))
         }
         let expiry = ticks + UInt64(2 * max(2, cluster.electionTicks))
         return try await withCheckedThrowingContinuation { continuation in
-            pendingReads[id] = PendingRead(continuation: continuation, expiresAtTick: expiry)
+            reads.add(round: id, expiresAtTick: expiry, continuation)
             scheduleDrain()
         }
-    }
-
-    private func completeRead(_ read: ReadState) {
-        guard let id = Self.decode(read.context), let pending = pendingReads.removeValue(forKey: id) else { return }
-        pending.continuation.resume(returning: read.index)
-    }
-
-    /// Fails reads whose answer is overdue (called on every tick).
-    func expireOverdueReads() {
-        let overdue = pendingReads.filter { $0.value.expiresAtTick <= ticks }
-        for (id, read) in overdue {
-            pendingReads.removeValue(forKey: id)
-            read.continuation.resume(throwing: StoreError(.unavailable, "the leader did not confirm the read in time"))
-        }
-    }
-
-    private func releaseApplyWaiters() {
-        let applied = machine.appliedIndex
-        var waiting: [(index: UInt64, continuation: CheckedContinuation<Void, any Error>)] = []
-        for waiter in applyWaiters {
-            if waiter.index <= applied { waiter.continuation.resume() } else { waiting.append(waiter) }
-        }
-        applyWaiters = waiting
-    }
-
-    /// Takes a snapshot once `snapshotThreshold` entries were applied since
-    /// the last one. The state is encoded off this actor (a copy-on-write copy
-    /// of the state machine), so a large snapshot does not stall writes and
-    /// reads; the log is compacted when the encoding is done.
-    private func compactIfDue() {
-        guard fault == nil, snapshotTask == nil, machine.appliedIndex >= node.snapshotIndex + snapshotThreshold else { return }
-        let index = machine.appliedIndex
-        let state = machine
-        snapshotTask = Task.detached(priority: .utility) { [self] in
-            let started = ContinuousClock.now
-            do throws(LeaseStateMachine.EncodingError) {
-                let data = try state.snapshot()
-                await self.finishSnapshot(index: index, data: data, encoding: ContinuousClock.now - started)
-            } catch {
-                await self.snapshotFailed(index: index, error)
-            }
-        }
-    }
-
-    /// A snapshot that cannot be encoded stops the node: compacting the log
-    /// to anything else would lose the state.
-    private func snapshotFailed(index: UInt64, _ error: LeaseStateMachine.EncodingError) {
-        snapshotTask = nil
-        poison(StoreError(.unavailable, "the snapshot at index \(index) could not be encoded (\(error.message))"))
-    }
-
-    private func finishSnapshot(index: UInt64, data: [UInt8], encoding: Duration) {
-        snapshotTask = nil
-        guard fault == nil else { return }
-        do {
-            let started = ContinuousClock.now
-            let snapshot = try node.compact(appliedIndex: index, data: data)
-            try storage.compact(to: snapshot)
-            // The write holds this actor (writes and reads wait meanwhile);
-            // the encoding did not.
-            logger.info("snapshot taken", metadata: [
-                "index": "\(index)", "bytes": "\(snapshot.data.count)",
-                "encode_ms": "\(encoding.nanoseconds / 1_000_000)", "write_ms": "\((ContinuousClock.now - started).nanoseconds / 1_000_000)",
-            ])
-        } catch let error as RaftStorageError {
-            poison(StoreError(.unavailable, "the snapshot at index \(index) could not be written (\(error))"))
-            return
-        } catch {
-            // The core refused (e.g. a newer snapshot was installed from the
-            // leader meanwhile): harmless, try again after the next threshold.
-            logger.debug("snapshot skipped", metadata: ["index": "\(index)", "error": "\(error)"])
-        }
-        compactIfDue()
-    }
-
-    /// Waits until no snapshot is being taken (tests and diagnostics).
-    public func settleSnapshots() async {
-        while let task = snapshotTask { await task.value }
     }
 
     /// Stops this store for good: every waiting write and read fails with
@@ -450,12 +357,10 @@ public actor RaftLeaseStore: LeaseStore {
     }
 
     func failWaiters(_ error: StoreError) {
-        for waiter in waiters.values { waiter.continuation.resume(throwing: error) }
-        waiters.removeAll()
-        for read in pendingReads.values { read.continuation.resume(throwing: error) }
-        pendingReads.removeAll()
-        for waiter in applyWaiters { waiter.continuation.resume(throwing: error) }
-        applyWaiters.removeAll()
+        proposals.failAll(error)
+        sendReplies()
+        reads.failAll(error)
+        giveUp(forwards.takeAll(), error.message)
     }
 
     func describe(_ error: RaftError) -> String {
@@ -468,12 +373,4 @@ public actor RaftLeaseStore: LeaseStore {
         }
     }
 
-    private static func encode(_ id: UInt64) -> [UInt8] {
-        (0..<8).map { UInt8(truncatingIfNeeded: id >> (8 * $0)) }
-    }
-
-    private static func decode(_ bytes: [UInt8]) -> UInt64? {
-        guard bytes.count == 8 else { return nil }
-        return bytes.enumerated().reduce(0) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) }
-    }
 }

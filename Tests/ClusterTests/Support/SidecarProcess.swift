@@ -98,9 +98,18 @@ enum SidecarBinary {
         return try path(of: "gc-sidecar")
     }
 
-    /// A product built beside the tests (`gc-sidecar`, `gcctl`).
+    /// A product built beside the tests (`gc-sidecar`, `gcctl`), or in
+    /// `GC_TEST_BIN_DIR` when set (scripts/test.sh points it at the release
+    /// build, so the real-process tests run the binaries users run).
     static func path(of product: String) throws -> String {
         var candidates: [String] = []
+        if let dir = ProcessInfo.processInfo.environment["GC_TEST_BIN_DIR"], !dir.isEmpty {
+            let path = URL(fileURLWithPath: dir).appendingPathComponent(product).path
+            guard FileManager.default.isExecutableFile(atPath: path) else {
+                throw ClusterTestFailure("\(product) not found in GC_TEST_BIN_DIR=\(dir); build it there first")
+            }
+            return path
+        }
         // The test bundle lives in the build directory beside the products.
         var dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
         for _ in 0..<4 {

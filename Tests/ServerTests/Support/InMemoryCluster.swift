@@ -6,13 +6,13 @@ import Server
 import Synchronization
 
 /// Several ``RaftLeaseStore``s in one process, wired by an in-memory
-/// ``PeerNetwork`` that can lose forwarded writes' answers. Messages to each
-/// node are delivered in order by one task per node.
+/// ``PeerNetwork`` that can lose forwarded writes' answers. Traffic to each
+/// node is delivered in order by one task per node.
 final class InMemoryCluster: Sendable {
     let members: [ClusterMember]
     let clock = ManualWallClock()
     private let stores = Mutex<[NodeID: RaftLeaseStore]>([:])
-    private let inboxes = Mutex<[NodeID: AsyncStream<[Message]>.Continuation]>([:])
+    private let inboxes = Mutex<[NodeID: AsyncStream<(NodeID, [PeerTraffic])>.Continuation]>([:])
     private let repliesToLose = Mutex(0)
     /// Message batches handed to a node's inbox and not yet received.
     private let inFlight = Mutex(0)
@@ -65,11 +65,11 @@ final class InMemoryCluster: Sendable {
         }
         try await withThrowingTaskGroup(of: Void.self) { group in
             for store in built {
-                let (stream, continuation) = AsyncStream.makeStream(of: [Message].self)
+                let (stream, continuation) = AsyncStream.makeStream(of: (NodeID, [PeerTraffic]).self)
                 inboxes.withLock { $0[store.cluster.local.id] = continuation }
                 group.addTask {
-                    for await messages in stream {
-                        await store.receive(messages)
+                    for await (sender, traffic) in stream {
+                        await store.receive(traffic, from: sender)
                         self.inFlight.withLock { $0 -= 1 }
                     }
                 }
@@ -103,40 +103,37 @@ final class InMemoryCluster: Sendable {
         throw TestFailure("no leader within \(timeout)")
     }
 
-    fileprivate func deliver(_ messages: [Message], from sender: NodeID, to id: NodeID) {
+    fileprivate func deliver(_ traffic: [PeerTraffic], from sender: NodeID, to id: NodeID) {
         let cut = isolated.withLock { $0.contains(sender) || $0.contains(id) }
         guard !cut, let inbox = inboxes.withLock({ $0[id] }) else { return }
-        inFlight.withLock { $0 += 1 }
-        if case .enqueued = inbox.yield(messages) { return }
-        inFlight.withLock { $0 -= 1 }
-    }
-
-    fileprivate func forward(_ request: DistributedGc_Raft_ForwardRequest, to id: NodeID) async throws -> DistributedGc_Raft_ForwardResponse {
-        forwards.withLock { $0 += 1 }
-        let response = try await self.store(id).acceptForwarded(request)
-        let lose = repliesToLose.withLock { count in
-            defer { count = max(0, count - 1) }
-            return count > 0
+        var traffic = traffic
+        forwards.withLock { $0 += traffic.count { if case .forward = $0 { true } else { false } } }
+        traffic.removeAll { item in
+            guard case .reply = item else { return false }
+            return repliesToLose.withLock { count in
+                defer { count = max(0, count - 1) }
+                return count > 0
+            }
         }
-        if lose { throw RPCError(code: .unavailable, message: "the answer was lost on the way back") }
-        return response
+        guard !traffic.isEmpty else { return }
+        inFlight.withLock { $0 += 1 }
+        if case .enqueued = inbox.yield((sender, traffic)) { return }
+        inFlight.withLock { $0 -= 1 }
     }
 
     struct Network: PeerNetwork {
         let local: ClusterMember
         let cluster: InMemoryCluster
 
-        func send(_ messages: [Message]) {
-            for (to, batch) in Dictionary(grouping: messages, by: \.to) { cluster.deliver(batch, from: local.id, to: to) }
+        func send(_ traffic: [PeerTraffic], to peer: NodeID) -> Bool {
+            cluster.deliver(traffic, from: local.id, to: peer)
+            return true
         }
         func takeUnreachable() -> Set<NodeID> { [] }
         func member(_ id: NodeID) -> ClusterMember? { cluster.members.first { $0.id == id } }
         var peers: [ClusterMember] { cluster.members.filter { $0.id != local.id } }
         func addMember(_ member: ClusterMember) {}
         func removeMember(_ id: NodeID) {}
-        func forward(_ request: DistributedGc_Raft_ForwardRequest, to leader: NodeID, timeout: Duration) async throws -> DistributedGc_Raft_ForwardResponse {
-            try await cluster.forward(request, to: leader)
-        }
         func status(of id: NodeID, timeout: Duration) async throws -> DistributedGc_Raft_PeerStatusResponse {
             throw RPCError(code: .unimplemented, message: "not in this test network")
         }
