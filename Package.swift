@@ -163,6 +163,8 @@ let package = Package(
             name: "gcctl",
             dependencies: [
                 "GCProto",
+                // SplitMix64 for the bench workload.
+                "Raft",
                 // ClientSecurity: TLS, client certificates, bearer tokens.
                 "GCClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

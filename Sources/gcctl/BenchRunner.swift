@@ -1,3 +1,5 @@
+import Raft
+
 /// Runs the workers of a bench: first the lease pool, then the timed load.
 struct BenchRunner: Sendable {
     let workload: BenchWorkload

@@ -1,4 +1,5 @@
 import LeaseFSM
+import Raft
 import Logging
 import Synchronization
 
