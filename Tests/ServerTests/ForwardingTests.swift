@@ -1,6 +1,8 @@
+import GCProto
 import LeaseFSM
 import Raft
 import Server
+import Synchronization
 import Testing
 
 /// Followers forward client writes to the leader under a client session,
@@ -96,4 +98,52 @@ struct ForwardingTests {
             #expect(try await leader.read(.linearizable) { $0.stats.created } == 0)
         }
     }
+
+    @Test("the forwarding retry loop waits by the node's injected clock, not real time")
+    func forwardingWaitsByTheInjectedClock() async throws {
+        let clock = SkippingClock()
+        let members = ["a", "b", "c"].enumerated().map { ClusterMember(name: $1, host: "127.0.0.1", port: 2000 + $0) }
+        var settings = ClusterSettings(local: members[0], bootstrapVoters: Set(members.map(\.id)), transport: SilentNetwork(members: members),
+                                       electionTicks: 10, tickInterval: .seconds(1), requestTimeout: .seconds(3600))
+        settings.time = TimeSource(clock)
+        let store = try RaftLeaseStore(storage: MemoryStorage(), limits: LeaseLimits(), clock: ManualWallClock(), logger: quietLogger, cluster: settings)
+        try await store.start()
+        let started = ContinuousClock.now
+        await #expect(throws: StoreError.self) { _ = try await store.propose(Self.create("row-nobody")) }
+        #expect(clock.slept >= .seconds(3599), "it waited out the request timeout on the injected clock")
+        #expect(ContinuousClock.now - started < .seconds(60), "not in real time")
+    }
+}
+
+/// A clock whose sleeps return at once, having moved its time on.
+final class SkippingClock: Clock, Sendable {
+    struct Instant: InstantProtocol {
+        var offset: Duration
+        func advanced(by duration: Duration) -> Instant { Instant(offset: offset + duration) }
+        func duration(to other: Instant) -> Duration { other.offset - offset }
+        static func < (a: Instant, b: Instant) -> Bool { a.offset < b.offset }
+    }
+
+    private let time = Mutex(Duration.zero)
+    var now: Instant { Instant(offset: time.withLock { $0 }) }
+    var minimumResolution: Duration { .nanoseconds(1) }
+    var slept: Duration { time.withLock { $0 } }
+
+    func sleep(until deadline: Instant, tolerance: Duration?) async throws {
+        time.withLock { $0 = max($0, deadline.offset) }
+        await Task.yield()
+    }
+}
+
+/// A network in which no peer ever answers.
+struct SilentNetwork: PeerNetwork {
+    let members: [ClusterMember]
+    func send(_ traffic: [PeerTraffic], to peer: NodeID) -> Bool { true }
+    func takeUnreachable() -> Set<NodeID> { [] }
+    func member(_ id: NodeID) -> ClusterMember? { members.first { $0.id == id } }
+    var peers: [ClusterMember] { Array(members.dropFirst()) }
+    func addMember(_ member: ClusterMember) {}
+    func removeMember(_ id: NodeID) {}
+    func status(of id: NodeID, timeout: Duration) async throws -> DistributedGc_Raft_PeerStatusResponse { throw TestFailure("silent") }
+    func admin(_ request: DistributedGc_Raft_AdminRequest, to leader: NodeID, timeout: Duration) async throws -> DistributedGc_Raft_AdminResponse { throw TestFailure("silent") }
 }

@@ -208,17 +208,17 @@ public struct ClusterAdmin: Sendable {
         if request.asLearner { return await store.status().conf }
         // Promote only once it has caught up (dissertation §4.2.1), so the
         // new voter does not stall commits while it fetches the log.
-        let deadline = ContinuousClock.now + catchUpTimeout
+        let deadline = store.cluster.time.deadline(after: catchUpTimeout)
         while true {
             let status = await store.status()
             guard status.role == .leader else {
                 throw RPCError(code: .unavailable, message: "leadership changed while \(member.name) was catching up; it remains a learner, retry")
             }
             if let progress = status.progress[member.id], progress.match >= status.commit { break }
-            guard ContinuousClock.now < deadline else {
+            guard !deadline.hasPassed else {
                 throw RPCError(code: .deadlineExceeded, message: "\(member.name) did not catch up within \(catchUpTimeout); it remains a learner (is it running at \(member.address)?). Retry to promote it")
             }
-            try await Task.sleep(for: store.cluster.tickInterval)
+            try await store.cluster.time.sleep(for: store.cluster.tickInterval)
         }
         return try await change(ConfChange(type: .promote, nodeID: member.id, context: Array(member.description.utf8)))
     }
@@ -256,10 +256,10 @@ public struct ClusterAdmin: Sendable {
         } catch let error as StoreError {
             throw RPCError(code: .unavailable, message: error.message)
         }
-        let deadline = ContinuousClock.now + store.cluster.electionTimeout * 4
-        while ContinuousClock.now < deadline {
+        let deadline = store.cluster.time.deadline(after: store.cluster.electionTimeout * 4)
+        while !deadline.hasPassed {
             if let leader = await store.status().leaderID, leader != local.id { return store.name(of: leader) }
-            try await Task.sleep(for: store.cluster.tickInterval)
+            try await store.cluster.time.sleep(for: store.cluster.tickInterval)
         }
         throw RPCError(code: .deadlineExceeded, message: "leadership did not move to \(store.name(of: target)) in time; the transfer was abandoned, retry")
     }

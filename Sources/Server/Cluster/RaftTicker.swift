@@ -7,16 +7,16 @@ struct RaftTicker: Service {
     let interval: Duration
 
     func run() async throws {
-        let clock = ContinuousClock()
-        var next = clock.now + interval
+        let time = store.cluster.time
+        var next = time.now + interval
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             // Sleep to a fixed schedule so slow ticks do not stretch timeouts.
             do {
-                try await clock.sleep(until: next)
+                try await time.sleep(for: next - time.now)
             } catch {
                 return
             }
-            next = max(next + interval, clock.now)
+            next = max(next + interval, time.now)
             await store.tick()
         }
     }

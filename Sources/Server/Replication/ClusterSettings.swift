@@ -17,6 +17,8 @@ public struct ClusterSettings: Sendable {
     public var requestTimeout: Duration
     /// Where Raft's state and events are counted (none in most tests).
     public var metrics: SidecarMetrics?
+    /// What retries, waits and the Raft ticker read and sleep by.
+    public var time: TimeSource
 
     public init(local: ClusterMember, bootstrapVoters: Set<NodeID>, transport: (any PeerNetwork)?,
                 electionTicks: Int = 10, tickInterval: Duration = .milliseconds(50), requestTimeout: Duration = .seconds(5)) {
@@ -27,6 +29,7 @@ public struct ClusterSettings: Sendable {
         self.tickInterval = tickInterval
         self.requestTimeout = requestTimeout
         self.metrics = nil
+        self.time = .continuous
     }
 
     /// A node alone in its cluster (no GC_PEERS): it elects itself at start.

@@ -85,7 +85,7 @@ extension RaftLeaseStore {
 
     /// A read index, retrying lost or refused rounds until the request timeout.
     func readIndexWithRetry() async throws -> UInt64 {
-        let deadline = ContinuousClock.now + cluster.requestTimeout
+        let deadline = cluster.time.deadline(after: cluster.requestTimeout)
         var lastProblem = "no leader is known"
         while true {
             do {
@@ -94,8 +94,8 @@ extension RaftLeaseStore {
                 if fault != nil { throw error }
                 lastProblem = error.message
             }
-            guard ContinuousClock.now + cluster.tickInterval < deadline else { break }
-            try await Task.sleep(for: cluster.tickInterval)
+            guard deadline.remaining > cluster.tickInterval else { break }
+            try await cluster.time.sleep(for: cluster.tickInterval)
         }
         throw StoreError(.unavailable, "no leader confirmed the read within \(cluster.requestTimeout) (\(lastProblem)); "
             + "leader hint: \(leaderName ?? "none"); retry, or ask for a stale read")

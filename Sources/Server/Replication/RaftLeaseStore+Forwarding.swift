@@ -19,9 +19,9 @@ extension RaftLeaseStore {
     func forward(_ command: LeaseCommand, origin clientOrigin: ClientOrigin? = nil) async throws -> Result<CommandResult, LeaseError> {
         let sequence = clientOrigin == nil ? session.open() : 0
         defer { if clientOrigin == nil { session.close(sequence) } }
-        let deadline = ContinuousClock.now + cluster.requestTimeout
+        let deadline = cluster.time.deadline(after: cluster.requestTimeout)
         var lastProblem = "no leader is known"
-        while ContinuousClock.now < deadline {
+        while !deadline.hasPassed {
             if let fault { throw fault }
             let origin = clientOrigin ?? session.origin(for: sequence)
             if node.role == .leader {
@@ -40,7 +40,7 @@ extension RaftLeaseStore {
                     lastProblem = "\(name(of: leader)): \(problem)"
                 }
             }
-            try await Task.sleep(for: cluster.tickInterval)
+            try await cluster.time.sleep(for: cluster.tickInterval)
         }
         throw StoreError(.unavailable, "no leader accepted the write within \(cluster.requestTimeout) (\(lastProblem)); "
             + "leader hint: \(leaderName ?? "none"); it may or may not have been applied, retry")
