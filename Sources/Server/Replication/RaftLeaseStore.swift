@@ -30,7 +30,6 @@ public actor RaftLeaseStore: LeaseStore {
     let clock: any WallClock
     let logger: Logger
     let onApply: @Sendable (LeaseStateMachine) -> Void
-    let snapshotThreshold: UInt64
     let cleanupHoldOffMilliseconds: Int64
     /// Membership, transport and timing.
     public nonisolated let cluster: ClusterSettings
@@ -43,8 +42,8 @@ public actor RaftLeaseStore: LeaseStore {
     var started = false
     var fault: StoreError?
     var ticks: UInt64 = 0
-    /// The snapshot being encoded off the actor, if any.
-    var snapshotTask: Task<Void, Never>?
+    /// When to snapshot; encodes and writes snapshot files off this actor.
+    var snapshots: SnapshotScheduler
     /// When each peer was last heard from (for `gcctl cluster status`).
     var lastHeard: [NodeID: WallTime] = [:]
     /// This node's client session for forwarded writes.
@@ -117,7 +116,7 @@ public actor RaftLeaseStore: LeaseStore {
         self.refusals = PeerRefusals(logger: logger, metrics: cluster.metrics)
         self.events = events
         self.onApply = onApply
-        self.snapshotThreshold = max(1, snapshotThreshold)
+        self.snapshots = SnapshotScheduler(threshold: snapshotThreshold)
         // Events inside the snapshot were never seen here: a watch resuming
         // from before it must be told, not silently skip them.
         if !persisted.snapshot.isEmpty { events.markUnavailable(through: persisted.snapshot.metadata.index) }
@@ -374,58 +373,26 @@ public actor RaftLeaseStore: LeaseStore {
     }
 
     /// Takes a snapshot once `snapshotThreshold` entries were applied since
-    /// the last one. The state is encoded off this actor (a copy-on-write copy
-    /// of the state machine), so a large snapshot does not stall writes and
-    /// reads; the log is compacted when the encoding is done.
+    /// the last one (see ``SnapshotScheduler``: encoding and the file write run
+    /// off this actor; only the short record-and-compact runs here).
     private func compactIfDue() {
-        guard fault == nil, snapshotTask == nil, machine.appliedIndex >= node.snapshotIndex + snapshotThreshold else { return }
-        let index = machine.appliedIndex
-        let state = machine
-        snapshotTask = Task.detached(priority: .utility) { [self] in
-            let started = ContinuousClock.now
-            do throws(LeaseStateMachine.EncodingError) {
-                let data = try state.snapshot()
-                await self.finishSnapshot(index: index, data: data, encoding: ContinuousClock.now - started)
-            } catch {
-                await self.snapshotFailed(index: index, error)
-            }
-        }
-    }
-
-    /// A snapshot that cannot be encoded stops the node: compacting the log
-    /// to anything else would lose the state.
-    private func snapshotFailed(index: UInt64, _ error: LeaseStateMachine.EncodingError) {
-        snapshotTask = nil
-        poison(StoreError(.unavailable, "the snapshot at index \(index) could not be encoded (\(error.message))"))
-    }
-
-    private func finishSnapshot(index: UInt64, data: [UInt8], encoding: Duration) {
-        snapshotTask = nil
         guard fault == nil else { return }
-        do {
-            let started = ContinuousClock.now
-            let snapshot = try node.compact(appliedIndex: index, data: data)
-            try storage.compact(to: snapshot)
-            // The write holds this actor (writes and reads wait meanwhile);
-            // the encoding did not.
-            logger.info("snapshot taken", metadata: [
-                "index": "\(index)", "bytes": "\(snapshot.data.count)",
-                "encode_ms": "\(encoding.nanoseconds / 1_000_000)", "write_ms": "\((ContinuousClock.now - started).nanoseconds / 1_000_000)",
-            ])
-        } catch let error as RaftStorageError {
-            poison(StoreError(.unavailable, "the snapshot at index \(index) could not be written (\(error))"))
-            return
-        } catch {
-            // The core refused (e.g. a newer snapshot was installed from the
-            // leader meanwhile): harmless, try again after the next threshold.
-            logger.debug("snapshot skipped", metadata: ["index": "\(index)", "error": "\(error)"])
+        snapshots.startIfDue(machine: machine, snapshotIndex: node.snapshotIndex, stager: storage.snapshotStager) { [self] outcome in
+            await self.finishSnapshot(outcome)
         }
-        compactIfDue()
+    }
+
+    private func finishSnapshot(_ outcome: SnapshotScheduler.Outcome) {
+        guard fault == nil else { return snapshots.abandon(outcome, stager: storage.snapshotStager) }
+        switch snapshots.finish(outcome, node: &node, storage: storage, logger: logger) {
+        case .poison(let message): poison(StoreError(.unavailable, message))
+        case .checkAgain: compactIfDue()
+        }
     }
 
     /// Waits until no snapshot is being taken (tests and diagnostics).
     public func settleSnapshots() async {
-        while let task = snapshotTask { await task.value }
+        while let task = snapshots.inFlight { await task.value }
     }
 
     /// Stops this store for good: every waiting write and read fails with
