@@ -37,7 +37,7 @@ public struct SnapshotFiles: SnapshotStager {
     }
 
     /// The final name of the file holding the snapshot at `index`.
-    static func name(index: UInt64) -> String {
+    public static func name(index: UInt64) -> String {
         let digits = String(index)
         return "snapshot-" + String(repeating: "0", count: max(0, 20 - digits.count)) + digits + ".snap"
     }
