@@ -1,8 +1,9 @@
 import SwiftProtobuf
 
-/// Versioned protobuf encoding of the whole state (proto/lease_fsm.proto).
+/// Snapshots of the whole state: written in the compact binary format 2 (``SnapshotCodec``);
+/// read in format 2 or in the protobuf format 1 (proto/lease_fsm.proto) older versions wrote.
 extension LeaseStateMachine {
-    /// The snapshot schema this code writes. Readers accept this and older.
+    /// The protobuf snapshot schema (format 1) this code still reads. Readers accept this and older.
     public static let snapshotVersion: UInt32 = 1
 
     /// Why a snapshot or command could not be decoded.
@@ -11,8 +12,63 @@ extension LeaseStateMachine {
         public var description: String { "cannot decode lease state: \(message)" }
     }
 
-    /// The replicated state as bytes, deterministic for equal states.
+    /// The replicated state as bytes (format 2), deterministic for equal states.
+    ///
+    /// One pass over the state into one pre-sized buffer: no per-record message objects.
     public func snapshot() throws(EncodingError) -> [UInt8] {
+        var w = SnapshotWriter(capacity: 64 + leases.count * 192 + objects.count * 96 + jobs.count * 256)
+        w.bytes.append(contentsOf: SnapshotCodec.magic)
+        w.u8(SnapshotCodec.format)
+        w.time(now)
+        w.u64(appliedIndex)
+        w.u64(jobSequence)
+        for counter in [stats.created, stats.renewed, stats.expired, stats.released, stats.cleanupAttempts,
+                        stats.cleanupFailures, stats.cleanupSucceeded, stats.deadLettered] {
+            w.u64(counter)
+        }
+        w.u64(UInt64(leases.count))
+        for id in leases.keys.sorted() {
+            if let lease = leases[id] { w.lease(lease) }
+        }
+        w.u64(UInt64(objects.count))
+        for key in objects.keys.sorted() {
+            guard let record = objects[key] else { continue }
+            w.object(key)
+            w.u64(record.incarnation)
+            w.u32(UInt32(truncatingIfNeeded: record.activeLeases.count))
+            for id in record.activeLeases.sorted() { w.string(id.rawValue) }
+            if let source = record.cleanupSource {
+                w.u8(1)
+                w.string(source.leaseID.rawValue)
+                w.string(source.serviceID)
+                w.metadata(source.metadata)
+                w.spec(source.spec)
+                w.u64(source.fencingToken)
+            } else {
+                w.u8(0)
+            }
+        }
+        w.u64(UInt64(jobs.count))
+        for id in jobs.keys.sorted() {
+            if let job = jobs[id] { w.job(job) }
+        }
+        w.u64(UInt64(sessions.count))
+        var options = BinaryEncodingOptions()
+        options.useDeterministicOrdering = true
+        for id in sessions.keys.sorted() {
+            guard let session = sessions[id] else { continue }
+            do {
+                w.raw(try DistributedGc_Fsm_ClientSessionRecord(id: id, session: session).serializedBytes(options: options))
+            } catch {
+                throw EncodingError(message: "client session \(id) could not be encoded (\(error))")
+            }
+        }
+        return w.bytes
+    }
+
+    /// The state in the protobuf format 1 that versions before format 2 wrote (tests: old
+    /// snapshots must still restore).
+    func protobufSnapshot() throws(EncodingError) -> [UInt8] {
         var s = DistributedGc_Fsm_FsmSnapshot()
         s.version = Self.snapshotVersion
         s.nowMillis = now.milliseconds
@@ -44,11 +100,94 @@ extension LeaseStateMachine {
         public var description: String { message }
     }
 
-    /// Restores the state a ``snapshot()`` captured, enforcing `limits`.
+    /// Restores the state a ``snapshot()`` captured (format 2, or format 1 written by an
+    /// older version), enforcing `limits`.
     ///
     /// - Throws: ``DecodingError`` for bytes that are not a snapshot, or one
     ///   written by a newer version.
     public init(snapshot bytes: [UInt8], limits: LeaseLimits) throws(DecodingError) {
+        if SnapshotCodec.isBinary(bytes) {
+            let decoded: Result<LeaseStateMachine, DecodingError> = bytes.withUnsafeBytes { buffer -> Result<LeaseStateMachine, DecodingError> in
+                do throws(DecodingError) {
+                    return .success(try LeaseStateMachine(binarySnapshot: buffer, limits: limits))
+                } catch {
+                    return .failure(error)
+                }
+            }
+            self = try decoded.get()
+            return
+        }
+        try self.init(protobufSnapshot: bytes, limits: limits)
+    }
+
+    /// Restores a format-2 snapshot (``SnapshotCodec``).
+    init(binarySnapshot buffer: UnsafeRawBufferPointer, limits: LeaseLimits) throws(DecodingError) {
+        var r = SnapshotReader(buffer, position: SnapshotCodec.magic.count)
+        let format = try r.u8()
+        guard format == SnapshotCodec.format else {
+            throw DecodingError(message: "snapshot format \(format) is not supported (this build reads 1...\(SnapshotCodec.format))")
+        }
+        self.init(limits: limits)
+        now = try r.time()
+        appliedIndex = try r.u64()
+        jobSequence = try r.u64()
+        stats.created = try r.u64()
+        stats.renewed = try r.u64()
+        stats.expired = try r.u64()
+        stats.released = try r.u64()
+        stats.cleanupAttempts = try r.u64()
+        stats.cleanupFailures = try r.u64()
+        stats.cleanupSucceeded = try r.u64()
+        stats.deadLettered = try r.u64()
+        let leaseCount = try r.count(minimumSize: 100)
+        leases.reserveCapacity(leaseCount)
+        for _ in 0..<leaseCount {
+            let lease = try r.lease()
+            leases[lease.id] = lease
+        }
+        let objectCount = try r.count(minimumSize: 21)
+        objects.reserveCapacity(objectCount)
+        for _ in 0..<objectCount {
+            let key = try r.object()
+            let incarnation = try r.u64()
+            let activeCount = Int(try r.u32())
+            guard activeCount <= r.remaining / 4 else {
+                throw DecodingError(message: "object \(key) claims \(activeCount) active leases")
+            }
+            var active = Set<LeaseID>(minimumCapacity: activeCount)
+            for _ in 0..<activeCount { active.insert(LeaseID(try r.string())) }
+            var source: CleanupSource?
+            if try r.flag() {
+                source = CleanupSource(leaseID: LeaseID(try r.string()), serviceID: try r.string(), metadata: try r.metadata(),
+                                       spec: try r.spec(), fencingToken: try r.u64())
+            }
+            objects[key] = ObjectRecord(incarnation: incarnation, activeLeases: active, cleanupSource: source)
+        }
+        let jobCount = try r.count(minimumSize: 100)
+        jobs.reserveCapacity(jobCount)
+        for _ in 0..<jobCount {
+            let job = try r.job()
+            jobs[job.id] = job
+        }
+        let sessionCount = try r.count(minimumSize: 4)
+        for _ in 0..<sessionCount {
+            let bytes = try r.raw()
+            let record: DistributedGc_Fsm_ClientSessionRecord
+            do {
+                record = try DistributedGc_Fsm_ClientSessionRecord(serializedBytes: bytes)
+            } catch {
+                throw DecodingError(message: "a client session in the snapshot is not decodable (\(error))")
+            }
+            sessions[record.clientID] = try ClientSession(record)
+        }
+        guard r.remaining == 0 else {
+            throw DecodingError(message: "snapshot has \(r.remaining) bytes after its last record")
+        }
+        rebuildIndexes()
+    }
+
+    /// Restores a format-1 (protobuf) snapshot.
+    init(protobufSnapshot bytes: [UInt8], limits: LeaseLimits) throws(DecodingError) {
         let s: DistributedGc_Fsm_FsmSnapshot
         do {
             s = try DistributedGc_Fsm_FsmSnapshot(serializedBytes: bytes)

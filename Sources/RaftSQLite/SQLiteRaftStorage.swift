@@ -27,6 +27,12 @@ public final class SQLiteRaftStorage: RaftStorage {
     public let path: String
     /// The options the storage was opened with.
     public let options: SQLiteRaftStorageOptions
+    /// Where locally taken snapshots are staged (`<path>.snapshots/`); `nil` for an in-memory
+    /// database, whose snapshots stay inside it.
+    let files: SnapshotFiles?
+    /// With `synchronous = NORMAL` a commit may be undone by a power loss, so the file of a
+    /// replaced snapshot is kept one more generation (the row it would fall back to names it).
+    private var fileAwaitingRemoval: String?
 
     /// Opens (creating if needed) the storage at `path`: WAL journal, `synchronous` from
     /// `options` (FULL by default), schema created or checked via `PRAGMA user_version`.
@@ -36,6 +42,8 @@ public final class SQLiteRaftStorage: RaftStorage {
     public init(path: String, options: SQLiteRaftStorageOptions = SQLiteRaftStorageOptions()) throws(RaftStorageError) {
         self.path = path
         self.options = options
+        let isFile = !path.isEmpty && path != ":memory:" && !path.hasPrefix("file:")
+        self.files = isFile ? SnapshotFiles(databasePath: path) : nil
         let db: SQLiteConnection
         do {
             db = try SQLiteConnection(path: path)
@@ -60,6 +68,17 @@ public final class SQLiteRaftStorage: RaftStorage {
         } catch {
             db.close()
             throw .unavailable("cannot open raft storage at \(path): \(error)")
+        }
+        if let files {
+            do throws(RaftStorageError) {
+                try files.createDirectory()
+                // Staged files no row records are leftovers of a crash (or of a replaced
+                // snapshot whose removal was interrupted): nothing stages yet, so sweep.
+                files.removeAll(except: try StorageWriter(db: db).storedSnapshotFile())
+            } catch {
+                db.close()
+                throw .unavailable("cannot open raft storage at \(path): \(error)")
+            }
         }
         state = .open(db)
     }
@@ -110,7 +129,7 @@ public final class SQLiteRaftStorage: RaftStorage {
         defer { db.rollbackIfNeeded() }
         let reader = StorageReader(db: db)
         let hardState = try reader.readHardState()
-        let snapshot = try reader.readSnapshot()
+        let snapshot = try reader.readSnapshot(files: files)
         let entries = try reader.readEntries(after: snapshot.metadata.index)
         return PersistedState(hardState: hardState, snapshot: snapshot, entries: entries)
     }
@@ -127,6 +146,7 @@ public final class SQLiteRaftStorage: RaftStorage {
     public func persist(_ batch: PersistBatch) throws(RaftStorageError) {
         let db = try writableConnection()
         if batch.isEmpty { return }
+        let replacedFile = batch.snapshot == nil ? nil : try recordedFile(db)
         try writeTransaction(db, operation: "persist") { writer throws(RaftStorageError) in
             if let snapshot = batch.snapshot {
                 try writer.installSnapshot(snapshot)
@@ -138,6 +158,8 @@ public final class SQLiteRaftStorage: RaftStorage {
                 try writer.writeHardState(hardState)
             }
         }
+        // A received snapshot is stored in the row: the file of the one it replaced may go.
+        if let replacedFile { retire(replacedFile) }
     }
 
     /// Saves a locally taken snapshot and deletes the entries it covers, in one transaction.
@@ -147,8 +169,56 @@ public final class SQLiteRaftStorage: RaftStorage {
     /// Violations throw ``RaftStorageError/writeFailed(_:)`` and poison the storage.
     public func compact(to snapshot: Snapshot) throws(RaftStorageError) {
         let db = try writableConnection()
+        let replacedFile = try recordedFile(db)
         try writeTransaction(db, operation: "compact") { writer throws(RaftStorageError) in
             try writer.compact(to: snapshot)
+        }
+        if let replacedFile { retire(replacedFile) }
+    }
+
+    /// The stager of this storage's snapshot files (`nil` for an in-memory database).
+    public var snapshotStager: (any SnapshotStager)? { files }
+
+    /// Records the snapshot file `staged` (written by ``snapshotStager``) for `snapshot` and
+    /// deletes the log entries it covers, in one short transaction; then removes the file of the
+    /// snapshot it replaced. `snapshot.data` is not written again.
+    ///
+    /// Crash safety: the file is complete and durable before this starts, and the previous
+    /// snapshot's file is removed only after the commit, so a crash at any point leaves either
+    /// the previous snapshot and the whole log or the new snapshot and the compacted log (a
+    /// staged file no row records is removed when the storage opens again).
+    public func compact(to snapshot: Snapshot, staged: StagedSnapshot) throws(RaftStorageError) {
+        let db = try writableConnection()
+        guard files != nil else {
+            throw poison(db, "compact: a staged snapshot was given to a storage without snapshot files")
+        }
+        guard staged.index == snapshot.metadata.index, UInt64(snapshot.data.count) == staged.size else {
+            throw poison(db, "compact: staged snapshot \(staged.name) (index \(staged.index), \(staged.size) bytes) does not match the snapshot at \(snapshot.metadata.index) (\(snapshot.data.count) bytes)")
+        }
+        let replacedFile = try recordedFile(db)
+        try writeTransaction(db, operation: "compact") { writer throws(RaftStorageError) in
+            try writer.compact(to: snapshot, file: SnapshotFileReference(staged))
+        }
+        if let replacedFile, replacedFile != staged.name { retire(replacedFile) }
+    }
+
+    /// Removes the file of a replaced snapshot once no durable row can name it again.
+    private func retire(_ name: String) {
+        guard let files else { return }
+        if options.synchronous == .full {
+            files.discard(named: name)
+        } else {
+            if let older = fileAwaitingRemoval { files.discard(named: older) }
+            fileAwaitingRemoval = name
+        }
+    }
+
+    private func recordedFile(_ db: SQLiteConnection) throws(RaftStorageError) -> String? {
+        guard files != nil else { return nil }
+        do {
+            return try StorageWriter(db: db).storedSnapshotFile()
+        } catch {
+            throw poison(db, "cannot read the recorded snapshot file: \(error)")
         }
     }
 

@@ -49,19 +49,21 @@ struct StorageReader {
         return hardState
     }
 
-    /// The stored snapshot, or an empty one (index 0) if none was ever saved.
-    func readSnapshot() throws(RaftStorageError) -> Snapshot {
+    /// The stored snapshot, or an empty one (index 0) if none was ever saved. A row that
+    /// records a snapshot file is read from `files` and verified against the row.
+    func readSnapshot(files: SnapshotFiles?) throws(RaftStorageError) -> Snapshot {
         let statement = try sql("prepare snapshot") { () throws(SQLiteError) in
-            try db.cachedStatement("SELECT idx, term, voters, learners, data, crc FROM snapshot WHERE id = 1")
+            try db.cachedStatement("SELECT idx, term, voters, learners, data, crc, in_file FROM snapshot WHERE id = 1")
         }
         defer { statement.reset() }
         guard try sql("read snapshot", { () throws(SQLiteError) in try statement.step() }) else {
             return Snapshot()
         }
-        let types: [SQLiteColumnType] = [.integer, .integer, .blob, .blob, .blob, .integer]
+        let types: [SQLiteColumnType] = [.integer, .integer, .blob, .blob, .blob, .integer, .integer]
         for (column, type) in types.enumerated() {
             try expect(statement, Int32(column), type, "snapshot")
         }
+        let inFile = statement.int64(at: 6)
         let index = UInt64(bitPattern: statement.int64(at: 0))
         let term = UInt64(bitPattern: statement.int64(at: 1))
         let voterBytes = statement.blob(at: 2)
@@ -82,7 +84,20 @@ struct StorageReader {
             throw .corrupted("snapshot: invalid index \(statement.int64(at: 0))")
         }
         let metadata = SnapshotMetadata(index: index, term: term, conf: ConfState(voters: voters, learners: learners))
-        return Snapshot(metadata: metadata, data: data)
+        switch inFile {
+        case 0:
+            return Snapshot(metadata: metadata, data: data)
+        case 1:
+            guard let reference = SnapshotFileReference(decoding: data) else {
+                throw .corrupted("snapshot at index \(index): the file reference is malformed")
+            }
+            guard let files else {
+                throw .corrupted("snapshot at index \(index): recorded in file \(reference.name), but this storage has no snapshot directory")
+            }
+            return Snapshot(metadata: metadata, data: try files.read(reference, index: index))
+        default:
+            throw .corrupted("snapshot at index \(index): unknown in_file value \(inFile)")
+        }
     }
 
     /// All stored entries, verified: each checksum and kind, first index = `snapshotIndex + 1`,

@@ -1,7 +1,7 @@
 /// The on-disk schema of ``SQLiteRaftStorage``, versioned with `PRAGMA user_version`.
 enum StorageSchema {
     /// The version this code writes and reads.
-    static let currentVersion: Int64 = 1
+    static let currentVersion: Int64 = 2
 
     /// DDL of version 1.
     ///
@@ -39,6 +39,15 @@ enum StorageSchema {
         PRAGMA user_version = 1;
         """
 
+    /// Version 2: a snapshot row may record a snapshot *file* (``SnapshotFiles``) instead of
+    /// holding the bytes. `in_file = 0`: `data` is the snapshot (as in version 1); `in_file = 1`:
+    /// `data` is a ``SnapshotFileReference`` (size, CRC-32, file name), still covered by `crc`.
+    /// Version-1 databases are upgraded in place (their rows keep `in_file = 0`).
+    static let version2 = """
+        ALTER TABLE snapshot ADD COLUMN in_file INTEGER NOT NULL DEFAULT 0;
+        PRAGMA user_version = 2;
+        """
+
     /// Creates the schema in an empty database, accepts the current version, and refuses
     /// unknown (newer) versions. Runs inside an immediate transaction so two openers cannot
     /// both create it.
@@ -58,6 +67,9 @@ enum StorageSchema {
                     throw SchemaError.foreignDatabase(tables: tables)
                 }
                 try db.exec(version1)
+                try db.exec(version2)
+            case 1:
+                try db.exec(version2)
             case currentVersion:
                 break
             default:

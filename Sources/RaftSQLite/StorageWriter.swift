@@ -144,8 +144,10 @@ struct StorageWriter {
         }
     }
 
-    /// Saves a snapshot taken locally and deletes the entries up to its index.
-    func compact(to snapshot: Snapshot) throws(RaftStorageError) {
+    /// Saves a snapshot taken locally and deletes the entries up to its index. With `file`, the
+    /// row records that file (the bytes were staged by ``SnapshotFiles``) instead of holding
+    /// `snapshot.data`.
+    func compact(to snapshot: Snapshot, file: SnapshotFileReference? = nil) throws(RaftStorageError) {
         let meta = snapshot.metadata
         guard meta.index > 0 else {
             throw .writeFailed("compact: snapshot index is 0")
@@ -161,8 +163,19 @@ struct StorageWriter {
         if let term = try storedTerm(at: meta.index), term != meta.term {
             throw .writeFailed("compact: snapshot term \(meta.term) differs from the log's term \(term) at index \(meta.index)")
         }
-        try saveSnapshot(snapshot)
+        try saveSnapshot(snapshot, file: file)
         try deleteEntries(through: try sqlIndex(meta.index, "compact"))
+    }
+
+    /// The name of the snapshot file the stored row records, if it records one.
+    func storedSnapshotFile() throws(RaftStorageError) -> String? {
+        let bytes = try sql("read snapshot file") { () throws(SQLiteError) -> [UInt8]? in
+            let statement = try db.cachedStatement("SELECT data FROM snapshot WHERE id = 1 AND in_file = 1")
+            defer { statement.reset() }
+            guard try statement.step() else { return nil }
+            return statement.blob(at: 0)
+        }
+        return bytes.flatMap { SnapshotFileReference(decoding: $0)?.name }
     }
 
     // MARK: Helpers
@@ -176,24 +189,26 @@ struct StorageWriter {
         }
     }
 
-    private func saveSnapshot(_ snapshot: Snapshot) throws(RaftStorageError) {
+    private func saveSnapshot(_ snapshot: Snapshot, file: SnapshotFileReference? = nil) throws(RaftStorageError) {
         let meta = snapshot.metadata
+        let data = file?.encoded ?? snapshot.data
         let key = try sqlIndex(meta.index, "save snapshot")
         let voters = NodeSetCoding.encode(meta.conf.voters)
         let learners = NodeSetCoding.encode(meta.conf.learners)
         let crc = RecordChecksum.snapshot(index: meta.index, term: meta.term,
-                                          voters: voters, learners: learners, data: snapshot.data)
+                                          voters: voters, learners: learners, data: data)
         try sql("save snapshot at \(meta.index)") { () throws(SQLiteError) in
             let statement = try db.cachedStatement(
-                "INSERT OR REPLACE INTO snapshot (id, idx, term, voters, learners, data, crc) VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6)"
+                "INSERT OR REPLACE INTO snapshot (id, idx, term, voters, learners, data, crc, in_file) VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?7)"
             )
             defer { statement.reset() }
             try statement.bind(key, at: 1)
             try statement.bind(Int64(bitPattern: meta.term), at: 2)
             try statement.bind(blob: voters, at: 3)
             try statement.bind(blob: learners, at: 4)
-            try statement.bind(blob: snapshot.data, at: 5)
+            try statement.bind(blob: data, at: 5)
             try statement.bind(Int64(crc), at: 6)
+            try statement.bind(Int64(file == nil ? 0 : 1), at: 7)
             try statement.run()
         }
     }

@@ -137,18 +137,72 @@ struct SnapshotTests {
         }
     }
 
-    @Test("a snapshot of a newer version is rejected")
+    @Test("a protobuf (format 1) snapshot of a newer version is rejected")
     func newerVersionRejected() throws {
         let h = try Self.richState()
         // Field 1 (version) = 2, appended: the last value of a scalar field wins.
-        let newer = try h.fsm.snapshot() + [0x08, LeaseStateMachine.snapshotVersion.asByte + 1]
+        let newer = try h.fsm.protobufSnapshot() + [0x08, LeaseStateMachine.snapshotVersion.asByte + 1]
         let error = #expect(throws: LeaseStateMachine.DecodingError.self) {
             _ = try LeaseStateMachine(snapshot: newer, limits: h.limits)
         }
         #expect(error?.message.contains("version") == true)
         // The same append with the current version still decodes.
-        let same = try h.fsm.snapshot() + [0x08, LeaseStateMachine.snapshotVersion.asByte]
+        let same = try h.fsm.protobufSnapshot() + [0x08, LeaseStateMachine.snapshotVersion.asByte]
         #expect(try LeaseStateMachine(snapshot: same, limits: h.limits) == h.fsm)
+    }
+
+    @Test("a protobuf (format 1) snapshot written by an older version restores to an equal state")
+    func formatOneStillRestores() throws {
+        let h = try Self.richState()
+        let old = try h.fsm.protobufSnapshot()
+        #expect(old.first == 0x08, "format 1 starts with its version field")
+        let restored = try LeaseStateMachine(snapshot: old, limits: h.limits)
+        #expect(restored == h.fsm)
+        #expect(Observation(restored) == Observation(h.fsm))
+        // Re-snapshotting writes format 2 with the same content.
+        #expect(try restored.snapshot() == h.fsm.snapshot())
+    }
+
+    @Test("snapshots are written in the binary format 2")
+    func writesFormatTwo() throws {
+        let bytes = try Self.richState().fsm.snapshot()
+        #expect(Array(bytes.prefix(5)) == [0x00, 0x47, 0x43, 0x53, 2])
+    }
+
+    @Test("a binary snapshot of a newer format is rejected")
+    func newerFormatRejected() throws {
+        var bytes = try Self.richState().fsm.snapshot()
+        bytes[4] = 3
+        let error = #expect(throws: LeaseStateMachine.DecodingError.self) {
+            _ = try LeaseStateMachine(snapshot: bytes, limits: .defaults)
+        }
+        #expect(error?.message.contains("format 3") == true)
+    }
+
+    @Test("every truncation of a binary snapshot, and trailing bytes, are rejected")
+    func truncationRejected() throws {
+        let bytes = try Self.richState().fsm.snapshot()
+        for length in stride(from: 4, to: bytes.count, by: max(1, bytes.count / 300)) {
+            #expect(throws: LeaseStateMachine.DecodingError.self, "prefix of \(length) bytes") {
+                _ = try LeaseStateMachine(snapshot: Array(bytes.prefix(length)), limits: .defaults)
+            }
+        }
+        #expect(throws: LeaseStateMachine.DecodingError.self) {
+            _ = try LeaseStateMachine(snapshot: bytes + [0], limits: .defaults)
+        }
+    }
+
+    @Test("a huge record count in damaged bytes is refused before anything is reserved")
+    func hugeCountRejected() throws {
+        let empty = try LeaseStateMachine(limits: .defaults).snapshot()
+        var bytes = empty
+        // The lease count follows the 5-byte prefix and 11 header integers.
+        let countOffset = 5 + 11 * 8
+        for i in 0..<8 { bytes[countOffset + i] = 0xFF }
+        let error = #expect(throws: LeaseStateMachine.DecodingError.self) {
+            _ = try LeaseStateMachine(snapshot: bytes, limits: .defaults)
+        }
+        #expect(error?.message.contains("count") == true)
     }
 
     @Test("equal states give equal snapshot bytes whatever the order of their history")

@@ -74,7 +74,7 @@ import Testing
             _ = try openStorage(path)
             let raw = try SQLiteConnection(path: path)
             #expect(try raw.scalarText("PRAGMA journal_mode")?.lowercased() == "wal")
-            #expect(try raw.scalarInt64("PRAGMA user_version") == 1)
+            #expect(try raw.scalarInt64("PRAGMA user_version") == 2)
         }
     }
 

@@ -62,4 +62,61 @@ public protocol RaftStorage: AnyObject {
     /// Saves a snapshot the local application took at `snapshot.metadata.index` and discards the
     /// log entries up to and including that index (log compaction, Raft §7).
     func compact(to snapshot: Snapshot) throws(RaftStorageError)
+
+    /// Something that writes a snapshot's bytes durably *off* the driver's isolation (a file,
+    /// fsynced), or `nil` if this storage keeps snapshots only inside ``compact(to:)``.
+    ///
+    /// The driver stages the bytes first (slow: may take seconds for a large state, and needs
+    /// no access to the storage itself), then calls ``compact(to:staged:)`` on its isolation,
+    /// which only records the staged snapshot and discards the log (a short transaction).
+    var snapshotStager: (any SnapshotStager)? { get }
+
+    /// Like ``compact(to:)`` for a snapshot whose bytes `staged` already holds durably: records
+    /// it and discards the log up to its index in one short write. A crash before this returns
+    /// leaves the previous snapshot and the whole log; after it, the new snapshot and the
+    /// compacted log.
+    func compact(to snapshot: Snapshot, staged: StagedSnapshot) throws(RaftStorageError)
+}
+
+extension RaftStorage {
+    /// Default: no staging; snapshots are written by ``compact(to:)``.
+    public var snapshotStager: (any SnapshotStager)? { nil }
+
+    /// Default: ignores `staged` and writes the snapshot with ``compact(to:)``.
+    public func compact(to snapshot: Snapshot, staged: StagedSnapshot) throws(RaftStorageError) {
+        try compact(to: snapshot)
+    }
+}
+
+/// Writes snapshot bytes durably without the storage's driver (see
+/// ``RaftStorage/snapshotStager``). Safe to call from any task, concurrently with the driver's
+/// use of the storage.
+public protocol SnapshotStager: Sendable {
+    /// Writes `data`, the snapshot at log index `index`, durably (written, fsynced, renamed into
+    /// place) and returns its token for ``RaftStorage/compact(to:staged:)``. Until it is
+    /// recorded there the staged bytes are not part of the persisted state: a restart ignores
+    /// and removes them.
+    func stage(index: UInt64, data: [UInt8]) throws(RaftStorageError) -> StagedSnapshot
+
+    /// Removes a staged snapshot that will not be recorded (e.g. the core refused to compact).
+    func discard(_ staged: StagedSnapshot)
+}
+
+/// A durably written, not yet recorded snapshot (see ``SnapshotStager``).
+public struct StagedSnapshot: Sendable, Hashable {
+    /// The log index the snapshot covers.
+    public var index: UInt64
+    /// The name the stager gave the bytes (e.g. a file name in the data directory).
+    public var name: String
+    /// Byte count of the snapshot data.
+    public var size: UInt64
+    /// CRC-32 of the snapshot data.
+    public var checksum: UInt32
+
+    public init(index: UInt64, name: String, size: UInt64, checksum: UInt32) {
+        self.index = index
+        self.name = name
+        self.size = size
+        self.checksum = checksum
+    }
 }

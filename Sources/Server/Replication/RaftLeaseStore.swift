@@ -30,7 +30,6 @@ public actor RaftLeaseStore: LeaseStore {
     let clock: any WallClock
     let logger: Logger
     let onApply: @Sendable (LeaseStateMachine) -> Void
-    let snapshotThreshold: UInt64
     let cleanupHoldOffMilliseconds: Int64
     /// Membership, transport and timing.
     public nonisolated let cluster: ClusterSettings
@@ -44,8 +43,8 @@ public actor RaftLeaseStore: LeaseStore {
     var started = false
     var fault: StoreError?
     var ticks: UInt64 = 0
-    /// The snapshot being encoded off the actor, if any.
-    var snapshotTask: Task<Void, Never>?
+    /// When to snapshot; encodes and writes snapshot files off this actor.
+    var snapshots: SnapshotScheduler
     /// When each peer was last heard from (for `gcctl cluster status`).
     var lastHeard: [NodeID: WallTime] = [:]
     /// This node's client session for forwarded writes.
@@ -97,7 +96,7 @@ public actor RaftLeaseStore: LeaseStore {
         self.refusals = PeerRefusals(logger: logger, metrics: cluster.metrics)
         self.events = events
         self.onApply = onApply
-        self.snapshotThreshold = max(1, snapshotThreshold)
+        self.snapshots = SnapshotScheduler(threshold: snapshotThreshold)
         // Events inside the snapshot were never seen here: a watch resuming
         // from before it must be told, not silently skip them.
         if !persisted.snapshot.isEmpty { events.markUnavailable(through: persisted.snapshot.metadata.index) }

@@ -1,0 +1,141 @@
+import LeaseFSM
+import Logging
+import Raft
+
+/// When the lease store takes a snapshot, and the slow part of taking it.
+///
+/// The store calls it at two points: ``startIfDue(machine:snapshotIndex:stager:finished:)``
+/// after each apply batch, and ``finish(_:node:storage:logger:)`` with what the background
+/// work produced. Everything slow happens in that background task, off the store's
+/// isolation: encoding the state (a copy-on-write copy of the state machine) and, when the
+/// storage can stage files (``RaftStorage/snapshotStager``), writing the encoded bytes to a
+/// file (write, fsync, rename, fsync the directory). On the store's isolation there remain
+/// only ``RaftNode/compact(appliedIndex:data:)`` (in memory) and recording the staged file
+/// with ``RaftStorage/compact(to:staged:)`` (one short transaction that also discards the
+/// log it covers), so no write waits for a snapshot write.
+///
+/// At most one snapshot is in flight; the next one is considered when it finished.
+struct SnapshotScheduler {
+    /// Applied entries between snapshots (`GC_SNAPSHOT_THRESHOLD`).
+    let threshold: UInt64
+    /// The background work in flight, if any.
+    private(set) var inFlight: Task<Void, Never>?
+
+    /// What the background work produced, handed back to ``finish(_:node:storage:logger:)``.
+    enum Outcome: Sendable {
+        /// The state at `index` encoded as `data`; `staged` if its bytes are already durable
+        /// in a file.
+        case encoded(index: UInt64, data: [UInt8], staged: StagedSnapshot?, encoding: Duration, staging: Duration)
+        /// Encoding or staging failed: the node must stop (compacting to anything else would
+        /// lose state; a disk that cannot take the file cannot be trusted with the log).
+        case failed(index: UInt64, message: String)
+    }
+
+    /// What the store must do after ``finish(_:node:storage:logger:)``.
+    enum Action: Equatable {
+        /// Nothing more; call ``startIfDue(machine:snapshotIndex:stager:finished:)`` again
+        /// (a new threshold may have passed meanwhile).
+        case checkAgain
+        /// Stop the node with this message (the storage refused or the snapshot failed).
+        case poison(String)
+    }
+
+    init(threshold: UInt64) {
+        self.threshold = max(1, threshold)
+    }
+
+    /// Whether a snapshot should start now.
+    func isDue(appliedIndex: UInt64, snapshotIndex: UInt64) -> Bool {
+        inFlight == nil && appliedIndex >= snapshotIndex + threshold
+    }
+
+    /// Starts a snapshot of `machine` if `threshold` entries were applied since the one at
+    /// `snapshotIndex` and none is in flight. `finished` is called (from the background task)
+    /// with the outcome; the store passes it to ``finish(_:node:storage:logger:)`` on its
+    /// isolation.
+    mutating func startIfDue(
+        machine: LeaseStateMachine, snapshotIndex: UInt64, stager: (any SnapshotStager)?,
+        finished: @escaping @Sendable (Outcome) async -> Void
+    ) {
+        guard isDue(appliedIndex: machine.appliedIndex, snapshotIndex: snapshotIndex) else { return }
+        let index = machine.appliedIndex
+        inFlight = Task.detached(priority: .utility) {
+            await finished(Self.produce(machine, index: index, stager: stager))
+        }
+    }
+
+    /// The background part: encode, then stage.
+    static func produce(_ state: LeaseStateMachine, index: UInt64, stager: (any SnapshotStager)?) -> Outcome {
+        let clock = ContinuousClock()
+        let started = clock.now
+        let data: [UInt8]
+        do throws(LeaseStateMachine.EncodingError) {
+            data = try state.snapshot()
+        } catch {
+            return .failed(index: index, message: "the snapshot at index \(index) could not be encoded (\(error.message))")
+        }
+        let encoded = clock.now
+        var staged: StagedSnapshot?
+        if let stager {
+            do {
+                staged = try stager.stage(index: index, data: data)
+            } catch {
+                return .failed(index: index, message: "the snapshot at index \(index) could not be written (\(error))")
+            }
+        }
+        return .encoded(index: index, data: data, staged: staged, encoding: encoded - started, staging: clock.now - encoded)
+    }
+
+    /// Records a finished snapshot, on the store's isolation: compacts the in-memory log and
+    /// records the snapshot in storage (the staged file, or the bytes if there is none).
+    mutating func finish(
+        _ outcome: Outcome, node: inout RaftNode, storage: any RaftStorage, logger: Logger
+    ) -> Action {
+        inFlight = nil
+        switch outcome {
+        case .failed(_, let message):
+            return .poison(message)
+        case .encoded(let index, let data, let staged, let encoding, let staging):
+            let clock = ContinuousClock()
+            let started = clock.now
+            let snapshot: Snapshot
+            do {
+                snapshot = try node.compact(appliedIndex: index, data: data)
+            } catch {
+                // The core refused (e.g. a newer snapshot was installed from the leader
+                // meanwhile): harmless, try again after the next threshold.
+                if let staged { storage.snapshotStager?.discard(staged) }
+                logger.debug("snapshot skipped", metadata: ["index": "\(index)", "error": "\(error)"])
+                return .checkAgain
+            }
+            do {
+                if let staged {
+                    try storage.compact(to: snapshot, staged: staged)
+                } else {
+                    try storage.compact(to: snapshot)
+                }
+            } catch {
+                return .poison("the snapshot at index \(index) could not be written (\(error))")
+            }
+            // Only the record (and, without a stager, the bytes) was written on the store's
+            // isolation; encoding and the file were not.
+            logger.info("snapshot taken", metadata: [
+                "index": "\(index)", "bytes": "\(data.count)", "file": "\(staged?.name ?? "none")",
+                "encode_ms": "\(Self.milliseconds(encoding))", "file_ms": "\(Self.milliseconds(staging))",
+                "write_ms": "\(Self.milliseconds(clock.now - started))",
+            ])
+            return .checkAgain
+        }
+    }
+
+    /// Drops a finished snapshot without recording it (the store stopped meanwhile); its
+    /// staged file, if any, is removed.
+    mutating func abandon(_ outcome: Outcome, stager: (any SnapshotStager)?) {
+        inFlight = nil
+        if case .encoded(_, _, let staged?, _, _) = outcome { stager?.discard(staged) }
+    }
+
+    private static func milliseconds(_ duration: Duration) -> Int64 {
+        duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
+    }
+}
