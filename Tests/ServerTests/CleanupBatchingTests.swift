@@ -1,5 +1,6 @@
 import Foundation
 import LeaseFSM
+import NIOCore
 @testable import Server
 import Synchronization
 import Testing
