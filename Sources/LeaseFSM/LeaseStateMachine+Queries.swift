@@ -108,26 +108,27 @@ extension LeaseStateMachine {
     /// jobs `skip` rejects (in flight) are passed over.
     public func dueCleanupJobs(asOf time: WallTime, limit: Int, room: (String) -> Int = { _ in .max },
                                skip: (CleanupJob) -> Bool = { _ in false }) -> [CleanupJob] {
+        dueCleanupJobs(asOf: time, limit: limit, room: room, skippingID: { id in jobs[id].map(skip) ?? true })
+    }
+
+    /// ``dueCleanupJobs(asOf:limit:room:skip:)`` passing over the jobs in
+    /// `excluded` (the dispatcher's in-flight set). Only the jobs returned
+    /// are copied out of the state, however many the slots looked at hold.
+    public func dueCleanupJobs(asOf time: WallTime, limit: Int, room: (String) -> Int = { _ in .max },
+                               excluding excluded: Set<JobID>) -> [CleanupJob] {
+        dueCleanupJobs(asOf: time, limit: limit, room: room, skippingID: { excluded.contains($0) })
+    }
+
+    private func dueCleanupJobs(asOf time: WallTime, limit: Int, room: (String) -> Int,
+                                skippingID skip: (JobID) -> Bool) -> [CleanupJob] {
         guard limit > 0 else { return [] }
-        var due: [CleanupJob] = []
+        var due: [(at: Int64, id: JobID)] = []
         for endpoint in indexes.pendingJobs.endpoints {
             let cap = min(limit, room(endpoint))
             guard cap > 0 else { continue }
-            // Whole buckets, earliest first, until this endpoint alone could
-            // fill its share: nothing later can be among its most overdue.
-            var taken = 0
-            var mine: [CleanupJob] = []
-            for bucket in indexes.pendingJobs.dueBuckets(of: endpoint, asOf: time) {
-                if taken >= cap { break }
-                for id in bucket {
-                    guard let job = jobs[id], job.nextAttemptAt <= time, !skip(job) else { continue }
-                    mine.append(job)
-                    taken += 1
-                }
-            }
-            due += mine.smallest(cap) { ($0.nextAttemptAt, $0.id) < ($1.nextAttemptAt, $1.id) }
+            due += indexes.pendingJobs.mostOverdue(of: endpoint, asOf: time, limit: cap, skip: skip)
         }
-        return due.smallest(limit) { ($0.nextAttemptAt, $0.id) < ($1.nextAttemptAt, $1.id) }
+        return due.smallest(limit) { ($0.at, $0.id) < ($1.at, $1.id) }.compactMap { jobs[$0.id] }
     }
 
     /// Dead-lettered jobs bound for `endpoint` (any when nil), in id order,

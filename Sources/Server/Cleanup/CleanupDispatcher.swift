@@ -14,6 +14,12 @@ import Synchronization
 /// and each endpoint's requests pass its ``EndpointThrottle`` (concurrency,
 /// rate, circuit breaker). Jobs of an endpoint that cannot take more stay
 /// pending without using an attempt, and do not hold up other endpoints'.
+///
+/// Batches: one claim takes every due job the free slots and endpoints
+/// admit (after one leadership confirmation), ``deliver(_:)`` sends a claimed
+/// batch from one task group, and outcomes are committed many to a log entry
+/// (``OutcomeBatcher``); the claims of a committed entry are released, and
+/// the in-flight gauge set, once per entry.
 public final class CleanupDispatcher: Sendable {
     let store: any LeaseStore
     let transport: any CleanupTransport
@@ -28,6 +34,8 @@ public final class CleanupDispatcher: Sendable {
     private let inFlight = Mutex<[JobID: EndpointThrottle.Permit?]>([:])
     private let random: Mutex<SplitMix64>
     private let outcomes: OutcomeBatcher
+    /// Set once in `init` (the batcher calls back into this dispatcher).
+    private let finishedRelay = FinishedRelay()
 
     public init(store: any LeaseStore, transport: any CleanupTransport, timeout: Duration, limits: CleanupLimits,
                 metrics: SidecarMetrics, logger: Logger, policy: RetryPolicy = RetryPolicy(),
@@ -39,7 +47,8 @@ public final class CleanupDispatcher: Sendable {
         self.metrics = metrics
         self.logger = logger
         self.random = Mutex(SplitMix64(seed: seed))
-        self.outcomes = OutcomeBatcher(store: store)
+        let relay = finishedRelay
+        self.outcomes = OutcomeBatcher(store: store) { ids, error in relay.forward(ids, error) }
         self.throttle = EndpointThrottle(limits: limits) { [logger, metrics] endpoint, from, to in
             metrics.recordBreaker(from: from, to: to)
             switch to {
@@ -48,13 +57,14 @@ public final class CleanupDispatcher: Sendable {
             case .closed: logger.info("cleanup endpoint recovered; circuit breaker closed", metadata: ["endpoint": "\(endpoint)"])
             }
         }
+        finishedRelay.target.withLock { $0 = { [weak self] ids, error in self?.outcomesFinished(ids, error) } }
     }
 
     public var limits: CleanupLimits { throttle.limits }
 
     /// Claims jobs due at `now` that are not in flight, up to the free
     /// global concurrency and what each endpoint admits; they stay claimed
-    /// until ``attempt(_:)`` finishes them.
+    /// until ``deliver(_:)`` (or ``attempt(_:)``) has recorded their outcome.
     ///
     /// Nothing is claimed unless this node leads and a quorum confirms it
     /// (a deposed leader cut off from the others must not deliver).
@@ -68,7 +78,7 @@ public final class CleanupDispatcher: Sendable {
         let room = throttle.room(now: now)
         let defaultRoom = throttle.defaultRoom
         let query: @Sendable (LeaseStateMachine) -> [CleanupJob] = { machine in
-            machine.dueCleanupJobs(asOf: now, limit: free, room: { room[CleanupEndpointText.origin($0)] ?? defaultRoom }) { busy.contains($0.id) }
+            machine.dueCleanupJobs(asOf: now, limit: free, room: { room[CleanupEndpointText.origin($0)] ?? defaultRoom }, excluding: busy)
         }
         guard try await !store.read(.stale, query).isEmpty else { return [] }
         // A leader cut off from the others may not know yet that it was
@@ -78,8 +88,13 @@ public final class CleanupDispatcher: Sendable {
         guard await store.confirmLeadership(), store.mayRunCleanup else { return [] }
         let due = try await store.read(.stale, query)
         var claimed: [CleanupJob] = []
+        claimed.reserveCapacity(due.count)
+        var origins: [String: String] = [:]
         for job in due {
-            guard let permit = throttle.admit(job.spec.endpoint, now: now) else { continue }
+            let endpoint = job.spec.endpoint
+            let origin = origins[endpoint] ?? CleanupEndpointText.origin(endpoint)
+            origins[endpoint] = origin
+            guard let permit = throttle.admit(origin: origin, now: now) else { continue }
             let taken = inFlight.withLock { flying in
                 guard flying[job.id] == nil, flying.count < limits.maxConcurrency else { return false }
                 flying[job.id] = permit
@@ -91,21 +106,49 @@ public final class CleanupDispatcher: Sendable {
         return claimed
     }
 
-    /// Delivers one attempt of a claimed job and proposes its outcome.
-    public func attempt(_ job: CleanupJob) async {
-        defer {
-            let count = inFlight.withLock { flying in
-                if case .some(.some(let permit)) = flying.removeValue(forKey: job.id) { throttle.cancel(permit) }
-                return flying.count
+    /// Delivers one attempt of each claimed job in `jobs`, concurrently, and
+    /// hands each outcome to the batcher as soon as it is known; returns
+    /// once every attempt is over and its outcome committed (or its
+    /// proposal failed: the job stays pending and is delivered again).
+    ///
+    /// A delivery cut short by cancellation (shutdown) records nothing and
+    /// uses no attempt; its claim is released at once.
+    public func deliver(_ jobs: [CleanupJob]) async {
+        guard !jobs.isEmpty else { return }
+        let lastTicket: UInt64? = await withTaskGroup(of: UInt64?.self) { group in
+            for job in jobs {
+                group.addTask { await self.send(job) }
             }
-            metrics.observeCleanupInFlight(count)
+            var last: UInt64?
+            for await ticket in group {
+                if let ticket { last = max(last ?? 0, ticket) }
+            }
+            return last
         }
-        guard let target = job.spec.target else { return }
+        if let lastTicket { await outcomes.waitUntilFinished(lastTicket) }
+    }
+
+    /// Delivers one attempt of a claimed job and commits its outcome.
+    public func attempt(_ job: CleanupJob) async {
+        await deliver([job])
+    }
+
+    /// One attempt of `job`: sends it, settles its endpoint permit and
+    /// submits its outcome; returns the outcome's batcher ticket, or nil
+    /// when no outcome is recorded (claim already released).
+    private func send(_ job: CleanupJob) async -> UInt64? {
+        guard let target = job.spec.target else {
+            release([job.id])
+            return nil
+        }
         let request = CleanupRequest(job: job)
         let result = await transport.deliver(request, to: target, timeout: timeout)
         // Cut short by shutdown: not the target's failure, and not an attempt
         // (the job stays pending; the next leader delivers it).
-        if Task.isCancelled { return }
+        if Task.isCancelled {
+            release([job.id])
+            return nil
+        }
         // The endpoint's slot is free once it answered; the job stays claimed
         // until its outcome is recorded, so it is not sent twice meanwhile.
         let permit = inFlight.withLock { flying in flying.updateValue(nil, forKey: job.id) ?? nil }
@@ -129,16 +172,36 @@ public final class CleanupDispatcher: Sendable {
             meta["next"] = final ? "dead-letter" : "retry in \(delay) ms"
             logger.warning("cleanup attempt failed", metadata: meta)
         }
-        do {
-            try await outcomes.commit(.init(jobID: job.id, attempt: request.attempt, result: outcome))
-        } catch {
-            // The job is still pending in the replicated state: it will be
-            // delivered again. Counted so operators see it.
-            metrics.recordOutcomeRecordFailure()
-            var meta = metadata(job, request.attempt)
-            meta["error"] = "\(error)"
-            logger.warning("cleanup outcome not recorded; the job will be retried", metadata: meta)
+        return outcomes.submit(.init(jobID: job.id, attempt: request.attempt, result: outcome))
+    }
+
+    /// Called by the batcher after each proposal: the batch's claims are
+    /// released together and the gauge set once.
+    private func outcomesFinished(_ ids: [JobID], _ error: (any Error)?) {
+        if let error {
+            // The jobs are still pending in the replicated state: they will
+            // be delivered again. Counted so operators see it.
+            for _ in ids { metrics.recordOutcomeRecordFailure() }
+            logger.warning("cleanup outcomes not recorded; their jobs will be retried", metadata: [
+                "count": "\(ids.count)", "jobs": "\(ids.prefix(10).map(String.init).joined(separator: ","))\(ids.count > 10 ? ",…" : "")",
+                "error": "\(error)",
+            ])
         }
+        release(ids)
+    }
+
+    /// Ends the claims of `ids`, handing back any endpoint permit still held
+    /// (nothing was sent on it).
+    private func release(_ ids: [JobID]) {
+        let (unused, count) = inFlight.withLock { flying in
+            var unused: [EndpointThrottle.Permit] = []
+            for id in ids {
+                if case .some(.some(let permit)) = flying.removeValue(forKey: id) { unused.append(permit) }
+            }
+            return (unused, flying.count)
+        }
+        for permit in unused { throttle.cancel(permit) }
+        metrics.observeCleanupInFlight(count)
     }
 
     /// Claims every due job and delivers them concurrently; returns when all
@@ -146,11 +209,7 @@ public final class CleanupDispatcher: Sendable {
     @discardableResult
     public func dispatchDue(now: WallTime) async throws -> Int {
         let jobs = try await claimDueJobs(now: now)
-        await withDiscardingTaskGroup { group in
-            for job in jobs {
-                group.addTask { await self.attempt(job) }
-            }
-        }
+        await deliver(jobs)
         return jobs.count
     }
 
@@ -163,5 +222,16 @@ public final class CleanupDispatcher: Sendable {
             "incarnation": "\(job.incarnation)", "endpoint": "\(CleanupEndpointText.redacted(job.spec.endpoint))",
             "attempt": "\(attempt)",
         ]
+    }
+}
+
+/// Lets the batcher, created before the dispatcher's `init` finishes, call
+/// the dispatcher back without a reference cycle. Set once, in `init`.
+private final class FinishedRelay: Sendable {
+    let target = Mutex<(@Sendable ([JobID], (any Error)?) -> Void)?>(nil)
+
+    func forward(_ ids: [JobID], _ error: (any Error)?) {
+        let target = self.target.withLock { $0 }
+        target?(ids, error)
     }
 }

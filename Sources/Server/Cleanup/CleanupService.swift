@@ -41,9 +41,11 @@ public struct CleanupService: Service {
                 await cancelWhenGracefulShutdown {
                     await withDiscardingTaskGroup { deliveries in
                         await self.repeating("dispatch") {
+                            // One task per claimed batch; its requests run
+                            // concurrently inside it.
                             let claimed = try await dispatcher.claimDueJobs(now: clock.now())
-                            for job in claimed {
-                                deliveries.addTask { await dispatcher.attempt(job) }
+                            if !claimed.isEmpty {
+                                deliveries.addTask { await dispatcher.deliver(claimed) }
                             }
                             let busy = !claimed.isEmpty || dispatcher.inFlightCount > 0
                             return busy ? Self.busyPollInterval : Self.idlePollInterval

@@ -102,7 +102,13 @@ public final class EndpointThrottle: Sendable {
     /// must wait. After an open breaker's cool-down the first caller gets the
     /// probe permit; the rest wait for its result.
     public func admit(_ endpoint: String, now: WallTime) -> Permit? {
-        let endpoint = CleanupEndpointText.origin(endpoint)
+        admit(origin: CleanupEndpointText.origin(endpoint), now: now)
+    }
+
+    /// ``admit(_:now:)`` for an endpoint already reduced to its origin
+    /// (``CleanupEndpointText/origin(_:)``), for callers admitting many jobs
+    /// of few endpoints.
+    func admit(origin endpoint: String, now: WallTime) -> Permit? {
         let now = observe(now)
         var change: (BreakerState, BreakerState)?
         let permit: Permit? = endpoints.withLock { all in

@@ -3,6 +3,7 @@ import Foundation
 import LeaseFSM
 import NIOCore
 import NIOHTTP1
+import Synchronization
 
 /// Delivers cleanups as `POST` requests with a JSON body (async-http-client).
 ///
@@ -37,8 +38,24 @@ public struct HTTPCleanupTransport: CleanupTransport {
         // tried, or the job backs off) instead of being retried by the pool
         // until the deadline while it holds a dispatch slot.
         configuration.connectionPool.retryConnectionEstablishment = false
+        // HTTP/1.1 keep-alive connections per host. The dispatcher bounds
+        // requests per endpoint itself (`GC_CLEANUP_ENDPOINT_CONCURRENCY`,
+        // 64 by default); with the client's default of 8 connections the
+        // rest queued inside the pool, each waiting a whole round trip per
+        // request ahead of it.
+        configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = connectionsPerHost
         return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
     }()
+
+    /// Sent as `User-Agent`.
+    static let userAgent = "gc-sidecar/\(SidecarVersion.current)"
+
+    /// Keep-alive connections the client keeps per host.
+    static let connectionsPerHost = 32
+
+    /// Parsed cleanup URLs by endpoint (a mass expiry sends thousands of
+    /// cleanups to one URL: it is parsed once, not per request).
+    static let parsedURLs = ParsedURLCache()
 
     /// Sent as `X-GC-Node`, so a target's logs show which node delivered.
     let nodeName: String?
@@ -61,10 +78,11 @@ public struct HTTPCleanupTransport: CleanupTransport {
         guard case .http(let endpoint) = target else {
             return .failed(reason: "not an HTTP target", permanent: true)
         }
-        guard let url = CleanupURL(endpoint) else {
+        guard let url = Self.parsedURLs.url(endpoint) else {
             return .failed(reason: "\(CleanupEndpointText.redacted(endpoint)) is not an http:// or https:// URL", permanent: true)
         }
-        let shown = url.redacted
+        // Only for messages: not built for the requests that succeed.
+        var shown: String { url.redacted }
         if url.hasCredentials {
             // Only leases created before credentials were refused get here.
             return .failed(reason: "cleanup URL \(shown) carries credentials (user:password@), which are not sent; recreate the lease without them", permanent: true)
@@ -76,22 +94,14 @@ public struct HTTPCleanupTransport: CleanupTransport {
         case .denied(let denial): return .failed(reason: "\(denial)", permanent: true)
         case .unresolved(let why): return .failed(reason: "request to \(shown) failed: \(why)", permanent: false)
         }
-        let body: Data
-        do {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys]
-            body = try encoder.encode(request)
-        } catch {
-            return .failed(reason: "cannot encode the cleanup request: \(error)", permanent: true)
-        }
-        var http = HTTPClientRequest(url: endpoint)
-        http.method = .POST
-        http.headers.add(name: "Content-Type", value: "application/json")
-        http.headers.add(name: "Idempotency-Key", value: request.idempotencyKey)
-        http.headers.add(name: "User-Agent", value: "gc-sidecar/\(SidecarVersion.current)")
-        if let nodeName { http.headers.add(name: "X-GC-Node", value: nodeName) }
-        http.body = .bytes(ByteBuffer(bytes: body))
-        if !url.isHTTPS { http.headers.add(name: "Host", value: url.hostHeader) }
+        var headers = HTTPHeaders()
+        headers.reserveCapacity(6)
+        headers.add(name: "Content-Type", value: "application/json")
+        headers.add(name: "Idempotency-Key", value: request.idempotencyKey)
+        headers.add(name: "User-Agent", value: Self.userAgent)
+        if let nodeName { headers.add(name: "X-GC-Node", value: nodeName) }
+        if !url.isHTTPS { headers.add(name: "Host", value: url.hostHeader) }
+        let body = request.jsonBody()
 
         // https: one request to the name (TLS needs it). http: each checked
         // address in the resolver's order until one answers, as a resolver
@@ -100,8 +110,8 @@ public struct HTTPCleanupTransport: CleanupTransport {
         var answer: Answer?
         var lastError: (any Error)?
         for target in tries where answer == nil {
-            http.url = target
             do {
+                let http = try HTTPClient.Request(url: target, method: .POST, headers: headers, body: .byteBuffer(body))
                 answer = try await Self.exchange(http, within: timeout - (ContinuousClock.now - start))
             } catch is Timeout {
                 return .failed(reason: "no answer from \(shown) within \(timeout)", permanent: false)
@@ -129,37 +139,98 @@ public struct HTTPCleanupTransport: CleanupTransport {
 
     /// Sends `request` and reads the answer (body up to the cap), all within
     /// `limit`: the deadline keeps running while the body streams.
-    static func exchange(_ request: HTTPClientRequest, within limit: Duration) async throws -> Answer {
+    ///
+    /// This uses the client's event-loop API with a small delegate: the
+    /// whole exchange runs on NIO's event loop and this task waits once, for
+    /// its result (the async API costs a few extra tasks, continuations and
+    /// an actor hop per request, which showed at thousands a second).
+    /// Cancelling the calling task cancels the request.
+    static func exchange(_ request: HTTPClient.Request, within limit: Duration) async throws -> Answer {
         guard limit > .zero else { throw Timeout() }
         let deadline = NIODeadline.now() + .nanoseconds(limit.nanoseconds)
-        return try await withThrowingTaskGroup(of: Answer.self) { group in
-            group.addTask {
-                let response = try await client.execute(request, deadline: deadline)
-                var kept = ByteBuffer()
-                var read = 0
-                for try await chunk in response.body {
-                    read += chunk.readableBytes
-                    if kept.readableBytes < 200 {
-                        var piece = chunk
-                        if let slice = piece.readSlice(length: min(piece.readableBytes, 200 - kept.readableBytes)) {
-                            kept.writeImmutableBuffer(slice)
-                        }
-                    }
-                    // Enough: the rest is not waited for (the connection is
-                    // dropped rather than drained).
-                    if read >= maxResponseBodyBytes { break }
-                }
-                return Answer(status: response.status.code, location: response.headers.first(name: "location"),
-                              bodyPrefix: String(buffer: kept))
+        let collector = AnswerCollector()
+        let task = client.execute(request: request, delegate: collector, deadline: deadline)
+        do {
+            return try await withTaskCancellationHandler {
+                try await task.get()
+            } onCancel: {
+                task.cancel()
             }
-            group.addTask {
-                try await Task.sleep(for: limit)
-                throw Timeout()
-            }
-            defer { group.cancelAll() }
-            guard let first = try await group.next() else { throw Timeout() }
-            return first
+        } catch is AnswerCollector.EnoughRead {
+            // The cap was reached: the head and the excerpt are the answer
+            // (the connection is dropped rather than drained).
+            return collector.answer
         }
+    }
+}
+
+/// Collects what ``HTTPCleanupTransport`` needs from a response: the
+/// status, `Location`, and the first 200 bytes of the body; it stops the
+/// exchange once ``HTTPCleanupTransport/maxResponseBodyBytes`` were read.
+///
+/// The client calls a delegate on its request's event loop, one callback at
+/// a time; the lock makes that `Sendable` without relying on it.
+final class AnswerCollector: HTTPClientResponseDelegate {
+    typealias Response = HTTPCleanupTransport.Answer
+
+    /// Thrown (as the failed future of a body part) once enough was read.
+    struct EnoughRead: Error {}
+
+    private struct State {
+        var status: UInt = 0
+        var location: String?
+        var kept = ByteBuffer()
+        var read = 0
+    }
+
+    private let state = Mutex(State())
+
+    var answer: Response {
+        state.withLock { s in Response(status: s.status, location: s.location, bodyPrefix: String(buffer: s.kept)) }
+    }
+
+    func didReceiveHead(task: HTTPClient.Task<Response>, _ head: HTTPResponseHead) -> EventLoopFuture<Void> {
+        state.withLock { s in
+            s.status = head.status.code
+            s.location = head.headers.first(name: "location")
+        }
+        return task.eventLoop.makeSucceededVoidFuture()
+    }
+
+    func didReceiveBodyPart(task: HTTPClient.Task<Response>, _ buffer: ByteBuffer) -> EventLoopFuture<Void> {
+        let enough = state.withLock { s in
+            s.read += buffer.readableBytes
+            if s.kept.readableBytes < 200 {
+                var piece = buffer
+                if let slice = piece.readSlice(length: min(piece.readableBytes, 200 - s.kept.readableBytes)) {
+                    s.kept.writeImmutableBuffer(slice)
+                }
+            }
+            return s.read >= HTTPCleanupTransport.maxResponseBodyBytes
+        }
+        return enough ? task.eventLoop.makeFailedFuture(EnoughRead()) : task.eventLoop.makeSucceededVoidFuture()
+    }
+
+    func didFinishRequest(task: HTTPClient.Task<Response>) throws -> Response {
+        answer
+    }
+}
+
+/// Parsed ``CleanupURL``s by endpoint text, at most ``maxEntries`` (then
+/// cleared). Parsing is pure, so a cached answer is the answer.
+final class ParsedURLCache: Sendable {
+    static let maxEntries = 1024
+    private let entries = Mutex<[String: CleanupURL?]>([:])
+
+    /// `CleanupURL(endpoint)`, parsed once per endpoint.
+    func url(_ endpoint: String) -> CleanupURL? {
+        if let cached = entries.withLock({ $0[endpoint] }) { return cached }
+        let parsed = CleanupURL(endpoint)
+        entries.withLock { all in
+            if all.count >= Self.maxEntries { all.removeAll(keepingCapacity: true) }
+            all[endpoint] = .some(parsed)
+        }
+        return parsed
     }
 }
 

@@ -1,4 +1,5 @@
 import LeaseFSM
+import Synchronization
 
 /// Commits cleanup outcomes in batches: while one batch is being proposed,
 /// the outcomes that finish meanwhile queue up and go out together as the
@@ -6,45 +7,97 @@ import LeaseFSM
 /// entries a second instead of thousands, which also spaces out snapshots
 /// (each is as large as the whole state).
 ///
-/// Each caller waits until its own outcome is committed (or the proposal
-/// failed), so a job stays claimed until then and is never delivered twice
-/// at once.
-actor OutcomeBatcher {
+/// Handing an outcome in costs a lock, not a task or an actor hop: one drain
+/// task proposes while anything is queued, and after each proposal calls
+/// `onFinished` once with the batch's job ids (and the error if the proposal
+/// failed), so the dispatcher releases a whole batch of claims at once. A job
+/// stays claimed until then, so it is never delivered twice at once.
+final class OutcomeBatcher: Sendable {
     /// Most outcomes in one command.
     static let maxBatch = 1_000
 
-    private let store: any LeaseStore
-    private var queue: [(outcome: LeaseCommand.CleanupOutcome, done: CheckedContinuation<Void, any Error>)] = []
-    private var proposing = false
+    /// Called after each proposal with the job ids it carried, in the order
+    /// they were submitted; `error` is what the proposal threw (nil: all
+    /// committed).
+    typealias Finished = @Sendable (_ jobIDs: [JobID], _ error: (any Error)?) -> Void
 
-    init(store: any LeaseStore) {
-        self.store = store
+    private struct State {
+        var queue: [LeaseCommand.CleanupOutcome] = []
+        var draining = false
+        /// Outcomes submitted so far, and how many of them are finished
+        /// (committed or failed). Batches finish in submission order.
+        var submitted: UInt64 = 0
+        var finished: UInt64 = 0
+        var waiters: [(ticket: UInt64, continuation: CheckedContinuation<Void, Never>)] = []
     }
 
-    /// Returns once `outcome` is committed; throws what the proposal threw.
-    func commit(_ outcome: LeaseCommand.CleanupOutcome) async throws {
-        try await withCheckedThrowingContinuation { continuation in
-            queue.append((outcome, continuation))
-            if !proposing {
-                proposing = true
-                Task { await self.drain() }
+    private let store: any LeaseStore
+    private let onFinished: Finished
+    private let state = Mutex(State())
+
+    init(store: any LeaseStore, onFinished: @escaping Finished = { _, _ in }) {
+        self.store = store
+        self.onFinished = onFinished
+    }
+
+    /// Queues `outcome` for the next proposal and returns at once; the
+    /// returned ticket can be waited for with ``waitUntilFinished(_:)``.
+    @discardableResult
+    func submit(_ outcome: LeaseCommand.CleanupOutcome) -> UInt64 {
+        let (ticket, startDrain) = state.withLock { s in
+            s.queue.append(outcome)
+            s.submitted += 1
+            defer { s.draining = true }
+            return (s.submitted, !s.draining)
+        }
+        if startDrain { Task { await self.drain() } }
+        return ticket
+    }
+
+    /// Returns once every outcome up to `ticket` is finished (committed, or
+    /// its proposal failed and `onFinished` was told).
+    func waitUntilFinished(_ ticket: UInt64) async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let ready = state.withLock { s in
+                if s.finished >= ticket { return true }
+                s.waiters.append((ticket, continuation))
+                return false
             }
+            if ready { continuation.resume() }
         }
     }
 
     private func drain() async {
-        while !queue.isEmpty {
-            let batch = Array(queue.prefix(Self.maxBatch))
-            queue.removeFirst(batch.count)
-            let command: LeaseCommand = batch.count == 1
-                ? .cleanupOutcome(batch[0].outcome) : .cleanupOutcomes(batch.map(\.outcome))
+        while true {
+            let batch: [LeaseCommand.CleanupOutcome]? = state.withLock { s in
+                if s.queue.isEmpty {
+                    s.draining = false
+                    return nil
+                }
+                if s.queue.count <= Self.maxBatch {
+                    defer { s.queue = [] }
+                    return s.queue
+                }
+                defer { s.queue.removeFirst(Self.maxBatch) }
+                return Array(s.queue.prefix(Self.maxBatch))
+            }
+            guard let batch else { return }
+            let command: LeaseCommand = batch.count == 1 ? .cleanupOutcome(batch[0]) : .cleanupOutcomes(batch)
+            var failure: (any Error)?
             do {
                 _ = try await store.propose(command)
-                for item in batch { item.done.resume() }
             } catch {
-                for item in batch { item.done.resume(throwing: error) }
+                failure = error
             }
+            onFinished(batch.map(\.jobID), failure)
+            let ready = state.withLock { s in
+                s.finished += UInt64(batch.count)
+                let finished = s.finished
+                let ready = s.waiters.filter { $0.ticket <= finished }.map(\.continuation)
+                s.waiters.removeAll { $0.ticket <= finished }
+                return ready
+            }
+            for continuation in ready { continuation.resume() }
         }
-        proposing = false
     }
 }
