@@ -84,7 +84,7 @@ reading() { # PHASE
         [ "$kib" -gt "$amax" ] && amax=$kib
     done
     rows+=("$line $max$anon $amax $(leader_name)")
-    echo "measured: $1" >&2
+    echo "measured: ${rows[-1]} (KiB: RSS n1 n2 n3 max, anon n1 n2 n3 max, leader)" >&2
 }
 
 started="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
@@ -101,7 +101,10 @@ lc3_wait_leader "$gcctl" 120
 wait_active "$leases"
 reading "$leases-restarted"
 
-"$gcctl" load release --endpoint "$LC3_ENDPOINTS" --ids-file "$ids" >&2
+# A release retried on another node after a timeout may find its lease
+# already released and forgotten (NOT_FOUND): every node reaching 0 active
+# leases is the check that counts.
+"$gcctl" load release --endpoint "$LC3_ENDPOINTS" --ids-file "$ids" >&2 || true
 wait_active 0
 reading released
 

@@ -99,7 +99,7 @@ struct LoadCommand: AsyncParsableCommand {
     struct Release: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Release every lease --ids-file names.",
-            discussion: "A release refused with UNAVAILABLE is retried on the other endpoints. Exits 1 unless every lease was released.")
+            discussion: "A release refused with UNAVAILABLE is retried on the other endpoints; NOT_FOUND on such a retry counts as released (the first attempt was applied). Exits 1 unless every lease was released.")
 
         @OptionGroup var options: Options
 
@@ -152,6 +152,9 @@ struct LoadCommand: AsyncParsableCommand {
                     return response.success ? nil : "NOT_RELEASED"
                 } catch {
                     guard case .failed(let code, _) = BenchRequests.failure(error) else { return "CLIENT_ERROR" }
+                    // An attempt that failed as UNAVAILABLE (e.g. a forward that timed out) may
+                    // have been applied: its lease, released and forgotten, is then NOT_FOUND.
+                    if attempt > 0 && code == "NOT_FOUND" { return nil }
                     failure = code
                     guard code == "UNAVAILABLE" else { break }
                 }
