@@ -1,4 +1,11 @@
 /// One service's claim on one object (DESIGN.md, "Lease semantics").
+///
+/// Stored compactly, because a node holds every active lease in memory
+/// (DESIGN.md, "Memory"): the optional fields are flag bits beside their raw
+/// values, the object key is split into its parts, and the cleanup spec is a
+/// shared immutable box (leases of one service usually name the same target,
+/// and the state machine interns them). The properties read and write as plain
+/// values; equality and hashing are those of the values.
 public struct Lease: Hashable, Sendable {
     /// The lease's own lifecycle.
     public enum State: Int32, Hashable, Sendable {
@@ -8,30 +15,115 @@ public struct Lease: Hashable, Sendable {
     }
 
     public var id: LeaseID
-    public var object: ObjectKey
+    private var objectID: String
     public var serviceID: String
     public var metadata: [String: String]
-    /// Where the object is cleaned when this lease is its last; nil for none.
-    public var cleanup: CleanupSpec?
+    /// The cleanup spec, shared between leases that name the same one.
+    var cleanupBox: Box<CleanupSpec>?
     public var createdAt: WallTime
     public var expiresAt: WallTime
     public var lastRenewedAt: WallTime
     /// The duration granted at creation; a renewal with 0 extends by this.
     public var durationSeconds: UInt64
-    public var renewalCount: UInt32
     /// Log index of the command that last granted or renewed this lease.
     public var fencingToken: UInt64
     /// The incarnation of the object this lease holds.
     public var incarnation: UInt64
-    public var state: State
-    /// When the lease expired or was released.
-    public var endedAt: WallTime?
-    /// The cleanup job this lease's end created (it was the object's last).
-    public var cleanupJobID: JobID?
     /// Log index of the create command.
     public var createdIndex: UInt64
+    /// `endedAt` in milliseconds when ``Flags/ended`` is set, else 0.
+    private var endedAtRaw: Int64
+    /// `cleanupJobID` when ``Flags/hasCleanupJob`` is set, else 0.
+    private var cleanupJobIDRaw: JobID
+    public var renewalCount: UInt32
+    public var state: State
+    private var objectType: ObjectType
+    private var flags: Flags
+
+    private struct Flags: OptionSet, Hashable, Sendable {
+        let rawValue: UInt8
+        static let ended = Flags(rawValue: 1)
+        static let hasCleanupJob = Flags(rawValue: 2)
+    }
+
+    init(id: LeaseID, object: ObjectKey, serviceID: String, metadata: [String: String], cleanup: CleanupSpec?,
+         createdAt: WallTime, expiresAt: WallTime, lastRenewedAt: WallTime, durationSeconds: UInt64,
+         renewalCount: UInt32, fencingToken: UInt64, incarnation: UInt64, state: State, endedAt: WallTime?,
+         cleanupJobID: JobID?, createdIndex: UInt64) {
+        self.id = id
+        self.objectID = object.id
+        self.serviceID = serviceID
+        self.metadata = metadata
+        self.cleanupBox = cleanup.map(Box.init)
+        self.createdAt = createdAt
+        self.expiresAt = expiresAt
+        self.lastRenewedAt = lastRenewedAt
+        self.durationSeconds = durationSeconds
+        self.fencingToken = fencingToken
+        self.incarnation = incarnation
+        self.createdIndex = createdIndex
+        self.endedAtRaw = 0
+        self.cleanupJobIDRaw = 0
+        self.renewalCount = renewalCount
+        self.state = state
+        self.objectType = object.type
+        self.flags = []
+        self.endedAt = endedAt
+        self.cleanupJobID = cleanupJobID
+    }
+
+    public var object: ObjectKey {
+        get { ObjectKey(type: objectType, id: objectID) }
+        set {
+            objectType = newValue.type
+            objectID = newValue.id
+        }
+    }
+
+    /// Where the object is cleaned when this lease is its last; nil for none.
+    public var cleanup: CleanupSpec? {
+        get { cleanupBox?.value }
+        set { cleanupBox = newValue.map(Box.init) }
+    }
+
+    /// When the lease expired or was released.
+    public var endedAt: WallTime? {
+        get { flags.contains(.ended) ? WallTime(milliseconds: endedAtRaw) : nil }
+        set {
+            endedAtRaw = newValue?.milliseconds ?? 0
+            if newValue == nil { flags.remove(.ended) } else { flags.insert(.ended) }
+        }
+    }
+
+    /// The cleanup job this lease's end created (it was the object's last).
+    public var cleanupJobID: JobID? {
+        get { flags.contains(.hasCleanupJob) ? cleanupJobIDRaw : nil }
+        set {
+            cleanupJobIDRaw = newValue ?? 0
+            if newValue == nil { flags.remove(.hasCleanupJob) } else { flags.insert(.hasCleanupJob) }
+        }
+    }
 
     public var isActive: Bool { state == .active }
+}
+
+/// An immutable value on the heap, shared by every copy that holds it (e.g.
+/// one cleanup spec for all the leases that name it). Equal and hashed as
+/// its value, so sharing never shows.
+final class Box<Value: Hashable & Sendable>: Hashable, Sendable {
+    let value: Value
+
+    init(_ value: Value) {
+        self.value = value
+    }
+
+    static func == (lhs: Box, rhs: Box) -> Bool {
+        lhs === rhs || lhs.value == rhs.value
+    }
+
+    func hash(into hasher: inout Hasher) {
+        hasher.combine(value)
+    }
 }
 
 /// The delivery of one object's cleanup, with its attempts (at-least-once).

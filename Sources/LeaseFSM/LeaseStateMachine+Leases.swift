@@ -25,15 +25,18 @@ extension LeaseStateMachine {
             incarnation = index
             supersedeOpenJob(of: c.object, newIncarnation: index, events: &events)
         }
-        let lease = Lease(
-            id: id, object: c.object, serviceID: c.serviceID, metadata: c.metadata, cleanup: spec,
+        var lease = Lease(
+            id: id, object: c.object, serviceID: indexes.interned.string(c.serviceID),
+            metadata: indexes.interned.metadata(c.metadata), cleanup: nil,
             createdAt: now, expiresAt: now.adding(seconds: duration), lastRenewedAt: now,
             durationSeconds: duration, renewalCount: 0, fencingToken: index, incarnation: incarnation,
             state: .active, endedAt: nil, cleanupJobID: nil, createdIndex: index)
+        let specBox = spec.map { indexes.interned.spec($0) }
+        lease.cleanupBox = specBox
 
-        var record = objects[c.object] ?? ObjectRecord(incarnation: incarnation, activeLeases: [], cleanupSource: nil)
+        var record = objects[c.object] ?? ObjectRecord(incarnation: incarnation, activeLeases: LeaseIDSet(), cleanupSource: nil)
         record.activeLeases.insert(id)
-        if let spec { record.cleanupSource = CleanupSource(lease, spec: spec) }
+        if let specBox { record.cleanupSource = CleanupSource(lease, specBox: specBox) }
         objects[c.object] = record
         leases[id] = lease
         indexes.orderedLeaseIDs.append(id)
@@ -210,5 +213,6 @@ extension LeaseStateMachine {
         }
         let finished = jobs.values.filter { !$0.isOpen }.sorted { ($0.finishedAt ?? .zero, $0.id) < ($1.finishedAt ?? .zero, $1.id) }
         indexes.finishedJobs = Deque(finished.map(\.id))
+        internRestoredLeases()
     }
 }

@@ -20,7 +20,7 @@ public struct LeaseStateMachine: Sendable {
     public internal(set) var stats = LeaseStats()
 
     // Replicated state (what snapshots hold and equality compares).
-    var leases: [LeaseID: Lease] = [:]
+    var leases = LeaseTable()
     var objects: [ObjectKey: ObjectRecord] = [:]
     var jobs: [JobID: CleanupJob] = [:]
     var jobSequence: UInt64 = 0
@@ -31,13 +31,28 @@ public struct LeaseStateMachine: Sendable {
     var indexes = Indexes()
 
     /// What the state machine knows of an object that has active leases.
+    ///
+    /// Compact: almost every object has one lease, held inline, and the
+    /// cleanup source (set only when a lease named a target) is one shared
+    /// box rather than a hundred bytes in every record.
     struct ObjectRecord: Hashable, Sendable {
         /// The log index that started this incarnation (the first lease after
         /// the object was last unheld), so incarnations only ever grow.
         var incarnation: UInt64
-        var activeLeases: Set<LeaseID>
+        var activeLeases: LeaseIDSet
+        private var sourceBox: Box<CleanupSource>?
+
+        init(incarnation: UInt64, activeLeases: some Sequence<LeaseID>, cleanupSource: CleanupSource?) {
+            self.incarnation = incarnation
+            self.activeLeases = LeaseIDSet(activeLeases)
+            self.sourceBox = cleanupSource.map(Box.init)
+        }
+
         /// The most recent lease of this incarnation that named a cleanup target.
-        var cleanupSource: CleanupSource?
+        var cleanupSource: CleanupSource? {
+            get { sourceBox?.value }
+            set { sourceBox = newValue.map(Box.init) }
+        }
     }
 
     /// The cleanup details a job copies from a lease.
@@ -45,22 +60,32 @@ public struct LeaseStateMachine: Sendable {
         var leaseID: LeaseID
         var serviceID: String
         var metadata: [String: String]
-        var spec: CleanupSpec
+        private var specBox: Box<CleanupSpec>
         var fencingToken: UInt64
 
-        init(_ lease: Lease, spec: CleanupSpec) {
+        var spec: CleanupSpec {
+            get { specBox.value }
+            set { specBox = Box(newValue) }
+        }
+
+        /// `lease`'s details with its (interned) cleanup spec box.
+        init(_ lease: Lease, specBox: Box<CleanupSpec>) {
             self.leaseID = lease.id
             self.serviceID = lease.serviceID
             self.metadata = lease.metadata
-            self.spec = spec
+            self.specBox = specBox
             self.fencingToken = lease.fencingToken
+        }
+
+        init(_ lease: Lease, spec: CleanupSpec) {
+            self.init(lease, specBox: lease.cleanupBox.flatMap { $0.value == spec ? $0 : nil } ?? Box(spec))
         }
 
         init(leaseID: LeaseID, serviceID: String, metadata: [String: String], spec: CleanupSpec, fencingToken: UInt64) {
             self.leaseID = leaseID
             self.serviceID = serviceID
             self.metadata = metadata
-            self.spec = spec
+            self.specBox = Box(spec)
             self.fencingToken = fencingToken
         }
     }
@@ -83,6 +108,12 @@ public struct LeaseStateMachine: Sendable {
         var endedLeases: Deque<LeaseID> = []
         /// Succeeded or superseded jobs, oldest finish first.
         var finishedJobs: Deque<JobID> = []
+        /// The largest counts of `endedLeases` and `finishedJobs` since they
+        /// were last rebuilt (see ``shrinkStorageIfSparse()``).
+        var endedHighWater = 0
+        var finishedHighWater = 0
+        /// Shared copies of service ids, cleanup specs and metadata.
+        var interned = Interner()
     }
 
     /// An empty state machine enforcing `limits`.
@@ -153,6 +184,7 @@ public struct LeaseStateMachine: Sendable {
             indexes.finishedJobs.removeFirst()
             jobs.removeValue(forKey: id)
         }
+        shrinkStorageIfSparse()
     }
 }
 

@@ -101,6 +101,12 @@ public final class SQLiteConnection {
         guard rc == SQLITE_OK else { throw .from(db, code: rc, context: "busy_timeout") }
     }
 
+    /// Bounds this connection's page cache to `kibibytes` KiB (`PRAGMA cache_size` with a
+    /// negative value, which SQLite reads as KiB rather than pages).
+    public func setCacheSize(kibibytes: Int32) throws(SQLiteError) {
+        try exec("PRAGMA cache_size = -\(max(1, kibibytes))")
+    }
+
     /// Runs one or more SQL statements that return no rows of interest (`sqlite3_exec`).
     public func exec(_ sql: String) throws(SQLiteError) {
         let db = try rawHandle(sql)

@@ -48,6 +48,7 @@ public final class SQLiteRaftStorage: RaftStorage {
         do {
             db = try SQLiteConnection(path: path)
             try db.setBusyTimeout(milliseconds: options.busyTimeoutMilliseconds)
+            try db.setCacheSize(kibibytes: options.cacheSizeKiB)
             let journal = try db.scalarText("PRAGMA journal_mode = WAL")
             guard journal?.lowercased() == "wal" else {
                 throw SQLiteError(code: -1, message: "journal_mode is \(journal ?? "nil"), wanted wal",

@@ -26,9 +26,17 @@ public struct SQLiteRaftStorageOptions: Sendable, Equatable {
     /// misuse; the default (1000 ms) just rides out a brief external reader/checkpointer.
     public var busyTimeoutMilliseconds: Int32
 
+    /// SQLite's page cache for the connection, in KiB (`PRAGMA cache_size`). Sized on
+    /// purpose, small: the log is appended and compacted, and read back only when the node
+    /// starts, so cached pages are rarely hit again; what the cache would hold (the latest
+    /// snapshot's pages) the state machine already holds decoded. Default 1024 KiB (SQLite's
+    /// own default is about 2000 KiB).
+    public var cacheSizeKiB: Int32
+
     /// Creates options; the defaults are durable (`synchronous=FULL`).
-    public init(synchronous: Synchronous = .full, busyTimeoutMilliseconds: Int32 = 1000) {
+    public init(synchronous: Synchronous = .full, busyTimeoutMilliseconds: Int32 = 1000, cacheSizeKiB: Int32 = 1024) {
         self.synchronous = synchronous
         self.busyTimeoutMilliseconds = busyTimeoutMilliseconds
+        self.cacheSizeKiB = cacheSizeKiB
     }
 }

@@ -56,7 +56,7 @@ public struct Sidecar: Sendable {
         store = try RaftLeaseStore(
             storage: try Self.openRaftStorage(config), limits: config.limits, clock: clock, logger: logger,
             snapshotThreshold: config.snapshotThreshold, cleanupHoldOff: holdOff,
-            events: EventHub(maxWatchers: config.maxWatchers), cluster: cluster,
+            events: EventHub(retentionBytes: config.eventHistoryBytes, maxWatchers: config.maxWatchers), cluster: cluster,
             seed: seed ?? UInt64.random(in: .min ... .max),
             onApply: { metrics.observe($0) })
         admin = ClusterAdmin(store: store, config: config, logger: logger)
@@ -181,6 +181,7 @@ public struct Sidecar: Sendable {
             .init(service: PeerServerService(server: peerServer)),
             .init(service: ListeningAnnouncer(server: peerServer, host: config.raftHost, what: "peer port", logger: logger)),
             .init(service: RaftTicker(store: store, interval: store.cluster.tickInterval)),
+            .init(service: HeapTrimmer()),
         ]
         if let transport = store.cluster.transport as? PeerTransport {
             services.append(.init(service: PeerTransportService(transport: transport)))

@@ -194,6 +194,31 @@ struct WatchResumeTests {
         #expect(replayed.map(\.leaseID) == leases[20...].map(\.id))
     }
 
+    @Test("EventHub: the history is bounded in bytes too: the oldest events go first, resuming before them is compacted")
+    func hubByteRetention() async throws {
+        let hub = EventHub(retentionBytes: 4096)
+        let clock = ManualWallClock()
+        let store = try await Self.makeStore(events: hub, clock: clock)
+        var leases: [Lease] = []
+        for i in 0..<30 { leases.append(try await Self.create(store, i)) }
+        let (count, bytes) = hub.retainedSize
+        #expect(count > 0 && count < 30, "some but not all of 30 events fit in 4 KiB")
+        #expect(bytes <= 4096)
+        let firstKept = 30 - count
+
+        do {
+            _ = try hub.subscribe(after: EventHub.Cursor(index: leases[0].fencingToken))
+            Issue.record("resumed from an event no longer retained")
+        } catch EventHub.WatchError.compacted(_, let oldestRetained) {
+            #expect(oldestRetained == leases[firstKept].fencingToken)
+        } catch {
+            Issue.record("unexpected \(error)")
+        }
+        let kept = try hub.subscribe(after: EventHub.Cursor(index: leases[firstKept - 1].fencingToken))
+        let replayed = try await Self.take(count, from: kept)
+        #expect(replayed.map(\.leaseID) == leases[firstKept...].map(\.id))
+    }
+
     @Test("EventHub: a subscriber ahead of the hub skips what it has and gets each later event once")
     func hubSubscriberAhead() async throws {
         let hub = EventHub()

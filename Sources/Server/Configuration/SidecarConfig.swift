@@ -78,6 +78,11 @@ public struct SidecarConfig: Hashable, Sendable {
     public var security = SecurityConfig()
     /// `WatchLeases` streams one node serves at once (`GC_MAX_WATCHERS`, default 1,000).
     public var maxWatchers = 1_000
+    /// Bytes of lease events a node keeps so that watchers can resume
+    /// (`GC_EVENT_HISTORY_BYTES`, default 8 MiB; at most 100,000 events
+    /// either way). A resume from before the oldest kept event is refused
+    /// with the oldest index still available.
+    public var eventHistoryBytes = EventHub.defaultRetentionBytes
 
     /// Whether this node is one of several (GC_PEERS names other nodes).
     public var isClustered: Bool { peers.contains { $0.name != nodeID } }
@@ -117,6 +122,7 @@ public struct SidecarConfig: Hashable, Sendable {
     /// | GC_MAX_LEASES_PER_SERVICE | count | 10000 |
     /// | GC_MAX_LEASES | count (all services) | 1000000 |
     /// | GC_MAX_WATCHERS | WatchLeases streams per node | 1000 |
+    /// | GC_EVENT_HISTORY_BYTES | bytes of events kept for resuming watchers | 8388608 |
     /// | GC_CLEANUP_INTERVAL | seconds | 60 |
     /// | GC_CLEANUP_GRACE_PERIOD | seconds | 30 |
     /// | GC_CLEANUP_TIMEOUT | seconds | 30 |
@@ -158,6 +164,7 @@ public struct SidecarConfig: Hashable, Sendable {
         limits.maxLeasesPerService = Int(try r.count("GC_MAX_LEASES_PER_SERVICE", default: UInt64(limits.maxLeasesPerService), range: 1...10_000_000))
         limits.maxLeases = Int(try r.count("GC_MAX_LEASES", default: UInt64(limits.maxLeases), range: 1...100_000_000))
         maxWatchers = Int(try r.count("GC_MAX_WATCHERS", default: UInt64(maxWatchers), range: 1...1_000_000))
+        eventHistoryBytes = Int(try r.count("GC_EVENT_HISTORY_BYTES", default: UInt64(eventHistoryBytes), range: 0...(16 << 30)))
         cleanupIntervalSeconds = try r.seconds("GC_CLEANUP_INTERVAL", default: cleanupIntervalSeconds)
         limits.cleanupGraceSeconds = try r.count("GC_CLEANUP_GRACE_PERIOD", default: limits.cleanupGraceSeconds, range: 0...86_400)
         cleanupTimeoutSeconds = try r.seconds("GC_CLEANUP_TIMEOUT", default: cleanupTimeoutSeconds)

@@ -60,6 +60,8 @@ public final class EventHub: Sendable {
 
     private struct State {
         var retained: Deque<LeaseEvent> = []
+        /// ``approximateBytes(of:)`` summed over `retained`.
+        var retainedBytes = 0
         var subscribers: [UInt64: Subscriber] = [:]
         var nextSubscriber: UInt64 = 0
         /// Highest index ever published, or known to be applied.
@@ -71,16 +73,25 @@ public final class EventHub: Sendable {
         var closed = false
     }
 
-    /// Events kept for resumption.
+    /// Events kept for resumption, at most.
     public let retention: Int
+    /// Bytes of events kept for resumption, at most (``approximateBytes(of:)``;
+    /// `GC_EVENT_HISTORY_BYTES`): the oldest events are dropped first.
+    public let retentionBytes: Int
     /// Events buffered per watcher before it is cut off as too slow.
     public let watcherBuffer: Int
     /// Watchers connected at once (`GC_MAX_WATCHERS`); one more is refused.
     public let maxWatchers: Int
     private let state = Mutex(State())
 
-    public init(retention: Int = 100_000, watcherBuffer: Int = 10_000, maxWatchers: Int = 1_000) {
+    /// The default of ``retentionBytes``: 8 MiB, about 30,000 events of
+    /// leases with 30-byte ids and no metadata.
+    public static let defaultRetentionBytes = 8 << 20
+
+    public init(retention: Int = 100_000, retentionBytes: Int = EventHub.defaultRetentionBytes,
+                watcherBuffer: Int = 10_000, maxWatchers: Int = 1_000) {
         self.retention = retention
+        self.retentionBytes = max(0, retentionBytes)
         self.watcherBuffer = max(1, watcherBuffer)
         self.maxWatchers = maxWatchers
     }
@@ -91,9 +102,11 @@ public final class EventHub: Sendable {
         let cutOff: [(Subscriber, WatchError)] = state.withLock { s in
             for event in events {
                 s.retained.append(event)
+                s.retainedBytes += Self.approximateBytes(of: event)
                 s.lastIndex = max(s.lastIndex, event.index)
             }
-            while s.retained.count > retention, let dropped = s.retained.popFirst() {
+            while s.retained.count > retention || s.retainedBytes > retentionBytes, let dropped = s.retained.popFirst() {
+                s.retainedBytes -= Self.approximateBytes(of: dropped)
                 let gap = Cursor(after: dropped)
                 s.unavailableThrough = max(s.unavailableThrough ?? gap, gap)
             }
@@ -134,6 +147,7 @@ public final class EventHub: Sendable {
             s.unavailableThrough = max(s.unavailableThrough ?? gap, gap)
             s.lastIndex = max(s.lastIndex, index)
             s.retained.removeAll { $0.index <= index }
+            s.retainedBytes = s.retained.reduce(0) { $0 + Self.approximateBytes(of: $1) }
             let behind = s.subscribers.filter { $0.value.lastDelivered < gap }
             for id in behind.keys { s.subscribers[id] = nil }
             return Array(behind.values)
@@ -198,6 +212,24 @@ public final class EventHub: Sendable {
         }
         return stream
     }
+
+    /// What retaining `event` costs, roughly: its inline size plus the heap
+    /// copies of its strings (counted in full, although most are shared
+    /// with the lease while it is retained, so the bound errs low).
+    public static func approximateBytes(of event: LeaseEvent) -> Int {
+        MemoryLayout<LeaseEvent>.stride + heapBytes(event.leaseID.rawValue) + heapBytes(event.object.id)
+            + heapBytes(event.serviceID) + heapBytes(event.reason)
+    }
+
+    /// Heap bytes of a native Swift string: none up to 15 UTF-8 bytes (held
+    /// inline), else a 32-byte header and the bytes, rounded up to 16.
+    private static func heapBytes(_ string: String) -> Int {
+        let count = string.utf8.count
+        return count <= 15 ? 0 : (32 + count + 1 + 15) & ~15
+    }
+
+    /// Events retained for resumption, and their ``approximateBytes(of:)``.
+    public var retainedSize: (events: Int, bytes: Int) { state.withLock { ($0.retained.count, $0.retainedBytes) } }
 
     /// Number of connected watchers.
     public var watcherCount: Int { state.withLock { $0.subscribers.count } }

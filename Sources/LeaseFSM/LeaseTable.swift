@@ -1,0 +1,92 @@
+/// The retained leases by id: a dense array of leases and a small hash index
+/// from id to slot.
+///
+/// A `[LeaseID: Lease]` keeps every lease inline in its hash table, which is
+/// sized in powers of two at most three quarters full: with 100,000 leases
+/// it has 262,144 slots of 160 bytes. Here the hash table holds only 4-byte
+/// slot numbers, and the leases sit in an array that grows by doubling
+/// (DESIGN.md, "Memory"). Freed slots are reused; when most are free the
+/// table is rebuilt (``isSparse``), so memory returns after churn.
+///
+/// Behaves as the dictionary did: lookups by id, `keys`, `values` (in no
+/// particular order: callers sort), `count`, equality as a map.
+struct LeaseTable: Sendable {
+    private var slotOf: [LeaseID: UInt32] = [:]
+    private var slots: [Lease?] = []
+    private var freeSlots: [UInt32] = []
+
+    init() {}
+
+    var count: Int { slotOf.count }
+    var isEmpty: Bool { slotOf.isEmpty }
+    /// The ids of the retained leases, in no particular order.
+    var keys: Dictionary<LeaseID, UInt32>.Keys { slotOf.keys }
+    /// The retained leases, in no particular order.
+    var values: [Lease] { slots.compactMap { $0 } }
+
+    subscript(id: LeaseID) -> Lease? {
+        get { slotOf[id].flatMap { slots[Int($0)] } }
+        set {
+            if let newValue {
+                precondition(newValue.id == id, "a lease is stored under its own id")
+                if let slot = slotOf[id] {
+                    slots[Int(slot)] = newValue
+                } else if let slot = freeSlots.popLast() {
+                    slots[Int(slot)] = newValue
+                    slotOf[id] = slot
+                } else {
+                    precondition(slots.count < Int(UInt32.max), "more leases than slot numbers")
+                    slotOf[id] = UInt32(slots.count)
+                    slots.append(newValue)
+                }
+            } else {
+                removeValue(forKey: id)
+            }
+        }
+    }
+
+    @discardableResult
+    mutating func removeValue(forKey id: LeaseID) -> Lease? {
+        guard let slot = slotOf.removeValue(forKey: id) else { return nil }
+        let lease = slots[Int(slot)]
+        slots[Int(slot)] = nil
+        freeSlots.append(slot)
+        return lease
+    }
+
+    /// Makes room for `capacity` leases (a snapshot restore knows how many).
+    mutating func reserveCapacity(_ capacity: Int) {
+        slotOf.reserveCapacity(capacity)
+        slots.reserveCapacity(capacity)
+    }
+
+    /// Whether most of the table's memory holds no lease (see
+    /// ``LeaseStateMachine/isSparse(capacity:count:)``).
+    var isSparse: Bool {
+        LeaseStateMachine.isSparse(capacity: Swift.max(slotOf.capacity, slots.capacity), count: count)
+    }
+
+    /// The same leases in storage sized for them.
+    func rebuilt() -> LeaseTable {
+        var table = LeaseTable()
+        table.slotOf.reserveCapacity(count)
+        table.slots.reserveCapacity(count)
+        for case let lease? in slots { table[lease.id] = lease }
+        return table
+    }
+}
+
+extension LeaseTable: Equatable {
+    /// Equal when they map the same ids to equal leases (slots do not matter).
+    static func == (lhs: LeaseTable, rhs: LeaseTable) -> Bool {
+        lhs.count == rhs.count && lhs.slotOf.keys.allSatisfy { lhs[$0] == rhs[$0] }
+    }
+}
+
+extension LeaseTable: Sequence {
+    /// The retained leases with their ids, in no particular order (as a
+    /// dictionary's elements).
+    func makeIterator() -> some IteratorProtocol<(key: LeaseID, value: Lease)> {
+        slots.lazy.compactMap { $0.map { (key: $0.id, value: $0) } }.makeIterator()
+    }
+}
