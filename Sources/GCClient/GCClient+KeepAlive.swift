@@ -1,5 +1,6 @@
 import GCProto
 import GRPCCore
+import Synchronization
 
 /// How one `KeepAlive` stream ended (see ``GCClient/keepAliveStream(_:onAnswer:)``).
 public enum KeepAliveStreamEnd: Sendable {

@@ -1,5 +1,6 @@
 import GCProto
 import GRPCCore
+import Synchronization
 
 /// Keeps a set of leases renewed, and says when one may have been lost.
 ///

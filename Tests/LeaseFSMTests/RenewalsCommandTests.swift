@@ -148,7 +148,7 @@ struct RenewalsCommandTests {
     func oldEncodingDecodes() throws {
         // A version-1 renew entry as the previous release wrote it:
         // version 1, stamp 5, renew (field 11) { lease_ids ["x"], service_id "s", extend_seconds 7 }.
-        let bytes: [UInt8] = [0x08, 0x01, 0x10, 0x05, 0x5a, 0x07, 0x0a, 0x01, 0x78, 0x12, 0x01, 0x73, 0x18, 0x07]
+        let bytes: [UInt8] = [0x08, 0x01, 0x10, 0x05, 0x5a, 0x08, 0x0a, 0x01, 0x78, 0x12, 0x01, 0x73, 0x18, 0x07]
         let decoded = try StampedCommand(decoding: bytes)
         #expect(decoded == StampedCommand(.renew(.init(leaseIDs: [LeaseID("x")], serviceID: "s", extendSeconds: 7)),
                                           stamp: WallTime(milliseconds: 5)))

@@ -65,7 +65,7 @@ final class KeepAliveWindow<Answer: Sendable>: Sendable {
             defer { s.pending = [] }
             return (writer, s.pending)
         }
-        if let (writer, answers) = wake { writer.resume(returning: answers) }
+        if let wake { wake.0.resume(returning: wake.1) }
     }
 
     /// No more requests will be admitted.
