@@ -3,6 +3,7 @@ import GRPCCore
 import GRPCNIOTransportHTTP2
 import LeaseFSM
 @testable import Server
+import SwiftProtobuf
 import Synchronization
 import Testing
 
@@ -99,7 +100,7 @@ struct KeepAliveTests {
                     gated.open()
                     let answers = try await streaming.value
                     #expect(answers.count == 100)
-                    #expect(answers.values.allSatisfy(\.isRenewed))
+                    #expect(answers.values.allSatisfy { $0.isRenewed })
                 }
             }
             let stats = service.renewals.stats
