@@ -114,8 +114,7 @@ final class RenewLeasesRecorder: ServerInterceptor {
         let keepAlive = DistributedGc_DistributedGCService.Method.KeepAlive.descriptor
         if context.descriptor.fullyQualifiedMethod == keepAlive.fullyQualifiedMethod {
             streams.withLock { $0 += 1 }
-            let recorded = self.recorded
-            let messages = request.messages.map { message in
+            let messages = request.messages.map { [self] message in
                 if let renewal = message as? DistributedGc_KeepAliveRequest {
                     var renew = DistributedGc_RenewLeasesRequest()
                     renew.leaseIds = [renewal.leaseID]
