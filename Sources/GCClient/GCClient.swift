@@ -46,7 +46,7 @@ public final class GCClient: Sendable {
 
     typealias Stub = DistributedGc_DistributedGCService.Client<HTTP2ClientTransport.Posix>
 
-    private struct Node: Sendable {
+    struct Node: Sendable {
         var endpoint: String
         var grpc: GRPCClient<HTTP2ClientTransport.Posix>
         var stub: Stub
@@ -62,8 +62,8 @@ public final class GCClient: Sendable {
 
     public let endpoints: [String]
     public let configuration: Configuration
-    private let nodes: [Node]
-    private let preferred = Mutex(0)
+    let nodes: [Node]
+    let preferred = Mutex(0)
     private let hints: Mutex<LeaderHints>
     let session = ClientSession()
 
@@ -214,6 +214,14 @@ public final class GCClient: Sendable {
     /// Statuses after which another attempt (maybe on another node) may succeed.
     static let retriable: Set<RPCError.Code> = [.unavailable, .deadlineExceeded, .resourceExhausted, .aborted, .unknown]
 
+    /// Node `index` failed a call: calls go to the next node next time (it
+    /// may be down, cut off or without a leader), and the client asks soon
+    /// which node leads now, rather than stay wherever the rotation lands.
+    func moveOn(from index: Int) {
+        preferred.withLock { if $0 == index { $0 = (index + 1) % nodes.count } }
+        hints.withLock { $0.nextCheck = min($0.nextCheck, .now + .milliseconds(500)) }
+    }
+
     /// A write: one sequence of the session for every attempt.
     private func write<R: Sendable>(
         within: Duration? = nil,
@@ -238,12 +246,7 @@ public final class GCClient: Sendable {
             do {
                 return try await body(nodes[index].stub, options)
             } catch let error as RPCError where Self.retriable.contains(error.code) {
-                // Try the next node next time (this one may be down, cut off
-                // or without a leader).
-                preferred.withLock { if $0 == index { $0 = (index + 1) % nodes.count } }
-                // Ask soon which node leads now, rather than stay wherever the
-                // rotation lands.
-                hints.withLock { $0.nextCheck = min($0.nextCheck, .now + .milliseconds(500)) }
+                moveOn(from: index)
                 guard ContinuousClock.now + backoff < deadline else {
                     throw GCClientError.unavailable(lastError: error, endpoints: endpoints)
                 }

@@ -144,6 +144,19 @@ public enum DistributedGc_DistributedGCService: Sendable {
                 type: .serverStreaming
             )
         }
+        /// Namespace for "KeepAlive" metadata.
+        public enum KeepAlive: Sendable {
+            /// Request type for "KeepAlive".
+            public typealias Input = DistributedGc_KeepAliveRequest
+            /// Response type for "KeepAlive".
+            public typealias Output = DistributedGc_KeepAliveResponse
+            /// Descriptor for "KeepAlive".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "distributed_gc.DistributedGCService"),
+                method: "KeepAlive",
+                type: .bidirectionalStreaming
+            )
+        }
         /// Namespace for "RetryDeadLetters" metadata.
         public enum RetryDeadLetters: Sendable {
             /// Request type for "RetryDeadLetters".
@@ -181,6 +194,7 @@ public enum DistributedGc_DistributedGCService: Sendable {
             GetMetrics.descriptor,
             RenewLeases.descriptor,
             WatchLeases.descriptor,
+            KeepAlive.descriptor,
             RetryDeadLetters.descriptor,
             ForceReleaseLease.descriptor
         ]
@@ -363,6 +377,32 @@ extension DistributedGc_DistributedGCService {
             request: GRPCCore.StreamingServerRequest<DistributedGc_WatchLeasesRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<DistributedGc_LeaseEvent>
+
+        /// Handle the "KeepAlive" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Renews leases at stream speed: renewal requests in, one result per
+        /// > request out, on one long-lived call (see KeepAliveRequest and
+        /// > KeepAliveResponse). Every renewal answered OK is as durable as a
+        /// > RenewLease: committed on a majority and applied. The server folds the
+        /// > renewals of all streams that arrive while a batch is committing into one
+        /// > log entry. A bad renewal gets an error response; the stream goes on. The
+        /// > call itself ends with an error only when the caller is not authenticated,
+        /// > or when the node shuts down (reconnect and resend unanswered requests:
+        /// > a renewal applied twice only extends the lease twice).
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `DistributedGc_KeepAliveRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `DistributedGc_KeepAliveResponse` messages.
+        func keepAlive(
+            request: GRPCCore.StreamingServerRequest<DistributedGc_KeepAliveRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<DistributedGc_KeepAliveResponse>
 
         /// Handle the "RetryDeadLetters" method.
         ///
@@ -566,6 +606,32 @@ extension DistributedGc_DistributedGCService {
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<DistributedGc_LeaseEvent>
 
+        /// Handle the "KeepAlive" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Renews leases at stream speed: renewal requests in, one result per
+        /// > request out, on one long-lived call (see KeepAliveRequest and
+        /// > KeepAliveResponse). Every renewal answered OK is as durable as a
+        /// > RenewLease: committed on a majority and applied. The server folds the
+        /// > renewals of all streams that arrive while a batch is committing into one
+        /// > log entry. A bad renewal gets an error response; the stream goes on. The
+        /// > call itself ends with an error only when the caller is not authenticated,
+        /// > or when the node shuts down (reconnect and resend unanswered requests:
+        /// > a renewal applied twice only extends the lease twice).
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `DistributedGc_KeepAliveRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `DistributedGc_KeepAliveResponse` messages.
+        func keepAlive(
+            request: GRPCCore.StreamingServerRequest<DistributedGc_KeepAliveRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<DistributedGc_KeepAliveResponse>
+
         /// Handle the "RetryDeadLetters" method.
         ///
         /// > Source IDL Documentation:
@@ -767,6 +833,33 @@ extension DistributedGc_DistributedGCService {
             context: GRPCCore.ServerContext
         ) async throws
 
+        /// Handle the "KeepAlive" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Renews leases at stream speed: renewal requests in, one result per
+        /// > request out, on one long-lived call (see KeepAliveRequest and
+        /// > KeepAliveResponse). Every renewal answered OK is as durable as a
+        /// > RenewLease: committed on a majority and applied. The server folds the
+        /// > renewals of all streams that arrive while a batch is committing into one
+        /// > log entry. A bad renewal gets an error response; the stream goes on. The
+        /// > call itself ends with an error only when the caller is not authenticated,
+        /// > or when the node shuts down (reconnect and resend unanswered requests:
+        /// > a renewal applied twice only extends the lease twice).
+        ///
+        /// - Parameters:
+        ///   - request: A stream of `DistributedGc_KeepAliveRequest` messages.
+        ///   - response: A response stream of `DistributedGc_KeepAliveResponse` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        func keepAlive(
+            request: GRPCCore.RPCAsyncSequence<DistributedGc_KeepAliveRequest, any Swift.Error>,
+            response: GRPCCore.RPCWriter<DistributedGc_KeepAliveResponse>,
+            context: GRPCCore.ServerContext
+        ) async throws
+
         /// Handle the "RetryDeadLetters" method.
         ///
         /// > Source IDL Documentation:
@@ -905,6 +998,17 @@ extension DistributedGc_DistributedGCService.StreamingServiceProtocol {
             serializer: GRPCProtobuf.ProtobufSerializer<DistributedGc_LeaseEvent>(),
             handler: { request, context in
                 try await self.watchLeases(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: DistributedGc_DistributedGCService.Method.KeepAlive.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<DistributedGc_KeepAliveRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<DistributedGc_KeepAliveResponse>(),
+            handler: { request, context in
+                try await self.keepAlive(
                     request: request,
                     context: context
                 )
@@ -1184,6 +1288,23 @@ extension DistributedGc_DistributedGCService.SimpleServiceProtocol {
         )
     }
 
+    public func keepAlive(
+        request: GRPCCore.StreamingServerRequest<DistributedGc_KeepAliveRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<DistributedGc_KeepAliveResponse> {
+        return GRPCCore.StreamingServerResponse<DistributedGc_KeepAliveResponse>(
+            metadata: [:],
+            producer: { writer in
+                try await self.keepAlive(
+                    request: request.messages,
+                    response: writer,
+                    context: context
+                )
+                return [:]
+            }
+        )
+    }
+
     public func retryDeadLetters(
         request: GRPCCore.ServerRequest<DistributedGc_RetryDeadLettersRequest>,
         context: GRPCCore.ServerContext
@@ -1418,6 +1539,37 @@ extension DistributedGc_DistributedGCService {
             deserializer: some GRPCCore.MessageDeserializer<DistributedGc_LeaseEvent>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<DistributedGc_LeaseEvent>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "KeepAlive" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Renews leases at stream speed: renewal requests in, one result per
+        /// > request out, on one long-lived call (see KeepAliveRequest and
+        /// > KeepAliveResponse). Every renewal answered OK is as durable as a
+        /// > RenewLease: committed on a majority and applied. The server folds the
+        /// > renewals of all streams that arrive while a batch is committing into one
+        /// > log entry. A bad renewal gets an error response; the stream goes on. The
+        /// > call itself ends with an error only when the caller is not authenticated,
+        /// > or when the node shuts down (reconnect and resend unanswered requests:
+        /// > a renewal applied twice only extends the lease twice).
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request producing `DistributedGc_KeepAliveRequest` messages.
+        ///   - serializer: A serializer for `DistributedGc_KeepAliveRequest` messages.
+        ///   - deserializer: A deserializer for `DistributedGc_KeepAliveResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func keepAlive<Result>(
+            request: GRPCCore.StreamingClientRequest<DistributedGc_KeepAliveRequest>,
+            serializer: some GRPCCore.MessageSerializer<DistributedGc_KeepAliveRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<DistributedGc_KeepAliveResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<DistributedGc_KeepAliveResponse>) async throws -> Result
         ) async throws -> Result where Result: Sendable
 
         /// Call the "RetryDeadLetters" method.
@@ -1782,6 +1934,46 @@ extension DistributedGc_DistributedGCService {
             )
         }
 
+        /// Call the "KeepAlive" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Renews leases at stream speed: renewal requests in, one result per
+        /// > request out, on one long-lived call (see KeepAliveRequest and
+        /// > KeepAliveResponse). Every renewal answered OK is as durable as a
+        /// > RenewLease: committed on a majority and applied. The server folds the
+        /// > renewals of all streams that arrive while a batch is committing into one
+        /// > log entry. A bad renewal gets an error response; the stream goes on. The
+        /// > call itself ends with an error only when the caller is not authenticated,
+        /// > or when the node shuts down (reconnect and resend unanswered requests:
+        /// > a renewal applied twice only extends the lease twice).
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request producing `DistributedGc_KeepAliveRequest` messages.
+        ///   - serializer: A serializer for `DistributedGc_KeepAliveRequest` messages.
+        ///   - deserializer: A deserializer for `DistributedGc_KeepAliveResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func keepAlive<Result>(
+            request: GRPCCore.StreamingClientRequest<DistributedGc_KeepAliveRequest>,
+            serializer: some GRPCCore.MessageSerializer<DistributedGc_KeepAliveRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<DistributedGc_KeepAliveResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<DistributedGc_KeepAliveResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.bidirectionalStreaming(
+                request: request,
+                descriptor: DistributedGc_DistributedGCService.Method.KeepAlive.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
         /// Call the "RetryDeadLetters" method.
         ///
         /// > Source IDL Documentation:
@@ -2104,6 +2296,41 @@ extension DistributedGc_DistributedGCService.ClientProtocol {
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<DistributedGc_WatchLeasesRequest>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<DistributedGc_LeaseEvent>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "KeepAlive" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Renews leases at stream speed: renewal requests in, one result per
+    /// > request out, on one long-lived call (see KeepAliveRequest and
+    /// > KeepAliveResponse). Every renewal answered OK is as durable as a
+    /// > RenewLease: committed on a majority and applied. The server folds the
+    /// > renewals of all streams that arrive while a batch is committing into one
+    /// > log entry. A bad renewal gets an error response; the stream goes on. The
+    /// > call itself ends with an error only when the caller is not authenticated,
+    /// > or when the node shuts down (reconnect and resend unanswered requests:
+    /// > a renewal applied twice only extends the lease twice).
+    ///
+    /// - Parameters:
+    ///   - request: A streaming request producing `DistributedGc_KeepAliveRequest` messages.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func keepAlive<Result>(
+        request: GRPCCore.StreamingClientRequest<DistributedGc_KeepAliveRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<DistributedGc_KeepAliveResponse>) async throws -> Result
+    ) async throws -> Result where Result: Sendable {
+        try await self.keepAlive(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<DistributedGc_KeepAliveRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<DistributedGc_KeepAliveResponse>(),
             options: options,
             onResponse: handleResponse
         )
@@ -2455,6 +2682,46 @@ extension DistributedGc_DistributedGCService.ClientProtocol {
             metadata: metadata
         )
         return try await self.watchLeases(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "KeepAlive" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Renews leases at stream speed: renewal requests in, one result per
+    /// > request out, on one long-lived call (see KeepAliveRequest and
+    /// > KeepAliveResponse). Every renewal answered OK is as durable as a
+    /// > RenewLease: committed on a majority and applied. The server folds the
+    /// > renewals of all streams that arrive while a batch is committing into one
+    /// > log entry. A bad renewal gets an error response; the stream goes on. The
+    /// > call itself ends with an error only when the caller is not authenticated,
+    /// > or when the node shuts down (reconnect and resend unanswered requests:
+    /// > a renewal applied twice only extends the lease twice).
+    ///
+    /// - Parameters:
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - producer: A closure producing request messages to send to the server. Returning
+    ///       from the closure closes the request stream.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func keepAlive<Result>(
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        requestProducer producer: @Sendable @escaping (GRPCCore.RPCWriter<DistributedGc_KeepAliveRequest>) async throws -> Void,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<DistributedGc_KeepAliveResponse>) async throws -> Result
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.StreamingClientRequest<DistributedGc_KeepAliveRequest>(
+            metadata: metadata,
+            producer: producer
+        )
+        return try await self.keepAlive(
             request: request,
             options: options,
             onResponse: handleResponse

@@ -1065,6 +1065,129 @@ public nonisolated struct DistributedGc_RequestOrigin: Sendable {
   public init() {}
 }
 
+/// One renewal on a KeepAlive stream: the same request as RenewLeaseRequest,
+/// plus an id of the client's choosing that the response echoes.
+///
+/// The server answers requests in any order (each as soon as its batch has
+/// committed), so match responses to requests by `request_id`. It reads at
+/// most a bounded number of requests ahead of its answers (currently 1,024
+/// per stream): a client that sends faster is slowed down by the transport's
+/// flow control, not buffered without bound.
+public nonisolated struct DistributedGc_KeepAliveRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// Chosen by the client (e.g. a counter); echoed in the response. The
+  /// server does not check it for uniqueness.
+  public var requestID: UInt64 = 0
+
+  public var leaseID: String = String()
+
+  /// The lease's holder; with authorization on, the caller needs
+  /// leases.write for this service.
+  public var serviceID: String = String()
+
+  /// 0 means the lease's own duration.
+  public var extendDurationSeconds: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// The answer to one KeepAliveRequest: the new expiry, or why not.
+public nonisolated struct DistributedGc_KeepAliveResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// The request's `request_id`.
+  public var requestID: UInt64 = 0
+
+  /// The request's `lease_id`.
+  public var leaseID: String = String()
+
+  public var result: DistributedGc_KeepAliveResponse.OneOf_Result? = nil
+
+  /// The lease was renewed, durably (committed on a majority, applied).
+  public var renewed: DistributedGc_KeepAliveRenewed {
+    get {
+      if case .renewed(let v)? = result {return v}
+      return DistributedGc_KeepAliveRenewed()
+    }
+    set {result = .renewed(newValue)}
+  }
+
+  /// The renewal was not applied; the stream goes on.
+  public var error: DistributedGc_KeepAliveError {
+    get {
+      if case .error(let v)? = result {return v}
+      return DistributedGc_KeepAliveError()
+    }
+    set {result = .error(newValue)}
+  }
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public nonisolated enum OneOf_Result: Equatable, Sendable {
+    /// The lease was renewed, durably (committed on a majority, applied).
+    case renewed(DistributedGc_KeepAliveRenewed)
+    /// The renewal was not applied; the stream goes on.
+    case error(DistributedGc_KeepAliveError)
+
+  }
+
+  public init() {}
+}
+
+/// The same facts a successful RenewLeaseResponse carries.
+public nonisolated struct DistributedGc_KeepAliveRenewed: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var newExpiresAt: SwiftProtobuf.Google_Protobuf_Timestamp {
+    get {_newExpiresAt ?? SwiftProtobuf.Google_Protobuf_Timestamp()}
+    set {_newExpiresAt = newValue}
+  }
+  /// Returns true if `newExpiresAt` has been explicitly set.
+  public var hasNewExpiresAt: Bool {self._newExpiresAt != nil}
+  /// Clears the value of `newExpiresAt`. Subsequent reads from it will return its default value.
+  public mutating func clearNewExpiresAt() {self._newExpiresAt = nil}
+
+  public var fencingToken: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _newExpiresAt: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
+}
+
+/// Why one renewal was not applied, as the unary RenewLease would have said.
+public nonisolated struct DistributedGc_KeepAliveError: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// A gRPC status code number: 3 INVALID_ARGUMENT (a field is empty, too
+  /// long or out of range), 5 NOT_FOUND (unknown lease), 7 PERMISSION_DENIED
+  /// (another service's lease, or the caller may not write this service),
+  /// 8 RESOURCE_EXHAUSTED (the node's renewal queue is full: retry after a
+  /// backoff), 9 FAILED_PRECONDITION (the lease expired or was released:
+  /// create a new one), 14 UNAVAILABLE (no leader or the write could not be
+  /// decided: retry; the renewal may or may not have been applied).
+  public var code: UInt32 = 0
+
+  /// What went wrong and what to fix, naming the field where there is one.
+  public var message: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "distributed_gc"
@@ -2479,6 +2602,202 @@ nonisolated extension DistributedGc_RequestOrigin: SwiftProtobuf.Message, SwiftP
     if lhs.clientID != rhs.clientID {return false}
     if lhs.sequence != rhs.sequence {return false}
     if lhs.firstUnacknowledged != rhs.firstUnacknowledged {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension DistributedGc_KeepAliveRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".KeepAliveRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}lease_id\0\u{3}service_id\0\u{3}extend_duration_seconds\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.requestID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.leaseID) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.serviceID) }()
+      case 4: try { try decoder.decodeSingularUInt64Field(value: &self.extendDurationSeconds) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.requestID != 0 {
+      try visitor.visitSingularUInt64Field(value: self.requestID, fieldNumber: 1)
+    }
+    if !self.leaseID.isEmpty {
+      try visitor.visitSingularStringField(value: self.leaseID, fieldNumber: 2)
+    }
+    if !self.serviceID.isEmpty {
+      try visitor.visitSingularStringField(value: self.serviceID, fieldNumber: 3)
+    }
+    if self.extendDurationSeconds != 0 {
+      try visitor.visitSingularUInt64Field(value: self.extendDurationSeconds, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: DistributedGc_KeepAliveRequest, rhs: DistributedGc_KeepAliveRequest) -> Bool {
+    if lhs.requestID != rhs.requestID {return false}
+    if lhs.leaseID != rhs.leaseID {return false}
+    if lhs.serviceID != rhs.serviceID {return false}
+    if lhs.extendDurationSeconds != rhs.extendDurationSeconds {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension DistributedGc_KeepAliveResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".KeepAliveResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}lease_id\0\u{1}renewed\0\u{1}error\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.requestID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.leaseID) }()
+      case 3: try {
+        var v: DistributedGc_KeepAliveRenewed?
+        var hadOneofValue = false
+        if let current = self.result {
+          hadOneofValue = true
+          if case .renewed(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.result = .renewed(v)
+        }
+      }()
+      case 4: try {
+        var v: DistributedGc_KeepAliveError?
+        var hadOneofValue = false
+        if let current = self.result {
+          hadOneofValue = true
+          if case .error(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.result = .error(v)
+        }
+      }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if self.requestID != 0 {
+      try visitor.visitSingularUInt64Field(value: self.requestID, fieldNumber: 1)
+    }
+    if !self.leaseID.isEmpty {
+      try visitor.visitSingularStringField(value: self.leaseID, fieldNumber: 2)
+    }
+    switch self.result {
+    case .renewed?: try {
+      guard case .renewed(let v)? = self.result else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
+    }()
+    case .error?: try {
+      guard case .error(let v)? = self.result else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
+    }()
+    case nil: break
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: DistributedGc_KeepAliveResponse, rhs: DistributedGc_KeepAliveResponse) -> Bool {
+    if lhs.requestID != rhs.requestID {return false}
+    if lhs.leaseID != rhs.leaseID {return false}
+    if lhs.result != rhs.result {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension DistributedGc_KeepAliveRenewed: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".KeepAliveRenewed"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}new_expires_at\0\u{3}fencing_token\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularMessageField(value: &self._newExpiresAt) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.fencingToken) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._newExpiresAt {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    } }()
+    if self.fencingToken != 0 {
+      try visitor.visitSingularUInt64Field(value: self.fencingToken, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: DistributedGc_KeepAliveRenewed, rhs: DistributedGc_KeepAliveRenewed) -> Bool {
+    if lhs._newExpiresAt != rhs._newExpiresAt {return false}
+    if lhs.fencingToken != rhs.fencingToken {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension DistributedGc_KeepAliveError: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".KeepAliveError"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}code\0\u{1}message\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.code) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.message) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.code != 0 {
+      try visitor.visitSingularUInt32Field(value: self.code, fieldNumber: 1)
+    }
+    if !self.message.isEmpty {
+      try visitor.visitSingularStringField(value: self.message, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: DistributedGc_KeepAliveError, rhs: DistributedGc_KeepAliveError) -> Bool {
+    if lhs.code != rhs.code {return false}
+    if lhs.message != rhs.message {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -60,6 +60,20 @@ public enum CommandReplyCoding {
             var record = DistributedGc_Fsm_IdsRecord()
             record.jobIds = ids
             r.cleanupsRecorded = record
+        case .success(.renewals(let results)):
+            var record = DistributedGc_Fsm_RenewalResultsRecord()
+            record.results = results.map { result in
+                var o = DistributedGc_Fsm_RenewalResultRecord()
+                switch result {
+                case .success(let renewed):
+                    o.expiresAt = renewed.expiresAt.milliseconds
+                    o.fencingToken = renewed.fencingToken
+                case .failure(let error):
+                    o.error = .init(error)
+                }
+                return o
+            }
+            r.renewals = record
         }
         return r
     }
@@ -86,6 +100,14 @@ public enum CommandReplyCoding {
             return .success(.deadLettersRetried(ids.jobIds))
         case .cleanupsRecorded(let ids):
             return .success(.cleanupsRecorded(ids.jobIds))
+        case .renewals(let record):
+            var results: [Result<Renewed, LeaseError>] = []
+            results.reserveCapacity(record.results.count)
+            for o in record.results {
+                results.append(o.hasError ? .failure(try LeaseError(o.error))
+                    : .success(Renewed(expiresAt: WallTime(milliseconds: o.expiresAt), fencingToken: o.fencingToken)))
+            }
+            return .success(.renewals(results))
         case nil:
             throw LeaseStateMachine.DecodingError(message: "command reply has neither an error nor a result")
         }

@@ -25,6 +25,11 @@ extension LeaseLimits {
                 : outcomes.contains { $0.attempt == 0 } ? .invalid("attempt", "attempts are numbered from 1") : nil
         case .retryDeadLetters(let r):
             r.jobIDs.isEmpty ? .invalid("job_ids", "name at least one dead-lettered job") : nil
+        case .renewals(let items):
+            // Items are checked one by one when applied: a bad item fails alone.
+            items.isEmpty || items.count > Self.maxRenewalsPerEntry
+                ? .invalid("renewals", "an entry holds 1 to \(Self.maxRenewalsPerEntry) renewals")
+                : nil
         }
     }
 
@@ -42,6 +47,16 @@ extension LeaseLimits {
 
     /// Most cleanup outcomes in one batch command.
     public static let maxOutcomeBatch = 10_000
+
+    /// Most renewals in one ``LeaseCommand/renewals(_:)`` entry.
+    public static let maxRenewalsPerEntry = 4_096
+
+    /// Returns the first problem with one renewal, or nil when it is well
+    /// formed (the checks of a renew of that one lease).
+    public func validate(_ renewal: LeaseCommand.Renewal) -> LeaseError? {
+        validateRenew(LeaseCommand.RenewLeases(leaseIDs: [renewal.leaseID], serviceID: renewal.serviceID,
+                                               extendSeconds: renewal.extendSeconds))
+    }
 
     /// Most bytes of an operator's reason.
     public static let maxReasonBytes = 512

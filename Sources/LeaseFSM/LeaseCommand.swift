@@ -16,6 +16,11 @@ public enum LeaseCommand: Hashable, Sendable {
     /// ``cleanupOutcome`` would be (stale ones are ignored).
     case cleanupOutcomes([CleanupOutcome])
     case retryDeadLetters(RetryDeadLetters)
+    /// Renewals of any leases of any services in one entry (the `KeepAlive`
+    /// batcher's group commit). Each item is applied as a renew of its one
+    /// lease would be, and fails or succeeds on its own; an item repeated
+    /// within the entry gets the first one's result.
+    case renewals([Renewal])
 
     public struct CreateLease: Hashable, Sendable {
         /// Random suffix of the new lease's id (1 to 16 lowercase hex digits).
@@ -46,6 +51,21 @@ public enum LeaseCommand: Hashable, Sendable {
 
         public init(leaseIDs: [LeaseID], serviceID: String, extendSeconds: UInt64 = 0) {
             self.leaseIDs = leaseIDs
+            self.serviceID = serviceID
+            self.extendSeconds = extendSeconds
+        }
+    }
+
+    /// One renewal of a ``LeaseCommand/renewals(_:)`` entry.
+    public struct Renewal: Hashable, Sendable {
+        public var leaseID: LeaseID
+        /// The holder; must match the lease's service.
+        public var serviceID: String
+        /// 0 means the lease's own duration.
+        public var extendSeconds: UInt64
+
+        public init(leaseID: LeaseID, serviceID: String, extendSeconds: UInt64 = 0) {
+            self.leaseID = leaseID
             self.serviceID = serviceID
             self.extendSeconds = extendSeconds
         }
@@ -142,6 +162,21 @@ public enum CommandResult: Hashable, Sendable {
     /// The jobs whose outcome a batch recorded (stale outcomes left out).
     case cleanupsRecorded([JobID])
     case deadLettersRetried([JobID])
+    /// One result per item of a ``LeaseCommand/renewals(_:)`` entry, in order.
+    case renewals([Result<Renewed, LeaseError>])
+}
+
+/// What a successful renewal of a ``LeaseCommand/renewals(_:)`` entry
+/// answers: only what a renew's caller needs (the whole lease stays in the
+/// state), so a batch's reply and a session's stored copy stay small.
+public struct Renewed: Hashable, Sendable {
+    public var expiresAt: WallTime
+    public var fencingToken: UInt64
+
+    public init(expiresAt: WallTime, fencingToken: UInt64) {
+        self.expiresAt = expiresAt
+        self.fencingToken = fencingToken
+    }
 }
 
 /// The result of renewing one lease of a batch.

@@ -146,6 +146,7 @@ public struct LeaseStateMachine: Sendable {
             case .cleanupOutcomes(let outcomes):
                 result = .success(.cleanupsRecorded(outcomes.compactMap { record($0, events: &events)?.id }))
             case .retryDeadLetters(let r): result = .success(.deadLettersRetried(retry(r, events: &events)))
+            case .renewals(let items): result = .success(.renewals(renew(items, index: index, events: &events)))
             }
         }
         if let origin = stamped.origin { remember(result, for: origin) }

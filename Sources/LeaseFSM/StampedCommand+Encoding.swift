@@ -2,13 +2,25 @@ import SwiftProtobuf
 
 /// The log entry encoding of commands (proto/lease_fsm.proto, `FsmCommand`).
 extension StampedCommand {
-    /// The command schema this code writes. Readers accept this and older.
-    public static let encodingVersion: UInt32 = 1
+    /// The newest command schema this code reads and writes. Readers accept
+    /// this and older.
+    ///
+    /// 2 added ``LeaseCommand/renewals(_:)``. Each entry says the oldest
+    /// schema that can read it (1 for every other command), so a node of an
+    /// older build refuses a renewals entry by its version, and still reads
+    /// everything else.
+    public static let encodingVersion: UInt32 = 2
+
+    /// The oldest schema that holds this command.
+    var requiredVersion: UInt32 {
+        if case .renewals = command { return 2 }
+        return 1
+    }
 
     /// The command as a log entry's bytes.
     public func encoded() -> [UInt8] {
         var m = DistributedGc_Fsm_FsmCommand()
-        m.version = Self.encodingVersion
+        m.version = requiredVersion
         m.stampMillis = stamp.milliseconds
         if let origin {
             m.clientID = origin.clientID
@@ -52,6 +64,16 @@ extension StampedCommand {
             var r = DistributedGc_Fsm_RetryDeadLettersCommand()
             r.jobIds = c.jobIDs
             m.retryDeadLetters = r
+        case .renewals(let items):
+            var r = DistributedGc_Fsm_RenewalsCommand()
+            r.items = items.map { item in
+                var i = DistributedGc_Fsm_RenewalItem()
+                i.leaseID = item.leaseID.rawValue
+                i.serviceID = item.serviceID
+                i.extendSeconds = item.extendSeconds
+                return i
+            }
+            m.renewals = r
         }
         var options = BinaryEncodingOptions()
         options.useDeterministicOrdering = true
@@ -97,6 +119,8 @@ extension StampedCommand {
             command = .cleanupOutcomes(r.outcomes.map(LeaseCommand.CleanupOutcome.init))
         case .retryDeadLetters(let r):
             command = .retryDeadLetters(.init(jobIDs: r.jobIds))
+        case .renewals(let r):
+            command = .renewals(r.items.map { .init(leaseID: LeaseID($0.leaseID), serviceID: $0.serviceID, extendSeconds: $0.extendSeconds) })
         case nil:
             throw LeaseStateMachine.DecodingError(message: "command has no body")
         }

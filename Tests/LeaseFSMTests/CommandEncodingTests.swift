@@ -32,6 +32,10 @@ struct CommandEncodingTests {
             .init(jobID: 9, attempt: 4, result: .failed(error: "timeout", retryAfterMilliseconds: 800, permanent: false)),
         ]), stamp: t0),
         StampedCommand(.release(.forced(LeaseID("0000000000000001-a"), reason: "holder decommissioned")), stamp: t0),
+        StampedCommand(.renewals([
+            .init(leaseID: LeaseID("0000000000000001-a"), serviceID: "svc", extendSeconds: 30),
+            .init(leaseID: LeaseID("0000000000000002-b"), serviceID: "other"),
+        ]), stamp: t0),
     ]
 
     @Test("every command kind survives encoded() and init(decoding:) unchanged", arguments: commands)
@@ -55,9 +59,10 @@ struct CommandEncodingTests {
             case .cleanupOutcome: kinds.insert("outcome")
             case .retryDeadLetters: kinds.insert("retry")
             case .cleanupOutcomes: kinds.insert("outcomes")
+            case .renewals: kinds.insert("renewals")
             }
         }
-        #expect(kinds.count == 7)
+        #expect(kinds.count == 8)
     }
 
     @Test("a decoded command applies exactly as the original")

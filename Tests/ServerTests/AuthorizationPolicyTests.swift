@@ -85,6 +85,10 @@ struct AuthorizationPolicyTests {
         #expect(!Permission.required(service: "distributed_gc.ClusterService", method: "GetClusterStatus").isHeld(by: service))
         #expect(Permission.required(service: "some.New", method: "Thing") == .clusterAdmin)
         #expect(Permission.required(service: gc, method: "CreateLease").isHeld(by: service))
+        // A renewal stream is a lease write (checked per renewal's service
+        // in the service), not left to the operator-only default.
+        #expect(Permission.required(service: gc, method: "KeepAlive") == .leasesWrite)
+        #expect(Permission.required(service: gc, method: "KeepAlive").isHeld(by: service))
     }
 
     @Test("peer TLS must be configured whole; a lone key or certificate is refused")

@@ -53,6 +53,31 @@ struct AuthorizedServiceTests {
         }
     }
 
+    @Test("KeepAlive needs leases.write per renewal: another service's renewal gets PERMISSION_DENIED and the stream goes on")
+    func keepAliveChecksEachRenewal() async throws {
+        try await withAuthorizedNode { node in
+            let leaseOfA = try await node.client.createLease(createRequest(object: "row-a", service: "a"), metadata: Self.bearer("token-a"))
+            let leaseOfB = try await node.client.createLease(createRequest(object: "row-b", service: "b"), metadata: Self.bearer("token-b"))
+            let answers = try await node.client.keepAlive([
+                keepAliveRequest(1, leaseOfA.leaseID, service: "a"),
+                keepAliveRequest(2, leaseOfB.leaseID, service: "b"),
+                keepAliveRequest(3, leaseOfA.leaseID, service: "a"),
+            ], metadata: Self.bearer("token-a"))
+            #expect(answers[1]?.isRenewed == true)
+            #expect(answers[2]?.errorCode == .permissionDenied)
+            if case .error(let error) = answers[2]?.result {
+                #expect(error.message.contains("leases.write") && error.message.contains("'a'"), "\(error.message)")
+            }
+            #expect(answers[3]?.isRenewed == true, "the stream went on after the refusal")
+            let b = try await node.client.getLease(getRequest(leaseOfB.leaseID), metadata: Self.bearer("token-b"))
+            #expect(b.lease.renewalCount == 0, "b's lease was not renewed by a")
+            let anonymous = await #expect(throws: RPCError.self) {
+                try await node.client.keepAlive([keepAliveRequest(1, leaseOfA.leaseID, service: "a")])
+            }
+            #expect(anonymous?.code == .unauthenticated)
+        }
+    }
+
     @Test("no credentials is UNAUTHENTICATED; another service's writes, reads and lists are refused or hidden")
     func perServiceRules() async throws {
         try await withAuthorizedNode { node in

@@ -9,21 +9,34 @@ import Synchronization
 import Testing
 
 /// `LeaseKeeper` renews each kept lease by exactly the TTL it was kept with:
-/// checked both in the `RenewLeases` requests it sends (recorded by a server
+/// checked both in the renewals it sends (`KeepAlive` requests, or
+/// `RenewLeases` calls against a server without it; recorded by a server
 /// interceptor in front of a real in-process node) and in the expiry the node
 /// then holds (exact, since the node runs on a manual clock).
 @Suite("LeaseKeeper renewal duration", .timeLimit(.minutes(1)))
 struct LeaseKeeperRenewalTests {
     @Test("each kept lease is renewed by exactly its own TTL, so its expiry becomes renewal time plus that TTL")
     func renewsByEachLeasesOwnTTL() async throws {
+        let recorder = RenewLeasesRecorder()
+        try await renewsByOwnTTL(interceptors: [recorder], recorder: recorder)
+        #expect(recorder.keepAliveStreams > 0, "the keeper renewed over KeepAlive")
+    }
+
+    @Test("against a server without KeepAlive (UNIMPLEMENTED) the keeper renews with RenewLeases, by each lease's TTL")
+    func fallsBackToRenewLeases() async throws {
+        let recorder = RenewLeasesRecorder()
+        try await renewsByOwnTTL(interceptors: [WithoutKeepAlive(), recorder], recorder: recorder)
+        #expect(recorder.keepAliveStreams == 0)
+    }
+
+    func renewsByOwnTTL(interceptors: [any ServerInterceptor], recorder: RenewLeasesRecorder) async throws {
         // Two TTLs (multiples of 3, so TTL/3 is whole): a keeper that used one
         // TTL for all, the server's default or any fixed value fails. Both
         // leases are created for 60 s, neither TTL, so a renewal left to the
         // lease's own duration (extend_duration_seconds = 0) fails too.
         let shortTTL: UInt64 = 6, longTTL: UInt64 = 15, createdFor: UInt64 = 60
-        let recorder = RenewLeasesRecorder()
         try await withTestNode { node in
-            try await serving(node.sidecar, interceptors: [recorder]) { endpoint in
+            try await serving(node.sidecar, interceptors: interceptors) { endpoint in
                 try await GCClient.with(endpoints: [endpoint]) { client in
                     let keeper = LeaseKeeper(client: client) { _ in }
                     let sent = ContinuousClock.now
@@ -81,11 +94,16 @@ struct LeaseKeeperRenewalTests {
     }
 }
 
-/// Records every `RenewLeases` request a server receives, then serves it as usual.
+/// Records every `RenewLeases` request a server receives, and every renewal
+/// of a `KeepAlive` stream (as a `RenewLeases` request of its one lease),
+/// then serves them as usual.
 final class RenewLeasesRecorder: ServerInterceptor {
     private let recorded = Mutex<[DistributedGc_RenewLeasesRequest]>([])
+    private let streams = Mutex(0)
 
     var requests: [DistributedGc_RenewLeasesRequest] { recorded.withLock { $0 } }
+    /// `KeepAlive` calls seen.
+    var keepAliveStreams: Int { streams.withLock { $0 } }
 
     func intercept<Input: Sendable, Output: Sendable>(
         request: StreamingServerRequest<Input>,
@@ -93,6 +111,21 @@ final class RenewLeasesRecorder: ServerInterceptor {
         next: @Sendable (StreamingServerRequest<Input>, ServerContext) async throws -> StreamingServerResponse<Output>
     ) async throws -> StreamingServerResponse<Output> {
         let renewLeases = DistributedGc_DistributedGCService.Method.RenewLeases.descriptor
+        let keepAlive = DistributedGc_DistributedGCService.Method.KeepAlive.descriptor
+        if context.descriptor.fullyQualifiedMethod == keepAlive.fullyQualifiedMethod {
+            streams.withLock { $0 += 1 }
+            let messages = request.messages.map { [self] message in
+                if let renewal = message as? DistributedGc_KeepAliveRequest {
+                    var renew = DistributedGc_RenewLeasesRequest()
+                    renew.leaseIds = [renewal.leaseID]
+                    renew.serviceID = renewal.serviceID
+                    renew.extendDurationSeconds = renewal.extendDurationSeconds
+                    recorded.withLock { $0.append(renew) }
+                }
+                return message
+            }
+            return try await next(StreamingServerRequest(metadata: request.metadata, messages: RPCAsyncSequence(wrapping: messages)), context)
+        }
         guard context.descriptor.fullyQualifiedMethod == renewLeases.fullyQualifiedMethod else {
             return try await next(request, context)
         }
@@ -102,6 +135,20 @@ final class RenewLeasesRecorder: ServerInterceptor {
             recorded.withLock { $0.append(renew) }
         }
         return try await next(StreamingServerRequest(single: single), context)
+    }
+}
+
+/// Answers `KeepAlive` with UNIMPLEMENTED, as a server from before it did.
+struct WithoutKeepAlive: ServerInterceptor {
+    func intercept<Input: Sendable, Output: Sendable>(
+        request: StreamingServerRequest<Input>,
+        context: ServerContext,
+        next: @Sendable (StreamingServerRequest<Input>, ServerContext) async throws -> StreamingServerResponse<Output>
+    ) async throws -> StreamingServerResponse<Output> {
+        guard context.descriptor.fullyQualifiedMethod == DistributedGc_DistributedGCService.Method.KeepAlive.descriptor.fullyQualifiedMethod else {
+            return try await next(request, context)
+        }
+        return StreamingServerResponse(error: RPCError(code: .unimplemented, message: "KeepAlive is not offered here"))
     }
 }
 

@@ -184,6 +184,39 @@ nonisolated struct DistributedGc_Fsm_CleanupOutcomesCommand: Sendable {
   init() {}
 }
 
+/// One renewal of a RenewalsCommand.
+nonisolated struct DistributedGc_Fsm_RenewalItem: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  var leaseID: String = String()
+
+  var serviceID: String = String()
+
+  /// 0 means the lease's own duration.
+  var extendSeconds: UInt64 = 0
+
+  var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  init() {}
+}
+
+/// Renewals of any leases of any services in one log entry (the KeepAlive
+/// batcher's group commit). Each item succeeds or fails on its own, by the
+/// rules of a single renew. Written with FsmCommand.version 2.
+nonisolated struct DistributedGc_Fsm_RenewalsCommand: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  var items: [DistributedGc_Fsm_RenewalItem] = []
+
+  var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  init() {}
+}
+
 nonisolated struct DistributedGc_Fsm_RetryDeadLettersCommand: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -273,6 +306,14 @@ nonisolated struct DistributedGc_Fsm_FsmCommand: Sendable {
     set {command = .cleanupOutcomes(newValue)}
   }
 
+  var renewals: DistributedGc_Fsm_RenewalsCommand {
+    get {
+      if case .renewals(let v)? = command {return v}
+      return DistributedGc_Fsm_RenewalsCommand()
+    }
+    set {command = .renewals(newValue)}
+  }
+
   var unknownFields = SwiftProtobuf.UnknownStorage()
 
   nonisolated enum OneOf_Command: Equatable, Sendable {
@@ -283,6 +324,7 @@ nonisolated struct DistributedGc_Fsm_FsmCommand: Sendable {
     case cleanupOutcome(DistributedGc_Fsm_CleanupOutcomeCommand)
     case retryDeadLetters(DistributedGc_Fsm_RetryDeadLettersCommand)
     case cleanupOutcomes(DistributedGc_Fsm_CleanupOutcomesCommand)
+    case renewals(DistributedGc_Fsm_RenewalsCommand)
 
   }
 
@@ -636,6 +678,45 @@ nonisolated struct DistributedGc_Fsm_RenewedRecord: Sendable {
   init() {}
 }
 
+/// The result of one item of a RenewalsCommand: the lease's new expiry and
+/// fencing token, or the error (positional: the n-th result is the n-th item's).
+nonisolated struct DistributedGc_Fsm_RenewalResultRecord: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  var expiresAt: Int64 = 0
+
+  var fencingToken: UInt64 = 0
+
+  var error: DistributedGc_Fsm_ErrorRecord {
+    get {_error ?? DistributedGc_Fsm_ErrorRecord()}
+    set {_error = newValue}
+  }
+  /// Returns true if `error` has been explicitly set.
+  var hasError: Bool {self._error != nil}
+  /// Clears the value of `error`. Subsequent reads from it will return its default value.
+  mutating func clearError() {self._error = nil}
+
+  var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  init() {}
+
+  fileprivate var _error: DistributedGc_Fsm_ErrorRecord? = nil
+}
+
+nonisolated struct DistributedGc_Fsm_RenewalResultsRecord: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  var results: [DistributedGc_Fsm_RenewalResultRecord] = []
+
+  var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  init() {}
+}
+
 nonisolated struct DistributedGc_Fsm_IdsRecord: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -746,6 +827,15 @@ nonisolated struct DistributedGc_Fsm_CommandReplyRecord: Sendable {
     set {result = .cleanupsRecorded(newValue)}
   }
 
+  /// Results of a RenewalsCommand, one per item.
+  var renewals: DistributedGc_Fsm_RenewalResultsRecord {
+    get {
+      if case .renewals(let v)? = result {return v}
+      return DistributedGc_Fsm_RenewalResultsRecord()
+    }
+    set {result = .renewals(newValue)}
+  }
+
   var unknownFields = SwiftProtobuf.UnknownStorage()
 
   nonisolated enum OneOf_Result: Equatable, Sendable {
@@ -757,6 +847,8 @@ nonisolated struct DistributedGc_Fsm_CommandReplyRecord: Sendable {
     case deadLettersRetried(DistributedGc_Fsm_IdsRecord)
     /// Jobs whose outcome a CleanupOutcomesCommand recorded.
     case cleanupsRecorded(DistributedGc_Fsm_IdsRecord)
+    /// Results of a RenewalsCommand, one per item.
+    case renewals(DistributedGc_Fsm_RenewalResultsRecord)
 
   }
 
@@ -1192,6 +1284,76 @@ nonisolated extension DistributedGc_Fsm_CleanupOutcomesCommand: SwiftProtobuf.Me
   }
 }
 
+nonisolated extension DistributedGc_Fsm_RenewalItem: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  static let protoMessageName: String = _protobuf_package + ".RenewalItem"
+  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}lease_id\0\u{3}service_id\0\u{3}extend_seconds\0")
+
+  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.leaseID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.serviceID) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.extendSeconds) }()
+      default: break
+      }
+    }
+  }
+
+  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.leaseID.isEmpty {
+      try visitor.visitSingularStringField(value: self.leaseID, fieldNumber: 1)
+    }
+    if !self.serviceID.isEmpty {
+      try visitor.visitSingularStringField(value: self.serviceID, fieldNumber: 2)
+    }
+    if self.extendSeconds != 0 {
+      try visitor.visitSingularUInt64Field(value: self.extendSeconds, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  static func ==(lhs: DistributedGc_Fsm_RenewalItem, rhs: DistributedGc_Fsm_RenewalItem) -> Bool {
+    if lhs.leaseID != rhs.leaseID {return false}
+    if lhs.serviceID != rhs.serviceID {return false}
+    if lhs.extendSeconds != rhs.extendSeconds {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension DistributedGc_Fsm_RenewalsCommand: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  static let protoMessageName: String = _protobuf_package + ".RenewalsCommand"
+  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}items\0")
+
+  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.items) }()
+      default: break
+      }
+    }
+  }
+
+  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.items.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.items, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  static func ==(lhs: DistributedGc_Fsm_RenewalsCommand, rhs: DistributedGc_Fsm_RenewalsCommand) -> Bool {
+    if lhs.items != rhs.items {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
 nonisolated extension DistributedGc_Fsm_RetryDeadLettersCommand: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   static let protoMessageName: String = _protobuf_package + ".RetryDeadLettersCommand"
   static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_ids\0")
@@ -1224,7 +1386,7 @@ nonisolated extension DistributedGc_Fsm_RetryDeadLettersCommand: SwiftProtobuf.M
 
 nonisolated extension DistributedGc_Fsm_FsmCommand: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   static let protoMessageName: String = _protobuf_package + ".FsmCommand"
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}version\0\u{3}stamp_millis\0\u{3}client_id\0\u{1}sequence\0\u{3}first_unacknowledged\0\u{2}\u{5}create\0\u{1}renew\0\u{1}release\0\u{1}expire\0\u{3}cleanup_outcome\0\u{3}retry_dead_letters\0\u{3}cleanup_outcomes\0")
+  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}version\0\u{3}stamp_millis\0\u{3}client_id\0\u{1}sequence\0\u{3}first_unacknowledged\0\u{2}\u{5}create\0\u{1}renew\0\u{1}release\0\u{1}expire\0\u{3}cleanup_outcome\0\u{3}retry_dead_letters\0\u{3}cleanup_outcomes\0\u{1}renewals\0")
 
   mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1328,6 +1490,19 @@ nonisolated extension DistributedGc_Fsm_FsmCommand: SwiftProtobuf.Message, Swift
           self.command = .cleanupOutcomes(v)
         }
       }()
+      case 17: try {
+        var v: DistributedGc_Fsm_RenewalsCommand?
+        var hadOneofValue = false
+        if let current = self.command {
+          hadOneofValue = true
+          if case .renewals(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.command = .renewals(v)
+        }
+      }()
       default: break
       }
     }
@@ -1381,6 +1556,10 @@ nonisolated extension DistributedGc_Fsm_FsmCommand: SwiftProtobuf.Message, Swift
     case .cleanupOutcomes?: try {
       guard case .cleanupOutcomes(let v)? = self.command else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 16)
+    }()
+    case .renewals?: try {
+      guard case .renewals(let v)? = self.command else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 17)
     }()
     case nil: break
     }
@@ -2022,6 +2201,80 @@ nonisolated extension DistributedGc_Fsm_RenewedRecord: SwiftProtobuf.Message, Sw
   }
 }
 
+nonisolated extension DistributedGc_Fsm_RenewalResultRecord: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  static let protoMessageName: String = _protobuf_package + ".RenewalResultRecord"
+  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}expires_at\0\u{3}fencing_token\0\u{1}error\0")
+
+  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularInt64Field(value: &self.expiresAt) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.fencingToken) }()
+      case 3: try { try decoder.decodeSingularMessageField(value: &self._error) }()
+      default: break
+      }
+    }
+  }
+
+  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if self.expiresAt != 0 {
+      try visitor.visitSingularInt64Field(value: self.expiresAt, fieldNumber: 1)
+    }
+    if self.fencingToken != 0 {
+      try visitor.visitSingularUInt64Field(value: self.fencingToken, fieldNumber: 2)
+    }
+    try { if let v = self._error {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  static func ==(lhs: DistributedGc_Fsm_RenewalResultRecord, rhs: DistributedGc_Fsm_RenewalResultRecord) -> Bool {
+    if lhs.expiresAt != rhs.expiresAt {return false}
+    if lhs.fencingToken != rhs.fencingToken {return false}
+    if lhs._error != rhs._error {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension DistributedGc_Fsm_RenewalResultsRecord: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  static let protoMessageName: String = _protobuf_package + ".RenewalResultsRecord"
+  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}results\0")
+
+  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.results) }()
+      default: break
+      }
+    }
+  }
+
+  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.results.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.results, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  static func ==(lhs: DistributedGc_Fsm_RenewalResultsRecord, rhs: DistributedGc_Fsm_RenewalResultsRecord) -> Bool {
+    if lhs.results != rhs.results {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
 nonisolated extension DistributedGc_Fsm_IdsRecord: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   static let protoMessageName: String = _protobuf_package + ".IdsRecord"
   static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}lease_ids\0\u{3}job_ids\0")
@@ -2093,7 +2346,7 @@ nonisolated extension DistributedGc_Fsm_CleanupRecordedRecord: SwiftProtobuf.Mes
 
 nonisolated extension DistributedGc_Fsm_CommandReplyRecord: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   static let protoMessageName: String = _protobuf_package + ".CommandReplyRecord"
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}error\0\u{2}\u{9}created\0\u{1}renewed\0\u{1}released\0\u{1}expired\0\u{3}cleanup_recorded\0\u{3}dead_letters_retried\0\u{3}cleanups_recorded\0")
+  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}error\0\u{2}\u{9}created\0\u{1}renewed\0\u{1}released\0\u{1}expired\0\u{3}cleanup_recorded\0\u{3}dead_letters_retried\0\u{3}cleanups_recorded\0\u{1}renewals\0")
 
   mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2193,6 +2446,19 @@ nonisolated extension DistributedGc_Fsm_CommandReplyRecord: SwiftProtobuf.Messag
           self.result = .cleanupsRecorded(v)
         }
       }()
+      case 17: try {
+        var v: DistributedGc_Fsm_RenewalResultsRecord?
+        var hadOneofValue = false
+        if let current = self.result {
+          hadOneofValue = true
+          if case .renewals(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.result = .renewals(v)
+        }
+      }()
       default: break
       }
     }
@@ -2234,6 +2500,10 @@ nonisolated extension DistributedGc_Fsm_CommandReplyRecord: SwiftProtobuf.Messag
     case .cleanupsRecorded?: try {
       guard case .cleanupsRecorded(let v)? = self.result else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 16)
+    }()
+    case .renewals?: try {
+      guard case .renewals(let v)? = self.result else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 17)
     }()
     case nil: break
     }

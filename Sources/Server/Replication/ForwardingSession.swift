@@ -38,7 +38,7 @@ extension LeaseCommand {
     /// node that is not the leader must not make them.
     var isClientWrite: Bool {
         switch self {
-        case .create, .renew, .release, .retryDeadLetters: true
+        case .create, .renew, .release, .retryDeadLetters, .renewals: true
         case .expire, .cleanupOutcome, .cleanupOutcomes: false
         }
     }

@@ -52,6 +52,7 @@ public enum Permission: String, Hashable, Sendable {
         case ("distributed_gc.DistributedGCService", "CreateLease"),
              ("distributed_gc.DistributedGCService", "RenewLease"),
              ("distributed_gc.DistributedGCService", "RenewLeases"),
+             ("distributed_gc.DistributedGCService", "KeepAlive"),
              ("distributed_gc.DistributedGCService", "ReleaseLease"):
             .leasesWrite
         case ("distributed_gc.DistributedGCService", "GetLease"),

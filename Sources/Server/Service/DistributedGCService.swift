@@ -29,6 +29,9 @@ public struct DistributedGCService: DistributedGc_DistributedGCService.SimpleSer
     /// Whether every call must carry an authenticated ``Caller`` (set by
     /// ``AuthorizationInterceptor``), checked per service here.
     let authorizationRequired: Bool
+    /// Folds the renewals of every `KeepAlive` stream into few log entries
+    /// (one per service instance, so one per node).
+    public let renewals: RenewalBatcher
 
     /// - Parameters:
     ///   - egress: cleanup endpoints it denies are refused with INVALID_ARGUMENT.
@@ -49,6 +52,7 @@ public struct DistributedGCService: DistributedGc_DistributedGCService.SimpleSer
         self.logger = logger
         self.egress = egress
         self.leaderName = leaderName
+        self.renewals = RenewalBatcher(store: store)
     }
 
     // MARK: Writes
