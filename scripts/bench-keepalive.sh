@@ -11,13 +11,13 @@
 #   scripts/bench-keepalive.sh                    # release build in .build/release
 #   ROUNDS=5 scripts/bench-keepalive.sh /path/to/bin
 #
-# Needs ../shared/bench (its setup.sh makes the venv under BENCH_HOME,
-# default .build-bench) and a release build of gc-sidecar. Uses
+# Needs the bench kit's venv (scripts/bench/setup.sh makes it under
+# BENCH_HOME, default .build-bench) and a release build of gc-sidecar. Uses
 # scripts/bench/loadgen.py, the neutral load generator plus the gc-keepalive
 # target.
 set -u
 cd "$(dirname "$0")/.."
-SHARED=../shared/bench
+SHARED=scripts/bench
 BIN=$(cd "${1:-.build/release}" && pwd)
 export BENCH_HOME=$(cd "${BENCH_HOME:-.build-bench}" && pwd)
 PY=$BENCH_HOME/venv/bin/python

@@ -288,7 +288,8 @@ public final class ChaosRun: Sendable {
                 let reapEvery = options.reapEveryTicks * (options.bugs.contains(.stalledReaper) ? 100 : 1)
                 if ticks % reapEvery == 0 { _ = try? await reaper.reapOnce(now: node.clock.now()) }
                 guard let jobs = try? await dispatcher.claimDueJobs(now: node.clock.now()) else { continue }
-                for job in jobs { deliveries.addTask { await dispatcher.attempt(job) } }
+                // As CleanupService does: one task per claimed batch.
+                if !jobs.isEmpty { deliveries.addTask { await dispatcher.deliver(jobs) } }
             }
         }
     }

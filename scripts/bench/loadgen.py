@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-# A copy of the neutral load generator (../shared/bench/loadgen.py), unchanged
+# A copy of the neutral load generator of the side-by-side kit, unchanged
 # except for the added `gc-keepalive` target (durable renewals over the
 # KeepAlive stream, the counterpart of etcd-keepalive). Used by
 # scripts/bench-keepalive.sh; keep the rest in step with the original.
@@ -36,7 +36,7 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-# Generated etcd stubs live outside shared/ (read-only): setup.sh writes them
+# Generated etcd stubs live outside the source tree: setup.sh writes them
 # under BENCH_HOME (default .build-bench in the current folder).
 BENCH_HOME = os.path.abspath(os.environ.get("BENCH_HOME", ".build-bench"))
 sys.path.insert(0, os.path.join(BENCH_HOME, "gen"))
