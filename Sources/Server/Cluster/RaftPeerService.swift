@@ -10,6 +10,16 @@ struct RaftPeerService: DistributedGc_Raft_RaftPeer.SimpleServiceProtocol {
     let logger: Logger
     /// With peer TLS: each call's certificate must name the member it claims to be.
     var authorization: PeerAuthorization?
+    /// Where every stream's batches wait for the store, coalesced.
+    let inbox: PeerInbox
+
+    init(store: RaftLeaseStore, admin: ClusterAdmin, logger: Logger, authorization: PeerAuthorization? = nil) {
+        self.store = store
+        self.admin = admin
+        self.logger = logger
+        self.authorization = authorization
+        self.inbox = PeerInbox(store: store)
+    }
 
     func stream(
         request: RPCAsyncSequence<DistributedGc_Raft_MessageBatch, any Error>, context: ServerContext
@@ -22,7 +32,7 @@ struct RaftPeerService: DistributedGc_Raft_RaftPeer.SimpleServiceProtocol {
                 try authorization?.check(claimedName: batch.fromName, claimedID: batch.fromID, context)
                 authorized = (batch.fromName, batch.fromID)
             }
-            await Self.deliver(batch, to: store)
+            await Self.deliver(batch, to: store, via: inbox)
         }
         return DistributedGc_Raft_StreamClosed()
     }
@@ -33,7 +43,7 @@ struct RaftPeerService: DistributedGc_Raft_RaftPeer.SimpleServiceProtocol {
     /// the batch's sender, or that is addressed to another node is dropped,
     /// counted and logged once per reason (``PeerRefusals``); the Raft core
     /// refuses the rest of what no correct peer sends.
-    static func deliver(_ batch: DistributedGc_Raft_MessageBatch, to store: RaftLeaseStore) async {
+    static func deliver(_ batch: DistributedGc_Raft_MessageBatch, to store: RaftLeaseStore, via inbox: PeerInbox? = nil) async {
         let refusals = store.refusals
         let local = store.cluster.local.id
         let peer = String(batch.fromName.prefix(64))
@@ -55,15 +65,22 @@ struct RaftPeerService: DistributedGc_Raft_RaftPeer.SimpleServiceProtocol {
             traffic.append(.message(message))
         }
         for record in batch.forwarded { traffic.append(.forward(RaftMessageCoding.write(record))) }
+        // Replies go straight to their waiting callers, not through the store.
+        var replies: [ForwardedReply] = []
         for record in batch.replies {
             guard let reply = RaftMessageCoding.reply(record) else {
                 refusals.record(.undecodable, peer: peer, detail: "a forwarded write's reply without an outcome (is the peer another version?)")
                 continue
             }
-            traffic.append(.reply(reply))
+            replies.append(reply)
         }
+        if !replies.isEmpty { store.completeForwards(replies, from: batch.fromID) }
         guard !traffic.isEmpty else { return }
-        await store.receive(traffic, from: batch.fromID)
+        if let inbox {
+            await inbox.deliver(traffic, from: batch.fromID)
+        } else {
+            await store.receive(traffic, from: batch.fromID)
+        }
     }
 
     func forward(request: DistributedGc_Raft_ForwardRequest, context: ServerContext) async throws -> DistributedGc_Raft_ForwardResponse {

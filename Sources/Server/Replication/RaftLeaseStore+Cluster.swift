@@ -3,6 +3,7 @@ import GCProto
 import LeaseFSM
 import Logging
 import Raft
+import Synchronization
 
 /// The cluster side of the store: ticks, peers' messages, forwarding,
 /// ReadIndex with retries, leadership confirmation and membership.
@@ -18,8 +19,8 @@ extension RaftLeaseStore {
         let unreachable = cluster.transport?.takeUnreachable() ?? []
         for peer in unreachable { node.reportUnreachable(peer) }
         // Writes sent on a stream that broke may never have arrived: retry.
-        giveUp(forwards.takeSentTo(unreachable), "the connection to the leader broke")
-        giveUp(forwards.takeOverdue(at: ticks), "the leader did not answer in time")
+        giveUp(forwards.withLock { $0.takeSentTo(unreachable) }, "the connection to the leader broke")
+        giveUp(forwards.withLock { [ticks] in $0.takeOverdue(at: ticks) }, "the leader did not answer in time")
         node.tick()
         reads.expire(at: ticks)
         drain()
@@ -42,6 +43,11 @@ extension RaftLeaseStore {
         receive(messages.map(PeerTraffic.message), from: sender)
     }
 
+    /// Handles what several peers sent, in one turn (see ``PeerInbox``).
+    public func receive(_ deliveries: [(from: NodeID, traffic: [PeerTraffic])]) {
+        for delivery in deliveries { receive(delivery.traffic, from: delivery.from) }
+    }
+
     /// Handles what the peer `sender` sent in one batch: Raft messages are
     /// stepped, forwarded writes proposed (on the leader) and replies to this
     /// node's forwarded writes handed to their callers. All of it shares the
@@ -61,7 +67,7 @@ extension RaftLeaseStore {
             case .forward(let write):
                 acceptForwarded(write, from: sender)
             case .reply(let reply):
-                completeForward(reply, from: sender)
+                completeForwards([reply], from: sender)
             }
         }
         if heard { lastHeard[sender] = now }

@@ -2,6 +2,7 @@ import Foundation
 import GCProto
 import LeaseFSM
 import Raft
+import Synchronization
 
 /// Forwarding, both halves: a follower hands its clients' writes to the
 /// leader on the peer stream (``PeerTraffic/forward(_:)``, like etcd's
@@ -49,22 +50,28 @@ extension RaftLeaseStore {
     /// One attempt: queues the write for `leader` and waits for its answer,
     /// or until the attempt is given up (see ``PendingForwards``).
     private func forwardOnce(_ command: [UInt8], to leader: NodeID) async -> ForwardOutcome {
-        let id = forwards.nextID()
+        let id = forwards.withLock { $0.nextID() }
         // Two election timeouts: a leader that is alive answers well within
         // it; one that is not is replaced by then.
         let expiry = ticks + UInt64(2 * max(2, cluster.electionTicks))
         return await withCheckedContinuation { continuation in
-            forwards.add(id, to: leader, expiresAtTick: expiry, continuation)
+            forwards.withLock { $0.add(id, to: leader, expiresAtTick: expiry, continuation) }
             let queued = cluster.transport?.send([.forward(ForwardedWrite(id: id, command: command))], to: leader) ?? false
-            if !queued, let waiting = forwards.take(id, from: leader) {
+            if !queued, let waiting = forwards.withLock({ $0.take(id, from: leader) }) {
                 waiting.resume(returning: .undecided("the connection to the leader is backed up or down"))
             }
         }
     }
 
-    /// The leader's answer to this node's forwarded write.
-    func completeForward(_ reply: ForwardedReply, from sender: NodeID) {
-        guard let continuation = forwards.take(reply.id, from: sender) else {
+    /// The leader's answers to this node's forwarded writes, handed to their
+    /// callers at once (no hop onto the store). A reply nobody waits for from
+    /// `sender` is refused and counted.
+    public nonisolated func completeForwards(_ replies: [ForwardedReply], from sender: NodeID) {
+        for reply in replies { completeForward(reply, from: sender) }
+    }
+
+    private nonisolated func completeForward(_ reply: ForwardedReply, from sender: NodeID) {
+        guard let continuation = forwards.withLock({ $0.take(reply.id, from: sender) }) else {
             refusals.record(.unexpectedReply, peer: name(of: sender), detail: "a reply to forwarded write \(reply.id), which this node is not waiting for from that peer")
             return
         }
@@ -83,7 +90,7 @@ extension RaftLeaseStore {
     /// Answers forwarded writes that will get no reply (their leader lost
     /// office, its stream broke, the reply is overdue, or this store
     /// stopped): their callers retry, or give up, under the same session.
-    func giveUp(_ continuations: [PendingForwards.Continuation], _ reason: String) {
+    nonisolated func giveUp(_ continuations: [PendingForwards.Continuation], _ reason: String) {
         for continuation in continuations { continuation.resume(returning: .undecided(reason)) }
     }
 

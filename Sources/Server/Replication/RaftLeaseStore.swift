@@ -36,8 +36,10 @@ public actor RaftLeaseStore: LeaseStore {
 
     /// Who waits for this node's proposals (local callers, followers).
     var proposals = ProposalWaiters()
-    /// This follower's writes waiting for the leader's reply.
-    var forwards = PendingForwards()
+    /// This follower's writes waiting for the leader's reply. Outside the
+    /// actor: a reply is handed to its caller by the peer service directly,
+    /// without waiting for this store (busy with an fsync, say).
+    nonisolated let forwards = Mutex(PendingForwards())
     var reads = ReadIndexWaiters()
     var drainScheduled = false
     var started = false
@@ -313,7 +315,7 @@ public actor RaftLeaseStore: LeaseStore {
         }
         // Writes forwarded to a node that no longer leads are retried with
         // the new one (same session: they apply once).
-        giveUp(forwards.takeNotSentTo(soft.leaderID), "the leader changed before it answered")
+        giveUp(forwards.withLock { $0.takeNotSentTo(soft.leaderID) }, "the leader changed before it answered")
     }
 
     /// One ReadIndex round: the commit index once a quorum confirmed this
@@ -359,7 +361,7 @@ public actor RaftLeaseStore: LeaseStore {
         proposals.failAll(error)
         sendReplies()
         reads.failAll(error)
-        giveUp(forwards.takeAll(), error.message)
+        giveUp(forwards.withLock { $0.takeAll() }, error.message)
     }
 
     func describe(_ error: RaftError) -> String {
