@@ -13,7 +13,9 @@ ensure_test_deps
 swift build --build-tests
 # The real-process tests run the release binaries, the ones users run (a
 # release-only miscompile has been seen once).
-swift build -c release --product gc-sidecar --product gcctl
+# (One --product per call: swift build builds only the last one it is given.)
+swift build -c release --product gc-sidecar
+swift build -c release --product gcctl
 export GC_TEST_BIN_DIR="$PWD/.build/release"
 if [ $# -gt 0 ]; then
     exec swift test --skip-build "$@"
