@@ -1,7 +1,7 @@
 import GCProto
 import LeaseFSM
 import Raft
-import Server
+@testable import Server
 import Synchronization
 import Testing
 
@@ -96,6 +96,30 @@ struct ForwardingTests {
             await leader.receive([.forward(ForwardedWrite(id: 1, command: command))], from: 0xdead_beef)
             #expect(leader.refusals.byReason["forward_from_non_member"] == 1)
             #expect(try await leader.read(.linearizable) { $0.stats.created } == 0)
+        }
+    }
+
+    @Test("writes queued in the peer inbox past its limit all reach the store, each once")
+    func peerInboxLosesNothingWhenFull() async throws {
+        let cluster = InMemoryCluster(names: ["a", "b", "c"])
+        try await cluster.run { stores in
+            let leader = try await cluster.waitForLeader()
+            let follower = try #require(stores.first { $0 !== leader }).cluster.local.id
+            let inbox = PeerInbox(store: leader, limit: 2)
+            await withTaskGroup(of: Void.self) { group in
+                for i in 1...40 {
+                    group.addTask {
+                        let origin = ClientOrigin(clientID: "inbox", sequence: UInt64(i), firstUnacknowledged: 1)
+                        let command = StampedCommand(Self.create("row-inbox-\(i)"), stamp: .zero, origin: origin).encoded()
+                        await inbox.deliver([.forward(ForwardedWrite(id: UInt64(i), command: command))], from: follower)
+                    }
+                }
+            }
+            let deadline = ContinuousClock.now + .seconds(60)
+            while try await leader.read(.stale, { $0.stats.created }) < 40, ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(2))
+            }
+            #expect(try await leader.read(.linearizable) { $0.stats.created } == 40)
         }
     }
 

@@ -30,8 +30,6 @@ struct PendingForwards {
     private var attempts: [UInt64: Attempt] = [:]
     private var lastID: UInt64 = 0
 
-    var count: Int { attempts.count }
-
     /// A new attempt's id (never reused by this node's store).
     mutating func nextID() -> UInt64 {
         lastID += 1

@@ -19,8 +19,6 @@ struct ProposalWaiters {
     private var byIndex: [UInt64: (term: UInt64, waiter: Waiter)] = [:]
     private var replies: [NodeID: [ForwardedReply]] = [:]
 
-    var isEmpty: Bool { byIndex.isEmpty }
-
     /// `waiter` waits for the entry proposed at `position`.
     mutating func add(_ waiter: Waiter, at position: LogPosition) {
         byIndex[position.index] = (position.term, waiter)
