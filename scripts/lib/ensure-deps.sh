@@ -13,15 +13,25 @@ ensure_build_deps() {
 }
 
 # The test suite also needs openssl (it makes throwaway certificates for the
-# TLS tests) and curl (HTTPS health checks).
+# TLS tests), curl (HTTPS health checks), headless Chromium (the status page's
+# browser test) and promtool (the alert rules' tests, from Debian's
+# `prometheus` package; its daemon is not started).
 ensure_test_deps() {
     local missing=()
     command -v openssl >/dev/null 2>&1 || missing+=(openssl)
     command -v curl >/dev/null 2>&1 || missing+=(curl)
+    command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+    command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
     if [ "${#missing[@]}" -gt 0 ]; then
-        echo "installing ${missing[*]} (for the TLS tests)" >&2
+        echo "installing ${missing[*]} (for the TLS, status page and alert rule tests)" >&2
         local sudo=""
         [ "$(id -u)" -ne 0 ] && sudo="sudo"
-        $sudo apt-get update -qq && $sudo apt-get install -y -qq "${missing[@]}"
+        $sudo apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}"
+        # Debian's package starts a Prometheus server where an init system
+        # runs; the tests need only promtool.
+        if [[ " ${missing[*]} " == *" prometheus "* ]] && command -v systemctl >/dev/null 2>&1; then
+            $sudo systemctl disable --now prometheus >/dev/null 2>&1 || true
+        fi
     fi
 }
