@@ -80,7 +80,7 @@ public enum EndpointSyntax {
     }
 
     /// True for `host:port` and `host:port/anything` (the gRPC target form of
-    /// SPEC.md), optionally after `grpc://` (plaintext) or `grpcs://` (TLS).
+    /// docs/original-product.md), optionally after `grpc://` (plaintext) or `grpcs://` (TLS).
     public static func isGRPCTarget(_ s: String) -> Bool {
         guard !s.contains(where: { $0.isWhitespace || $0.isNewline }) else { return false }
         let hostPort = withoutGRPCScheme(s).prefix { $0 != "/" }

@@ -76,7 +76,7 @@ public enum ObjectType: Int32, Sendable, CaseIterable, Comparable {
     case custom = 6
 
     /// The name used in cleanup request bodies (`"WebsocketSession"`), as in
-    /// the original product's cleanup contract (SPEC.md).
+    /// the original product's cleanup contract (docs/original-product.md).
     public var cleanupName: String {
         switch self {
         case .unknown: "Unknown"

@@ -1,7 +1,7 @@
 /// The rules the state machine enforces on every command.
 ///
 /// These must be identical on every node of a cluster, since they decide what
-/// a replicated command does. Defaults are SPEC.md's.
+/// a replicated command does. Defaults are the original product's (docs/original-product.md).
 public struct LeaseLimits: Hashable, Sendable {
     /// Shortest lease a client may ask for (`GC_MIN_LEASE_DURATION`, default 30 s).
     public var minDurationSeconds: UInt64 = 30

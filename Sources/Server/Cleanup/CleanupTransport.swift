@@ -1,6 +1,6 @@
 import LeaseFSM
 
-/// What a cleanup target receives (SPEC.md "Cleanup Request Format", plus
+/// What a cleanup target receives (docs/original-product.md "Cleanup Request Format", plus
 /// the fields that make deliveries safe to repeat).
 public struct CleanupRequest: Hashable, Sendable, Codable {
     public var leaseID: String
