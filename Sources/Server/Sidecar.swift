@@ -127,8 +127,9 @@ public struct Sidecar: Sendable {
                     // (the library default is 4,096 streams).
                     $0.http2.maxConcurrentStreams = Self.maxConcurrentStreamsPerConnection
                 }),
-            services: [service, ClusterAdminService(admin: admin, securitySummary: security.summary),
-                       GRPCHealthService(health: NodeHealth(store: store))],
+            services: ClientPortReflection.adding(to: [
+                service, ClusterAdminService(admin: admin, securitySummary: security.summary),
+                GRPCHealthService(health: NodeHealth(store: store))]),
             interceptors: interceptors)
     }
 

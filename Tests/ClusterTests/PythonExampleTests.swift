@@ -12,7 +12,7 @@ import XCTest
 /// access for `pip install` (the virtualenv is kept in `.build-python/`).
 final class PythonExampleTests: XCTestCase {
     /// The repository root: this file is `<root>/Tests/ClusterTests/PythonExampleTests.swift`.
-    private static let repositoryRoot = URL(fileURLWithPath: #filePath)
+    static let repositoryRoot = URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
     func testPythonExampleRunsCreateRenewReleaseWatchAgainstARealNode() async throws {
@@ -78,7 +78,7 @@ final class PythonExampleTests: XCTestCase {
 
     /// Polls HealthCheck until the node answers healthy with a non-zero
     /// applied index (it has elected itself and applied its first entry).
-    private static func waitUntilServing(_ node: SidecarProcess, security: HTTP2ClientTransport.Posix.TransportSecurity,
+    static func waitUntilServing(_ node: SidecarProcess, security: HTTP2ClientTransport.Posix.TransportSecurity,
                                          timeout: Duration) async throws {
         let transport = try HTTP2ClientTransport.Posix(
             target: .ipv4(address: "127.0.0.1", port: node.clientPort), transportSecurity: security)
@@ -113,7 +113,7 @@ final class PythonExampleTests: XCTestCase {
     /// Runs `command` (looked up on PATH) with stdout and stderr going to
     /// `outputPath`; returns its exit status, or nil when it was still running
     /// at the deadline (it is then terminated).
-    private static func run(_ command: String, _ arguments: [String], outputPath: String, timeout: Duration) async throws -> Int32? {
+    static func run(_ command: String, _ arguments: [String], outputPath: String, timeout: Duration) async throws -> Int32? {
         _ = FileManager.default.createFile(atPath: outputPath, contents: nil)
         let output = try FileHandle(forWritingTo: URL(fileURLWithPath: outputPath))
         defer { try? output.close() }

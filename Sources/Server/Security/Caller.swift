@@ -34,12 +34,17 @@ public enum Permission: String, Hashable, Sendable {
     case clusterRead = "cluster.read"
     case clusterAdmin = "cluster.admin"
     case health = "health"
+    /// Server reflection (`grpc.reflection.v1[alpha].ServerReflection`):
+    /// any authenticated caller. It reveals the API's schema, which is
+    /// public in the repository's proto/ anyway, and no lease, service or
+    /// member; unauthenticated callers are still refused.
+    case reflection = "reflection"
 
     /// Whether `caller` holds this permission for some service (per-service
     /// checks of lease calls happen where the service id is known).
     func isHeld(by caller: Caller) -> Bool {
         switch self {
-        case .leasesWrite, .leasesRead, .health: true
+        case .leasesWrite, .leasesRead, .health, .reflection: true
         case .clusterRead: caller.readsEverything
         case .leasesForceRelease, .deadLettersRetry, .clusterAdmin: caller.isOperator
         }
@@ -68,6 +73,9 @@ public enum Permission: String, Hashable, Sendable {
             .deadLettersRetry
         case ("distributed_gc.ClusterService", "GetClusterStatus"):
             .clusterRead
+        case ("grpc.reflection.v1.ServerReflection", "ServerReflectionInfo"),
+             ("grpc.reflection.v1alpha.ServerReflection", "ServerReflectionInfo"):
+            .reflection
         default:
             .clusterAdmin
         }
