@@ -1,7 +1,7 @@
 /// Client API of the Distributed GC Sidecar.
 ///
 /// Wire contract: every message, field name, field number, type and enum value
-/// that existed in the original product (see shared/API-COMPAT.md) is kept
+/// that existed in the original product (docs/wire-compatibility.md) is kept
 /// exactly. Everything this implementation adds uses new numbers, so clients
 /// generated from the original file keep working unchanged.
 
