@@ -27,7 +27,7 @@ PLUGINS=(--plugin=protoc-gen-swift="$PLUGIN_DIR/.build/release/protoc-gen-swift"
 protoc "${PLUGINS[@]}" -I proto \
   --swift_out=Sources/GCProto --swift_opt=Visibility=Public \
   --grpc-swift-2_out=Sources/GCProto --grpc-swift-2_opt=Visibility=Public,Server=true,Client=true \
-  proto/gc_service.proto proto/cluster.proto proto/raft.proto proto/cleanup.proto proto/health.proto
+  proto/gc_service.proto proto/cluster.proto proto/raft.proto proto/cleanup.proto proto/health.proto proto/backup.proto
 
 # Lease state machine commands and snapshots: messages only, internal to LeaseFSM.
 protoc "${PLUGINS[@]}" -I proto \

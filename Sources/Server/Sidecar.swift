@@ -128,7 +128,8 @@ public struct Sidecar: Sendable {
                     $0.http2.maxConcurrentStreams = Self.maxConcurrentStreamsPerConnection
                 }),
             services: [service, ClusterAdminService(admin: admin, securitySummary: security.summary),
-                       GRPCHealthService(health: NodeHealth(store: store))],
+                       GRPCHealthService(health: NodeHealth(store: store)),
+                       BackupService(store: store, clock: clock, nodeName: config.nodeID)],
             interceptors: interceptors)
     }
 

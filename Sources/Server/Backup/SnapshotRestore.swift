@@ -1,0 +1,65 @@
+import Foundation
+import LeaseFSM
+import Raft
+import RaftSQLite
+
+/// `gc-sidecar restore FILE`: seeds a new node's data directory from a `gcctl snapshot save`
+/// file, as `etcdutl snapshot restore` does.
+///
+/// Run it on every voter of the new cluster (each with its own GC_NODE_ID and data directory,
+/// the same GC_PEERS), then start them. Each begins from the same snapshot at the file's index
+/// with the membership GC_PEERS names (the old cluster's membership is not kept). Leases keep
+/// their deadlines with a grace after the restore (``LeaseStateMachine/graceLeases(restoredAt:grace:)``);
+/// pending and dead-lettered cleanups are kept as they were.
+public enum SnapshotRestore {
+    /// What a restore wrote.
+    public struct Summary: Sendable {
+        public var index: UInt64
+        public var checksum: String
+        public var activeLeases: Int
+        public var retainedLeases: Int
+        public var pendingCleanups: Int
+        public var deadLetteredCleanups: Int
+        /// Active leases given the restore grace, and those that kept their deadline.
+        public var leasesExtended: Int
+        public var leasesKept: Int
+        public var voters: [String]
+        public var dataDirectory: String
+    }
+
+    /// The Raft term a restored cluster's snapshot carries: the file holds no term, and a new
+    /// cluster's first election moves past it.
+    static let restoredTerm: UInt64 = 1
+
+    /// Verifies `file` (format and checksum), refuses a non-empty data directory, applies the
+    /// lease-time rule at `clock`'s now, and writes the snapshot as the node's initial state with
+    /// the voters `config` names.
+    public static func restore(file: String, config: SidecarConfig, grace: Duration?, clock: any WallClock = SystemWallClock()) throws(SeedError) -> Summary {
+        try DataDirectorySeed.checkTarget(config)
+        guard !config.joinsExistingCluster else {
+            throw SeedError("GC_CLUSTER_STATE=existing: a node that joins later takes the state from the leader and needs no restore; restore the nodes GC_PEERS names as the new cluster")
+        }
+        let backup: SnapshotBackupFile
+        do {
+            backup = try SnapshotBackupFile.read(from: file)
+        } catch {
+            throw SeedError("\(error)")
+        }
+        var machine: LeaseStateMachine
+        do {
+            machine = try LeaseStateMachine(snapshot: backup.data, limits: config.limits)
+        } catch {
+            throw SeedError("\(file) passes its checksum but does not decode as a lease state: \(error)")
+        }
+        guard machine.appliedIndex == backup.index else {
+            throw SeedError("\(file) says index \(backup.index) but its state was applied to index \(machine.appliedIndex)")
+        }
+        let grace = machine.graceLeases(restoredAt: clock.now(), grace: grace)
+        let voters = DataDirectorySeed.voters(config)
+        try DataDirectorySeed.write(machine, term: restoredTerm, voters: Set(voters.map(\.id)), directory: config.dataDirectory)
+        return Summary(index: backup.index, checksum: backup.checksumText, activeLeases: machine.activeLeaseCount,
+                       retainedLeases: machine.retainedLeaseCount, pendingCleanups: machine.pendingCleanupCount,
+                       deadLetteredCleanups: machine.deadLetteredCleanupCount, leasesExtended: grace.extended, leasesKept: grace.kept,
+                       voters: voters.map(\.name), dataDirectory: config.dataDirectory)
+    }
+}
