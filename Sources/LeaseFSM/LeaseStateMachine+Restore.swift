@@ -9,30 +9,29 @@ extension LeaseStateMachine {
     }
 
     /// The lease-time rule of a restore: every active lease keeps its absolute deadline
-    /// (`expires_at`, wall-clock milliseconds), but no lease expires sooner than `grace` after
-    /// `restoredAt` (or, when `grace` is nil, one of its own lease periods after it: as if its
-    /// holder had renewed at the moment of the restore).
+    /// (`expires_at`, wall-clock milliseconds), but none expires sooner than `grace` after
+    /// `restoredAt`.
     ///
-    /// Why: a restored cluster starts after an outage during which no holder could renew. Keeping
-    /// deadlines alone would expire, at the new leader's first reap, every lease whose deadline
-    /// fell in the outage, and clean up objects whose holders are alive but were cut off.
-    /// Resetting every lease to a full period (etcd's rule) would extend leases that have hours
-    /// left by nothing and shorten none, so it is the same for long leases; the difference is
-    /// that long deadlines are kept rather than shortened. A lease is never extended by more than
-    /// the grace, so a dead holder's object is cleaned up at most one grace later than it would
-    /// have been. Ended leases, cleanup jobs (pending or dead-lettered, with their attempt counts
-    /// and next attempt times) and client sessions are untouched.
+    /// Why: a restored cluster starts after an outage during which no holder could renew.
+    /// Keeping deadlines alone would expire, at the new leader's first reap, every lease whose
+    /// deadline fell in the outage, and clean up objects whose holders are alive but were cut
+    /// off; the grace gives them time to reconnect and renew. Resetting every lease to a full
+    /// period (etcd 3.4's rule) would instead extend every lease by up to its whole duration, and
+    /// a dead holder's object would wait that long. Here a lease with more than `grace` left
+    /// keeps its remaining time exactly, and no lease lives longer than `grace` past the restore
+    /// unless its own deadline is later. Ended
+    /// leases, cleanup jobs (pending or dead-lettered, with their attempt counts and next
+    /// attempt times) and client sessions are untouched.
     ///
     /// The derived indexes (expiry buckets) are rebuilt; ``snapshot()`` afterwards encodes the
     /// adjusted state at the same ``appliedIndex``.
     @discardableResult
-    public mutating func graceLeases(restoredAt: WallTime, grace: Duration?) -> RestoreGrace {
+    public mutating func graceLeases(restoredAt: WallTime, grace: Duration) -> RestoreGrace {
         var result = RestoreGrace(extended: 0, kept: 0)
-        let graceMilliseconds = grace.map { Int64($0.components.seconds) * 1000 + Int64($0.components.attoseconds / 1_000_000_000_000_000) }
+        let graceMilliseconds = max(0, grace.components.seconds) * 1000 + max(0, grace.components.attoseconds / 1_000_000_000_000_000)
+        let floor = WallTime(milliseconds: restoredAt.milliseconds + graceMilliseconds)
         for id in leases.keys.sorted() {
             guard var lease = leases[id], lease.isActive else { continue }
-            let period = graceMilliseconds ?? Int64(clamping: lease.durationSeconds) * 1000
-            let floor = WallTime(milliseconds: restoredAt.milliseconds + max(0, period))
             if lease.expiresAt < floor {
                 lease.expiresAt = floor
                 leases[id] = lease

@@ -38,6 +38,13 @@ public struct SnapshotBackupFile: Sendable, Hashable {
         return "crc32:" + String(repeating: "0", count: 8 - hex.count) + hex
     }
 
+    /// The message of a ``RaftStorageError`` thrown by ``read(from:)`` or ``write(to:)``, for people.
+    public static func describe(_ error: RaftStorageError) -> String {
+        switch error {
+        case .writeFailed(let message), .corrupted(let message), .unavailable(let message): message
+        }
+    }
+
     /// CRC-32 of `bytes` (the checksum this file format uses), for streams that check as they go.
     public static func checksum(_ bytes: [UInt8]) -> UInt32 { CRC32.checksum(bytes) }
 

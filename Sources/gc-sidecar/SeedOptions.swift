@@ -15,8 +15,8 @@ struct SeedOptions: ParsableArguments {
     var peers: String?
 
     @Option(name: .customLong("lease-grace"),
-            help: "Seconds every active lease is kept after the restore at least; default: each lease's own duration.")
-    var leaseGraceSeconds: UInt64?
+            help: "Seconds every active lease lives at least after the restore (its deadline is kept when later).")
+    var leaseGraceSeconds: UInt64 = 60
 
     /// The node's configuration: the environment with these flags on top.
     func config() throws -> SidecarConfig {
@@ -31,7 +31,7 @@ struct SeedOptions: ParsableArguments {
         }
     }
 
-    var grace: Duration? { leaseGraceSeconds.map { .seconds(Int64(clamping: $0)) } }
+    var grace: Duration { .seconds(Int64(clamping: leaseGraceSeconds)) }
 }
 
 /// A restore or recovery that could not be done: `Error: <message>`, exit status 1.

@@ -1,8 +1,10 @@
 import ArgumentParser
 import Foundation
+import GCClient
 import GCProto
 import GRPCCore
 import GRPCNIOTransportHTTP2
+import Raft
 import RaftSQLite
 
 /// `gcctl snapshot`: backups of the lease state, like `etcdctl snapshot`.
@@ -81,8 +83,8 @@ struct SnapshotSaveCommand: AsyncParsableCommand {
             guard check == backup else { throw CommandFailure("\(file) does not read back as written") }
         } catch let error as CommandFailure {
             throw error
-        } catch {
-            throw CommandFailure("cannot write \(file): \(error)")
+        } catch let error as RaftStorageError {
+            throw CommandFailure("cannot write \(file): \(SnapshotBackupFile.describe(error))")
         }
         switch connection.output {
         case .json:
@@ -100,7 +102,7 @@ struct SnapshotSaveCommand: AsyncParsableCommand {
                 saved \(file)
                   index             \(header.index)
                   term              \(header.term)
-                  leases            \(header.activeLeases) active, \(header.retainedLeases) kept
+                  leases            \(header.activeLeases) active, \(header.retainedLeases) retained in all
                   cleanups          \(header.pendingCleanups) pending, \(header.deadLetteredCleanups) dead-lettered
                   bytes             \(backup.fileSize)
                   checksum          \(backup.checksumText) (verified)
@@ -126,7 +128,7 @@ struct SnapshotStatusCommand: AsyncParsableCommand {
         do {
             backup = try SnapshotBackupFile.read(from: file)
         } catch {
-            throw CommandFailure("\(error)")
+            throw CommandFailure(SnapshotBackupFile.describe(error))
         }
         switch output {
         case .json:

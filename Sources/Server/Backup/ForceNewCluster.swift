@@ -40,7 +40,7 @@ public enum ForceNewCluster {
 
     /// Rewrites the data directory of the node `config` describes (it must be stopped) as a single-member
     /// cluster of that node, keeping its whole log (see the type's notes).
-    public static func recover(config: SidecarConfig, grace: Duration?, clock: any WallClock = SystemWallClock()) throws(SeedError) -> Summary {
+    public static func recover(config: SidecarConfig, grace: Duration = SnapshotRestore.defaultLeaseGrace, clock: any WallClock = SystemWallClock()) throws(SeedError) -> Summary {
         let restoredAt = clock.now()
         guard config.storageBackend == .sqlite else {
             throw SeedError("GC_STORAGE_BACKEND is \(config.storageBackend.rawValue): only an sqlite node keeps data to recover from")
@@ -106,7 +106,8 @@ public enum ForceNewCluster {
         } catch {
             throw SeedError("\(error.description); the old log is in \(aside): move its files back to retry")
         }
-        let names = Dictionary(config.peers.map { ($0.id, $0.name) }, uniquingKeysWith: { first, _ in first })
+        var names = Dictionary(config.peers.map { ($0.id, $0.name) }, uniquingKeysWith: { first, _ in first })
+        names[local] = config.nodeID
         return Summary(commitIndex: persisted.hardState.commit, lastIndex: lastIndex,
                        previousVoters: previousConf.voters.map { names[$0] ?? String($0, radix: 16) }.sorted(),
                        term: term, activeLeases: machine.activeLeaseCount, pendingCleanups: machine.pendingCleanupCount,

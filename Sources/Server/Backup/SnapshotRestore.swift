@@ -6,11 +6,17 @@ import RaftSQLite
 /// `gc-sidecar restore FILE`: seeds a new node's data directory from a `gcctl snapshot save`
 /// file, as `etcdutl snapshot restore` does.
 ///
-/// Run it on every voter of the new cluster (each with its own GC_NODE_ID and data directory,
-/// the same GC_PEERS), then start them. Each begins from the same snapshot at the file's index
-/// with the membership GC_PEERS names (the old cluster's membership is not kept). Leases keep
-/// their deadlines with a grace after the restore (``LeaseStateMachine/graceLeases(restoredAt:grace:)``);
-/// pending and dead-lettered cleanups are kept as they were.
+/// Run it on ONE node of the new cluster, with the new cluster's voters in GC_PEERS (the old
+/// membership is not kept). Start that node as usual and the other voters with empty data
+/// directories and `GC_CLUSTER_STATE=existing`: they know no membership, so they never campaign
+/// on their own; they vote for the restored node (its log is ahead of their empty ones), and it
+/// sends them its snapshot. One node seeds, so every replica holds the very same state: a restore
+/// on each node would stamp each copy with its own restore time (the lease grace below) and the
+/// replicas would differ.
+///
+/// Leases keep their deadlines, with at least a grace after the restore
+/// (``LeaseStateMachine/graceLeases(restoredAt:grace:)``); pending and dead-lettered cleanups are
+/// kept as they were.
 public enum SnapshotRestore {
     /// What a restore wrote.
     public struct Summary: Sendable {
@@ -27,23 +33,25 @@ public enum SnapshotRestore {
         public var dataDirectory: String
     }
 
+    /// How long after a restore or recovery every active lease lives at least (see
+    /// ``LeaseStateMachine/graceLeases(restoredAt:grace:)``): time for holders cut off by the
+    /// outage to reconnect and renew.
+    public static let defaultLeaseGrace: Duration = .seconds(60)
+
     /// The Raft term a restored cluster's snapshot carries: the file holds no term, and a new
     /// cluster's first election moves past it.
     static let restoredTerm: UInt64 = 1
 
     /// Verifies `file` (format and checksum), refuses a non-empty data directory, applies the
     /// lease-time rule at `clock`'s now, and writes the snapshot as the node's initial state with
-    /// the voters `config` names.
-    public static func restore(file: String, config: SidecarConfig, grace: Duration?, clock: any WallClock = SystemWallClock()) throws(SeedError) -> Summary {
+    /// the voters `config` names (GC_PEERS, or the node alone).
+    public static func restore(file: String, config: SidecarConfig, grace: Duration = SnapshotRestore.defaultLeaseGrace, clock: any WallClock = SystemWallClock()) throws(SeedError) -> Summary {
         try DataDirectorySeed.checkTarget(config)
-        guard !config.joinsExistingCluster else {
-            throw SeedError("GC_CLUSTER_STATE=existing: a node that joins later takes the state from the leader and needs no restore; restore the nodes GC_PEERS names as the new cluster")
-        }
         let backup: SnapshotBackupFile
         do {
             backup = try SnapshotBackupFile.read(from: file)
         } catch {
-            throw SeedError("\(error)")
+            throw SeedError(SnapshotBackupFile.describe(error))
         }
         var machine: LeaseStateMachine
         do {
