@@ -1,6 +1,7 @@
 import Foundation
 import GCProto
 import GRPCCore
+import TestPKI
 import Testing
 
 /// `gcctl snapshot save`, `gc-sidecar restore` and `gc-sidecar recover` with
@@ -43,7 +44,8 @@ struct BackupRestoreTests {
             let follower = (leader + 1) % 3
             let save = try Self.run("gcctl", ["snapshot", "save", file, "--output", "json"] + Self.connection(cluster, follower))
             try #require(save.status == 0, "gcctl snapshot save: \(save.output)")
-            let report = try #require(try JSONSerialization.jsonObject(with: Data(save.output.utf8)) as? [String: Any], save.output)
+            let parsed = try JSONSerialization.jsonObject(with: Data(save.output.utf8)) as? [String: Any]
+            let report = try #require(parsed, "\(save.output)")
             #expect((report["index"] as? NSNumber)?.uint64Value ?? 0 > 0)
             #expect((report["active_leases"] as? NSNumber)?.intValue == 7, "\(report)")
             #expect((report["pending_cleanups"] as? NSNumber)?.intValue == 3, "\(report)")
@@ -96,7 +98,7 @@ struct BackupRestoreTests {
 
             // Every replica holds the restored state (the two empty ones got it by snapshot).
             for i in cluster.nodes.indices {
-                try await cluster.eventually("\(cluster.nodes[i].name) holds every restored lease") {
+                try await cluster.eventually("\(cluster.nodes[i].name) holds every restored lease") { () -> Bool? in
                     for id in before.keys where !(try await cluster.get(via: i, id, stale: true).found) { return nil }
                     return true
                 }

@@ -7,11 +7,14 @@ import Testing
 struct RestoreGraceTests {
     @Test("deadlines later than restore time plus grace are kept; earlier ones move to it; ended leases and jobs are untouched")
     func keepsDeadlinesWithAFloor() throws {
-        var h = Harness()
+        // No cleanup grace past expires_at, so expiry happens at the deadline itself.
+        var limits = LeaseLimits()
+        limits.cleanupGraceSeconds = 0
+        var h = Harness(limits: limits)
         let long = try h.create(key("long"), duration: 3600)
         let short = try h.create(key("short"), duration: 30)
-        let gone = try h.create(key("gone"), duration: 10, cleanup: httpCleanup(maxRetries: 5, retryDelaySeconds: 60))
-        h.advance(seconds: 20)
+        let gone = try h.create(key("gone"), duration: 30, cleanup: httpCleanup(maxRetries: 5, retryDelaySeconds: 60))
+        h.advance(seconds: 40)
         #expect(try h.expire([gone.id]) == [gone.id])
         let pendingBefore = h.fsm.pendingCleanupCount
         let goneBefore = h.fsm.lease(gone.id)
