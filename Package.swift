@@ -154,6 +154,8 @@ let package = Package(
             name: "gc-sidecar",
             dependencies: [
                 "Server",
+                // The `restore` and `recover` subcommands.
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -167,6 +169,8 @@ let package = Package(
                 "Raft",
                 // ClientSecurity: TLS, client certificates, bearer tokens.
                 "GCClient",
+                // `gcctl snapshot save`: the snapshot file format and its checksum.
+                "RaftSQLite",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),

@@ -27,7 +27,7 @@ PLUGINS=(--plugin=protoc-gen-swift="$PLUGIN_DIR/.build/release/protoc-gen-swift"
 protoc "${PLUGINS[@]}" -I proto \
   --swift_out=Sources/GCProto --swift_opt=Visibility=Public \
   --grpc-swift-2_out=Sources/GCProto --grpc-swift-2_opt=Visibility=Public,Server=true,Client=true \
-  proto/gc_service.proto proto/cluster.proto proto/raft.proto proto/cleanup.proto proto/health.proto
+  proto/gc_service.proto proto/cluster.proto proto/raft.proto proto/cleanup.proto proto/health.proto proto/backup.proto
 
 # The gRPC server reflection protocol (v1 and the older v1alpha): messages
 # and stubs, named after their whole path (both files are reflection.proto).
@@ -41,7 +41,7 @@ protoc "${PLUGINS[@]}" -I proto \
 # embedded base64 in Swift. Only the client port's services: not the peer
 # protocol (raft.proto) nor the cleanup targets' service (cleanup.proto),
 # which the node calls but does not serve.
-CLIENT_PORT_PROTOS=(gc_service.proto cluster.proto health.proto
+CLIENT_PORT_PROTOS=(gc_service.proto cluster.proto health.proto backup.proto
                     grpc/reflection/v1/reflection.proto grpc/reflection/v1alpha/reflection.proto)
 descriptors="$(mktemp)"
 trap 'rm -f "$descriptors"' EXIT

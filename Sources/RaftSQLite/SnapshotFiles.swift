@@ -179,13 +179,13 @@ public struct SnapshotFiles: SnapshotStager {
         }
     }
 
-    private static func writeAll(_ fd: Int32, _ bytes: [UInt8], _ file: String) throws(RaftStorageError) {
+    static func writeAll(_ fd: Int32, _ bytes: [UInt8], _ file: String) throws(RaftStorageError) {
         let ok = bytes.withUnsafeBytes { rawWriteAll(fd, $0) }
         guard ok else { throw .writeFailed("snapshot file \(file): write: \(errnoText())") }
     }
 
     /// Writes all of `bytes`, retrying short writes and EINTR; false (errno set) on failure.
-    private static func rawWriteAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) -> Bool {
+    static func rawWriteAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) -> Bool {
         guard let base = bytes.baseAddress else { return true }
         var offset = 0
         while offset < bytes.count {
@@ -199,7 +199,7 @@ public struct SnapshotFiles: SnapshotStager {
         return true
     }
 
-    private static func readExactly(_ fd: Int32, _ buffer: inout [UInt8], _ file: String) throws(RaftStorageError) {
+    static func readExactly(_ fd: Int32, _ buffer: inout [UInt8], _ file: String) throws(RaftStorageError) {
         let wanted = buffer.count
         let got = buffer.withUnsafeMutableBytes { raw -> Int in
             guard let base = raw.baseAddress else { return 0 }

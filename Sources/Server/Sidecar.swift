@@ -129,7 +129,8 @@ public struct Sidecar: Sendable {
                 }),
             services: ClientPortReflection.adding(to: [
                 service, ClusterAdminService(admin: admin, securitySummary: security.summary),
-                GRPCHealthService(health: NodeHealth(store: store))]),
+                GRPCHealthService(health: NodeHealth(store: store)),
+                BackupService(store: store, clock: clock, nodeName: config.nodeID)]),
             interceptors: interceptors)
     }
 

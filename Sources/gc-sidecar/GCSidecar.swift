@@ -1,3 +1,4 @@
+import ArgumentParser
 import Foundation
 import Logging
 import Server
@@ -6,6 +7,13 @@ import Server
 @main
 struct GCSidecar {
     static func main() async {
+        // Offline data-directory commands (README, Backup and recovery).
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        switch arguments.first {
+        case "restore": return await RestoreCommand.main(Array(arguments.dropFirst()))
+        case "recover": return await RecoverCommand.main(Array(arguments.dropFirst()))
+        default: break
+        }
         // SIGHUP means "reload certificates and the policy" once the node
         // runs; until then (a large log can take a while to load) it must
         // not kill the process, which is its default.

@@ -8,7 +8,7 @@ struct GCCtl: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gcctl",
         abstract: "Operate the distributed GC sidecar: leases, cluster, health, metrics and load tests.",
-        subcommands: [LeaseCommand.self, DeadLetterCommand.self, ClusterCommand.self, HealthCommand.self, MetricsCommand.self, BenchCommand.self, LoadCommand.self])
+        subcommands: [LeaseCommand.self, DeadLetterCommand.self, ClusterCommand.self, HealthCommand.self, MetricsCommand.self, BenchCommand.self, LoadCommand.self, SnapshotCommand.self])
 }
 
 /// Options every command that talks to a node shares. TLS options fall

@@ -163,9 +163,13 @@ struct ClusterTLS: Sendable {
 /// Starts `size` nodes named n1…, runs `body`, and stops them all. With
 /// `tls` (or `GC_TEST_CLUSTER_TLS=1`), every node runs mutual TLS on both
 /// ports with an authorization policy, and the test's clients present an
-/// operator's certificate.
+/// operator's certificate. `beforeStart` runs for each node, with the
+/// cluster's GC_PEERS, before any node starts (e.g. to seed its data
+/// directory).
 func withProcessCluster(
-    size: Int = 3, environment: [String: String] = [:], tls: ClusterTLS? = nil, _ body: (ProcessCluster) async throws -> Void
+    size: Int = 3, environment: [String: String] = [:], tls: ClusterTLS? = nil,
+    beforeStart: (SidecarProcess, _ peers: String) throws -> Void = { _, _ in },
+    _ body: (ProcessCluster) async throws -> Void
 ) async throws {
     let directory = FileManager.default.temporaryDirectory.appendingPathComponent("gc-cluster-\(UUID().uuidString.prefix(8))").path
     try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -190,6 +194,7 @@ func withProcessCluster(
             try? FileManager.default.removeItem(atPath: directory)
         }
     }
+    for node in nodes { try beforeStart(node, peers) }
     for node in nodes { try node.start() }
 
     var transports: [HTTP2ClientTransport.Posix] = []
