@@ -12,6 +12,7 @@ import Testing
 struct ServerReflectionTests {
     /// What the client port registers, reflection included.
     static let clientPortServices = [
+        "distributed_gc.BackupService",
         "distributed_gc.ClusterService",
         "distributed_gc.DistributedGCService",
         "grpc.health.v1.Health",
