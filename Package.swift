@@ -154,6 +154,8 @@ let package = Package(
             name: "gc-sidecar",
             dependencies: [
                 "Server",
+                // --help, --version, and subcommands (serve, config).
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
