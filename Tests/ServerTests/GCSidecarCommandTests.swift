@@ -97,4 +97,56 @@ struct GCSidecarCommandTests {
         #expect(try run(["config", "markdown"]).stdout == ConfigDocs.markdown())
         #expect(try run(["config", "env-example"]).stdout == ConfigDocs.envExample())
     }
+
+    @Test("config show --config reads the YAML file below the environment, and warns about an unknown key with its line")
+    func configFile() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("gc-config-\(UInt32.random(in: 0...UInt32.max)).yaml").path
+        try "cleanup-max-concurrency: 32\nserver-port: 6100\nreap_batch_sise: 3\n".write(toFile: path, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let r = try run(["config", "show", "--config", path], environment: ["GC_SERVER_PORT": "7100"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("GC_CLEANUP_MAX_CONCURRENCY=32  # file"))
+        #expect(r.stdout.contains("GC_SERVER_PORT=7100  # env"))
+        #expect(r.stderr.contains("\(path):3: 'reap_batch_sise' is not a setting; did you mean 'reap-batch-size'?"))
+    }
+
+    @Test("the node logs its effective configuration once at start, as JSON with GC_LOG_FORMAT=json, secrets redacted")
+    func effectiveConfigurationLoggedOnce() throws {
+        let log = FileManager.default.temporaryDirectory.appendingPathComponent("gc-start-\(UInt32.random(in: 0...UInt32.max)).log")
+        FileManager.default.createFile(atPath: log.path, contents: nil)
+        defer { try? FileManager.default.removeItem(at: log) }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try Self.binary())
+        process.arguments = ["--cleanup-max-concurrency", "48"]
+        process.environment = [
+            "GC_LOG_FORMAT": "json", "GC_STORAGE_BACKEND": "memory", "GC_SERVER_HOST": "127.0.0.1",
+            "GC_SERVER_PORT": "0", "GC_METRICS_PORT": "0", "GC_RAFT_PORT": "0",
+            "DATABASE_URL": "postgres://gc:hunter2@db/gc",
+        ]
+        process.standardError = try FileHandle(forWritingTo: log)
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        defer {
+            if process.isRunning { process.interrupt() }
+            process.waitUntilExit()
+        }
+        // Bounded polling: the line is written before the node starts serving.
+        let deadline = Date().addingTimeInterval(20)
+        var lines: [String] = []
+        while Date() < deadline {
+            lines = (try String(contentsOf: log, encoding: .utf8)).split(separator: "\n").map(String.init)
+            if lines.contains(where: { $0.contains("raft role changed") }) { break }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        let configurationLines = lines.filter { $0.contains("\"message\":\"configuration\"") }
+        #expect(configurationLines.count == 1, "\(lines)")
+        let line = try #require(configurationLines.first)
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        let metadata = try #require(object["metadata"] as? [String: Any])
+        let settings = try #require(metadata["settings"] as? [String: String])
+        #expect(settings["GC_CLEANUP_MAX_CONCURRENCY"] == "48")
+        #expect(settings["DATABASE_URL"] == "postgres://gc:<redacted>@db/gc")
+        #expect((metadata["from"] as? [String: String])?["GC_CLEANUP_MAX_CONCURRENCY"] == "flag")
+        #expect(!lines.joined().contains("hunter2"))
+    }
 }
