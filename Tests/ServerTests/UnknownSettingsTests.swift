@@ -19,7 +19,7 @@ struct UnknownSettingsTests {
     func noFalseAlarms() {
         #expect(UnknownSettings.environmentWarnings([
             "GC_SERVER_PORT": "1", "RUST_LOG": "info", "LOG_LEVEL": "info", "DATABASE_URL": "x", "PATH": "/bin",
-            "GC_TEST_BIN_DIR": "/x", "GC_BUILD": "debug", "GC_CONFIG_FILE": "/x", "GC_LOG_FORMAT": "json",
+            "GC_TEST_BIN_DIR": "/x", "GC_BUILD": "debug", "GC_CLUSTER_START_TIMEOUT": "30", "GC_CONFIG_FILE": "/x", "GC_LOG_FORMAT": "json",
         ]).isEmpty)
     }
 

@@ -5,7 +5,7 @@ public enum UnknownSettings {
     /// repository's scripts and tests; they are not warned about.
     static let toolingVariables: Set<String> = [
         "GC_BUILD", "GC_BIN_DIR", "GC_CLUSTER_DIR", "GC_KEEP_CLUSTER_DIR", "GC_SIDECAR_BIN", "GC_SIDECAR_BINARY",
-        "GC_PROTO", "GC_BENCH_CONCURRENCY",
+        "GC_PROTO", "GC_BENCH_CONCURRENCY", "GC_CLUSTER_START_TIMEOUT", "GC_CLUSTER_STOP_TIMEOUT",
     ]
     static let toolingPrefixes = ["GC_TEST_", "GC_MEASURE_"]
 
