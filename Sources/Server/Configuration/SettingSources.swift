@@ -104,7 +104,7 @@ public enum SettingFlags {
             }
             guard let key = SettingKey.flag(named: name) else {
                 let hint = UnknownSettings.nearest(to: name, among: SettingKey.all.map(\.flagName)).map { "; did you mean --\($0)?" } ?? ""
-                throw .init(variable: "--\(name)", message: "is not a setting\(hint) (gc-sidecar serve --help lists them)")
+                throw .init(variable: "--\(name)", message: "unknown flag\(hint) (gc-sidecar serve --help lists the settings)")
             }
             if value == nil {
                 guard i < arguments.endIndex, !arguments[i].hasPrefix("--") else {
