@@ -154,7 +154,7 @@ let package = Package(
             name: "gc-sidecar",
             dependencies: [
                 "Server",
-                // The `restore` and `recover` subcommands.
+                // --help, --version, and subcommands (serve, config, restore, recover).
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -3,8 +3,9 @@ import Logging
 
 /// Everything a `gc-sidecar` process is configured with.
 ///
-/// Read from the environment by ``init(environment:)``; every key, its type
-/// and its default are listed there and in the README's configuration table.
+/// Read from the environment by ``init(environment:)``, or from flags, the
+/// environment and a config file by ``load(arguments:environment:configFile:)``;
+/// every setting, its type and its default are listed in ``SettingKey/all``.
 public struct SidecarConfig: Hashable, Sendable {
     /// This node's name in logs and health answers (`GC_NODE_ID`, default `n1`).
     public var nodeID = "n1"
@@ -50,7 +51,10 @@ public struct SidecarConfig: Hashable, Sendable {
     public var dataDirectory = "./gc-data/n1"
     /// Applied log entries between snapshots of the lease state (`GC_SNAPSHOT_THRESHOLD`, default 10,000).
     public var snapshotThreshold: UInt64 = 10_000
+    /// Least severe level logged (`GC_LOG_LEVEL`, else `LOG_LEVEL`, else `RUST_LOG`; default info).
     public var logLevel = Logger.Level.info
+    /// How log lines are written (`GC_LOG_FORMAT`: `text`, the default, or `json`).
+    public var logFormat = LogFormat.text
     /// Every voter of the cluster, this node included (`GC_PEERS`,
     /// `name=host:port,...` of each node's Raft port). Empty: a single-node
     /// cluster.
@@ -104,51 +108,21 @@ public struct SidecarConfig: Hashable, Sendable {
     public struct Error: Swift.Error, Hashable, Sendable, CustomStringConvertible {
         public var variable: String
         public var message: String
-        public var description: String { "invalid configuration: \(variable): \(message)" }
+        /// Where the value came from when not from the environment
+        /// ("set by --server-port", "set by 'server-port' in FILE").
+        public var origin: String? = nil
+        public var description: String {
+            let from = origin.map { " (\($0))" } ?? ""
+            return "invalid configuration: \(variable)\(from): \(message)"
+        }
     }
 
-    /// Reads the configuration from environment variables.
+    /// Reads the configuration from environment variables (or, through
+    /// ``ResolvedSettings``, from flags and a config file mapped to their
+    /// variable names).
     ///
-    /// | variable | type | default |
-    /// |---|---|---|
-    /// | GC_NODE_ID | string | n1 |
-    /// | GC_SERVER_HOST | host | 0.0.0.0 |
-    /// | GC_SERVER_PORT | port (0 = any free) | 50051 |
-    /// | GC_METRICS_HOST | host | GC_SERVER_HOST |
-    /// | GC_METRICS_PORT | port (0 = any free) | 9090 |
-    /// | GC_DEFAULT_LEASE_DURATION | seconds | 300 |
-    /// | GC_MIN_LEASE_DURATION | seconds | 30 |
-    /// | GC_MAX_LEASE_DURATION | seconds | 3600 |
-    /// | GC_MAX_LEASES_PER_SERVICE | count | 10000 |
-    /// | GC_MAX_LEASES | count (all services) | 1000000 |
-    /// | GC_MAX_WATCHERS | WatchLeases streams per node | 1000 |
-    /// | GC_EVENT_HISTORY_BYTES | bytes of events kept for resuming watchers | 8388608 |
-    /// | GC_CLEANUP_INTERVAL | seconds | 60 |
-    /// | GC_CLEANUP_GRACE_PERIOD | seconds | 30 |
-    /// | GC_CLEANUP_TIMEOUT | seconds | 30 |
-    /// | GC_CLEANUP_MAX_RETRIES | count | 3 |
-    /// | GC_CLEANUP_RETRY_DELAY | seconds | 5 |
-    /// | GC_CLEANUP_MAX_CONCURRENCY | count | 256 |
-    /// | GC_CLEANUP_ALLOW | host patterns and CIDRs, comma-separated | none: all but the default denials |
-    /// | GC_ENDED_LEASE_RETENTION | seconds | 3600 |
-    /// | GC_STORAGE_BACKEND | sqlite or memory | sqlite |
-    /// | GC_DATA_DIR | directory | ./gc-data/GC_NODE_ID |
-    /// | GC_SNAPSHOT_THRESHOLD | count | 10000 |
-    /// | GC_PEERS | name=host:port,... (every voter, this node included) | none: single node |
-    /// | GC_RAFT_HOST | host | GC_SERVER_HOST |
-    /// | GC_RAFT_PORT | port (0 = any free) | 50052 |
-    /// | GC_RAFT_HEARTBEAT_INTERVAL_MS | milliseconds, 10...10000 | 50 |
-    /// | GC_RAFT_ELECTION_TIMEOUT_MS | milliseconds, > 2 heartbeats | 500 |
-    /// | GC_CLUSTER_STATE | new or existing | new |
-    /// | GC_REQUEST_TIMEOUT_MS | milliseconds, 100...600000 | 5000 |
-    /// | GC_TLS_CERT_FILE, GC_TLS_KEY_FILE | PEM files: TLS on the client port | plaintext |
-    /// | GC_TLS_CLIENT_CA_FILE | PEM CA: client certificates required (mTLS) | not required |
-    /// | GC_PEER_TLS_CERT_FILE, GC_PEER_TLS_KEY_FILE, GC_PEER_TLS_CA_FILE | PEM files, all three: mutual TLS on the peer port | plaintext |
-    /// | GC_METRICS_TLS_CERT_FILE, GC_METRICS_TLS_KEY_FILE, GC_METRICS_TLS_CLIENT_CA_FILE | PEM files: HTTPS on the metrics port | plain HTTP |
-    /// | GC_CLEANUP_TLS_CA_FILE | PEM CA for gRPC cleanup targets (TLS to every gRPC target) | |
-    /// | GC_AUTH_POLICY_FILE | YAML or JSON policy: caller authorization | off (insecure) |
-    /// | DATABASE_URL, GC_MAX_DB_CONNECTIONS | for postgres (not available yet) | |
-    /// | GC_LOG_LEVEL, then LOG_LEVEL, then RUST_LOG | trace…critical, or RUST_LOG syntax | info |
+    /// ``SettingKey/all`` lists every variable with its type, default and
+    /// meaning; the README's table is generated from it.
     ///
     /// - Throws: ``Error`` for the first variable with an unusable value.
     public init(environment env: [String: String]) throws(Error) {
@@ -203,6 +177,7 @@ public struct SidecarConfig: Hashable, Sendable {
         security = try r.security()
         _ = try r.count("GC_MAX_DB_CONNECTIONS", default: 10, range: 1...1000)
         logLevel = try LogLevelParser.level(from: env)
+        logFormat = try r.logFormat()
 
         if limits.minDurationSeconds > limits.maxDurationSeconds {
             throw Error(variable: "GC_MIN_LEASE_DURATION", message: "\(limits.minDurationSeconds) is greater than GC_MAX_LEASE_DURATION (\(limits.maxDurationSeconds))")
@@ -283,6 +258,14 @@ struct EnvironmentReader {
         default:
             throw .init(variable: "GC_STORAGE_BACKEND", message: "'\(v.prefix(40))' is unknown: allowed values are 'sqlite' and 'memory'")
         }
+    }
+
+    func logFormat() throws(SidecarConfig.Error) -> LogFormat {
+        guard let v = raw("GC_LOG_FORMAT") else { return .text }
+        guard let format = LogFormat(rawValue: v.lowercased()) else {
+            throw .init(variable: "GC_LOG_FORMAT", message: "'\(v.prefix(40))' is unknown: allowed values are 'text' and 'json'")
+        }
+        return format
     }
 
     func clusterState() throws(SidecarConfig.Error) -> Bool {

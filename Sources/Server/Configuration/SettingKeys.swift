@@ -1,0 +1,176 @@
+import LeaseFSM
+import Logging
+
+/// Every setting of `gc-sidecar`, in the order `--help`, the README and the
+/// env example list them. Adding a setting: add it here, read it in
+/// ``SidecarConfig/init(environment:)``, then run
+/// `scripts/generate-config-docs.sh`.
+extension SettingKey {
+    public static let all: [SettingKey] = node + cluster + storage + leases + cleanup + security + logging
+
+    private static let node: [SettingKey] = [
+        .init("GC_NODE_ID", "name", default: .value("n1"), group: .node,
+              "node name in logs, `HealthCheck` and `GC_PEERS`; its Raft id is a hash of it, so never rename a node that has data",
+              effective: { $0.nodeID }),
+        .init("GC_SERVER_HOST", "host", default: .value("0.0.0.0"), group: .node,
+              "gRPC listen host (the client API)", effective: { $0.host }),
+        .init("GC_SERVER_PORT", "port", default: .value("50051"), group: .node,
+              "gRPC listen port (0 = any free port)", effective: { "\($0.port)" }),
+        .init("GC_METRICS_HOST", "host", default: .derived("`GC_SERVER_HOST`"), group: .node, example: "0.0.0.0",
+              "listen host of Prometheus `/metrics`, `/healthz` (live) and `/readyz` (ready)", effective: { $0.metricsHost }),
+        .init("GC_METRICS_PORT", "port", default: .value("9090"), group: .node,
+              "port of `/metrics`, `/healthz` and `/readyz` (0 = any free port)", effective: { "\($0.metricsPort)" }),
+    ]
+
+    private static let cluster: [SettingKey] = [
+        .init("GC_PEERS", "name=host:port,...", default: .none("single node"), group: .cluster,
+              example: "n1=10.0.0.11:50052,n2=10.0.0.12:50052,n3=10.0.0.13:50052",
+              "every voter, this node included: `n1=10.0.0.1:50052,n2=10.0.0.2:50052,n3=10.0.0.3:50052` (name = each node's `GC_NODE_ID`, address = its peer port; host names are resolved on each connect)",
+              effective: { $0.peers.isEmpty ? "none" : $0.peers.map(\.description).joined(separator: ",") }),
+        .init("GC_RAFT_HOST", "host", default: .derived("`GC_SERVER_HOST`"), group: .cluster, example: "10.0.0.11",
+              "listen host of the peer port (Raft messages, forwarded writes, status); keep it on a private network",
+              effective: { $0.raftHost }),
+        .init("GC_RAFT_PORT", "port", default: .derived("this node's port in `GC_PEERS`, else `50052`"), group: .cluster,
+              "the peer port (0 = any free port). A `GC_RAFT_PORT` that differs from this node's `GC_PEERS` entry is refused",
+              effective: { "\($0.raftPort)" }),
+        .init("GC_RAFT_HEARTBEAT_INTERVAL_MS", "milliseconds", default: .value("50"), group: .cluster,
+              "leader heartbeat and Raft tick (10 to 10000)", effective: { "\($0.heartbeatIntervalMilliseconds)" }),
+        .init("GC_RAFT_ELECTION_TIMEOUT_MS", "milliseconds", default: .value("500"), group: .cluster,
+              "minimum election timeout (each node draws from [t, 2t)); at least 2 heartbeats, 10 is usual. Raise both on slow networks",
+              effective: { "\($0.electionTimeoutMilliseconds)" }),
+        .init("GC_REQUEST_TIMEOUT_MS", "milliseconds", default: .value("5000"), group: .cluster,
+              "how long a write or linearizable read waits for a leader (elections, forwarding) before `UNAVAILABLE` with a leader hint",
+              effective: { "\($0.requestTimeoutMilliseconds)" }),
+        .init("GC_CLUSTER_STATE", "new|existing", default: .value("new"), group: .cluster,
+              "`new`: bootstrap with `GC_PEERS` as the voters; `existing`: join a running cluster (then `gcctl cluster add <name> <host:port>` on it)",
+              effective: { $0.joinsExistingCluster ? "existing" : "new" }),
+    ]
+
+    private static let storage: [SettingKey] = [
+        .init("GC_STORAGE_BACKEND", "sqlite|memory", default: .value("sqlite"), group: .storage,
+              "`sqlite`: the Raft log, hard state and snapshots in `GC_DATA_DIR/raft.sqlite` (WAL, `synchronous=FULL`); `memory`: development and tests only, a restart forgets everything. `postgres` is refused with a clear error until it exists",
+              effective: { $0.storageBackend.rawValue }),
+        .init("GC_DATA_DIR", "directory", default: .derived("`./gc-data/<GC_NODE_ID>`"), group: .storage,
+              example: "/var/lib/gc-sidecar",
+              "where this node's SQLite database lives (created if missing)", effective: { $0.dataDirectory }),
+        .init("GC_SNAPSHOT_THRESHOLD", "count", default: .value("10000"), group: .storage,
+              "applied log entries between snapshots of the lease state; the log before a snapshot is compacted away",
+              effective: { "\($0.snapshotThreshold)" }),
+        .init("DATABASE_URL", "url", default: .none(nil), group: .storage, secret: true,
+              "for a future `postgres` backend (not available yet); its password is never logged"),
+        .init("GC_MAX_DB_CONNECTIONS", "count", default: .value("10"), group: .storage,
+              "for a future `postgres` backend (not available yet); 1 to 1000"),
+    ]
+
+    private static let leases: [SettingKey] = [
+        .init("GC_DEFAULT_LEASE_DURATION", "seconds", default: .value("300"), group: .leases,
+              "lease duration when a create asks for 0", effective: { "\($0.limits.defaultDurationSeconds)" }),
+        .init("GC_MIN_LEASE_DURATION", "seconds", default: .value("30"), group: .leases,
+              "shortest lease duration allowed", effective: { "\($0.limits.minDurationSeconds)" }),
+        .init("GC_MAX_LEASE_DURATION", "seconds", default: .value("3600"), group: .leases,
+              "longest lease duration allowed", effective: { "\($0.limits.maxDurationSeconds)" }),
+        .init("GC_MAX_LEASES_PER_SERVICE", "count", default: .value("10000"), group: .leases,
+              "active leases per `service_id`", effective: { "\($0.limits.maxLeasesPerService)" }),
+        .init("GC_MAX_LEASES", "count", default: .value("1000000"), group: .leases,
+              "active leases of all services together", effective: { "\($0.limits.maxLeases)" }),
+        .init("GC_ENDED_LEASE_RETENTION", "seconds", default: .value("3600"), group: .leases,
+              "how long ended leases stay listable", effective: { "\($0.limits.endedRetentionSeconds)" }),
+        .init("GC_MAX_WATCHERS", "count", default: .value("1000"), group: .leases,
+              "`WatchLeases` streams one node serves at once", effective: { "\($0.maxWatchers)" }),
+        .init("GC_EVENT_HISTORY_BYTES", "bytes", default: .value("8388608"), group: .leases,
+              "bytes of lease events a node keeps so that `WatchLeases` can resume (also at most 100,000 events); a resume from before the oldest is refused with the oldest index still kept",
+              effective: { "\($0.eventHistoryBytes)" }),
+    ]
+
+    private static let cleanup: [SettingKey] = [
+        .init("GC_CLEANUP_INTERVAL", "seconds", default: .value("60"), group: .cleanup,
+              "time between reaper passes", effective: { "\($0.cleanupIntervalSeconds)" }),
+        .init("GC_CLEANUP_GRACE_PERIOD", "seconds", default: .value("30"), group: .cleanup,
+              "time after `expires_at` before a lease is reaped (0 allowed)", effective: { "\($0.limits.cleanupGraceSeconds)" }),
+        .init("GC_CLEANUP_TIMEOUT", "seconds", default: .value("30"), group: .cleanup,
+              "time allowed for one cleanup request", effective: { "\($0.cleanupTimeoutSeconds)" }),
+        .init("GC_CLEANUP_MAX_RETRIES", "count", default: .value("3"), group: .cleanup,
+              "default `max_retries` of a lease (0 to 100)", effective: { "\($0.limits.defaultMaxRetries)" }),
+        .init("GC_CLEANUP_RETRY_DELAY", "seconds", default: .value("5"), group: .cleanup,
+              "default `retry_delay_seconds` of a lease", effective: { "\($0.limits.defaultRetryDelaySeconds)" }),
+        .init("GC_CLEANUP_MAX_CONCURRENCY", "count", default: .value("256"), group: .cleanup,
+              "cleanup requests in flight at once, all endpoints", effective: { "\($0.cleanupLimits.maxConcurrency)" }),
+        .init("GC_CLEANUP_ENDPOINT_CONCURRENCY", "count", default: .value("64"), group: .cleanup,
+              "cleanup requests in flight at once to one endpoint", effective: { "\($0.cleanupLimits.endpointConcurrency)" }),
+        .init("GC_CLEANUP_ENDPOINT_RATE", "requests/s", default: .value("1000"), group: .cleanup,
+              "cleanup requests per second to one endpoint (0 = no limit)",
+              effective: { "\(Int($0.cleanupLimits.endpointRatePerSecond))" }),
+        .init("GC_CLEANUP_BREAKER_FAILURES", "count", default: .value("5"), group: .cleanup,
+              "consecutive failed attempts that open an endpoint's circuit breaker (0 = no breaker)",
+              effective: { "\($0.cleanupLimits.breakerFailures)" }),
+        .init("GC_CLEANUP_BREAKER_COOLDOWN_MS", "milliseconds", default: .value("10000"), group: .cleanup,
+              "how long an open breaker holds its endpoint's cleanups before one probe",
+              effective: { "\($0.cleanupLimits.breakerCooldownMilliseconds)" }),
+        .init("GC_CLEANUP_ALLOW", "patterns,networks", default: .none("everything but the always-denied addresses"), group: .cleanup,
+              example: "*.internal,10.0.0.0/8,localhost",
+              "cleanup egress allowlist: comma-separated host patterns (`files.internal`, `*.svc.cluster.local`) and networks (`10.0.0.0/8`, `fd00::/8`, `127.0.0.1/32`); unset = everything but the always-denied metadata, link-local, multicast and `0.0.0.0/8` addresses (see \"Cleanup egress\")",
+              effective: { config in
+                  let entries = config.cleanupEgress.hostPatterns.map(\.description) + config.cleanupEgress.networks.map(\.description)
+                  return entries.isEmpty ? "none" : entries.joined(separator: ",")
+              }),
+        .init("GC_REAP_BATCH_SIZE", "count", default: .value("500"), group: .cleanup,
+              "leases per expire decision", effective: { "\($0.reapBatchSize)" }),
+        .init("GC_REAP_BATCH_PAUSE_MS", "milliseconds", default: .value("20"), group: .cleanup,
+              "pause between expire decisions of one reaper pass", effective: { "\($0.reapBatchPauseMilliseconds)" }),
+    ]
+
+    private static let security: [SettingKey] = [
+        .init("GC_TLS_CERT_FILE", "PEM file", default: .none("plaintext"), group: .security,
+              example: "/etc/gc-sidecar/tls/node.pem",
+              "certificate chain: TLS on the client port (with `GC_TLS_KEY_FILE`)",
+              effective: { $0.security.clientTLS?.certificateFile ?? "none" }),
+        .init("GC_TLS_KEY_FILE", "PEM file", default: .none("plaintext"), group: .security,
+              example: "/etc/gc-sidecar/tls/node.key",
+              "private key of `GC_TLS_CERT_FILE`", effective: { $0.security.clientTLS?.keyFile ?? "none" }),
+        .init("GC_TLS_CLIENT_CA_FILE", "PEM file", default: .none("not required"), group: .security,
+              example: "/etc/gc-sidecar/tls/ca.pem",
+              "CA bundle: client certificates from it are required (mTLS)",
+              effective: { $0.security.clientTLS?.caFile ?? "none" }),
+        .init("GC_PEER_TLS_CERT_FILE", "PEM file", default: .none("plaintext"), group: .security,
+              example: "/etc/gc-sidecar/tls/node.pem",
+              "with `GC_PEER_TLS_KEY_FILE` and `GC_PEER_TLS_CA_FILE` (all three): mutual TLS on the peer port; the certificate must name this node's `GC_PEERS` name (DNS SAN or CN)",
+              effective: { $0.security.peerTLS?.certificateFile ?? "none" }),
+        .init("GC_PEER_TLS_KEY_FILE", "PEM file", default: .none("plaintext"), group: .security,
+              example: "/etc/gc-sidecar/tls/node.key",
+              "private key of `GC_PEER_TLS_CERT_FILE`", effective: { $0.security.peerTLS?.keyFile ?? "none" }),
+        .init("GC_PEER_TLS_CA_FILE", "PEM file", default: .none("plaintext"), group: .security,
+              example: "/etc/gc-sidecar/tls/ca.pem",
+              "CA bundle the peers' certificates must chain to", effective: { $0.security.peerTLS?.caFile ?? "none" }),
+        .init("GC_METRICS_TLS_CERT_FILE", "PEM file", default: .none("plain HTTP"), group: .security,
+              example: "/etc/gc-sidecar/tls/node.pem",
+              "certificate chain: HTTPS on the metrics port (with `GC_METRICS_TLS_KEY_FILE`)",
+              effective: { $0.security.metricsTLS?.certificateFile ?? "none" }),
+        .init("GC_METRICS_TLS_KEY_FILE", "PEM file", default: .none("plain HTTP"), group: .security,
+              example: "/etc/gc-sidecar/tls/node.key",
+              "private key of `GC_METRICS_TLS_CERT_FILE`", effective: { $0.security.metricsTLS?.keyFile ?? "none" }),
+        .init("GC_METRICS_TLS_CLIENT_CA_FILE", "PEM file", default: .none("not required"), group: .security,
+              example: "/etc/gc-sidecar/tls/ca.pem",
+              "CA bundle: client certificates from it are required on the metrics port",
+              effective: { $0.security.metricsTLS?.caFile ?? "none" }),
+        .init("GC_CLEANUP_TLS_CA_FILE", "PEM file", default: .none(nil), group: .security,
+              example: "/etc/gc-sidecar/tls/targets-ca.pem",
+              "CA bundle for gRPC cleanup targets; when set, every gRPC target is called over TLS (`grpcs://host:port` asks for TLS with the system's roots)",
+              effective: { $0.security.cleanupCAFile ?? "none" }),
+        .init("GC_AUTH_POLICY_FILE", "YAML/JSON file", default: .none("insecure"), group: .security,
+              example: "/etc/gc-sidecar/policy.yaml",
+              "authorization policy: who may do what on the client port (see Security)",
+              effective: { $0.security.authPolicyFile ?? "none" }),
+    ]
+
+    private static let logging: [SettingKey] = [
+        .init("GC_LOG_LEVEL", aliases: ["LOG_LEVEL", "RUST_LOG"], "level", default: .value("info"), group: .logging,
+              "`trace`, `debug`, `info`, `notice`, `warn`, `error`, `critical`; when unset, `LOG_LEVEL`, then `RUST_LOG` (whose syntax, such as `info,distributed_gc_sidecar=debug`, is understood)",
+              effective: { $0.logLevel.rawValue }),
+        .init("GC_LOG_FORMAT", "text|json", default: .value("text"), group: .logging,
+              "`text`: one readable line per event on stderr; `json`: one JSON object per line (`timestamp`, `level`, `label`, `message`, `metadata`)",
+              effective: { $0.logFormat.rawValue }),
+        .init("GC_CONFIG_FILE", flag: "config", "YAML file", default: .none(nil), group: .logging, fileKey: false,
+              example: "/etc/gc-sidecar/gc-sidecar.yaml",
+              "a YAML file of settings: keys are the flag names (`cleanup-max-concurrency: 64`); flags win over the environment, which wins over the file"),
+    ]
+}
