@@ -4,6 +4,8 @@ import GCProto
 import GRPCCore
 import LeaseFSM
 import NIOCore
+import NIOHTTP1
+import RaftSQLite
 import Synchronization
 @testable import Server
 import Testing
@@ -22,7 +24,10 @@ struct MetricsExpositionTests {
             let b = try await node.client.createLease(createRequest(object: "b"))
             _ = try await node.client.renewLease(renewRequest(a.leaseID))
             _ = try await node.client.releaseLease(releaseRequest(b.leaseID))
-            await #expect(throws: RPCError.self) { _ = try await node.client.getLease(getRequest("no-such-lease")) }
+            var bad = createRequest(object: "bad")
+            bad.objectType = .UNRECOGNIZED(99)
+            let refused = await #expect(throws: RPCError.self) { _ = try await node.client.createLease(bad) }
+            #expect(refused?.code == .invalidArgument)
 
             let text = try await scrape(node.sidecar.metrics)
 
@@ -46,8 +51,8 @@ struct MetricsExpositionTests {
 
             let service = #"grpc_service="distributed_gc.DistributedGCService""#
             #expect(try Self.value(#"gc_grpc_server_handled_total{\#(service),grpc_method="CreateLease",grpc_code="OK"}"#, text) == 2)
-            #expect(try Self.value(#"gc_grpc_server_handled_total{\#(service),grpc_method="GetLease",grpc_code="NotFound"}"#, text) == 1)
-            #expect(try Self.value(#"gc_grpc_server_handling_seconds_count{\#(service),grpc_method="CreateLease"}"#, text) == 2)
+            #expect(try Self.value(#"gc_grpc_server_handled_total{\#(service),grpc_method="CreateLease",grpc_code="InvalidArgument"}"#, text) == 1)
+            #expect(try Self.value(#"gc_grpc_server_handling_seconds_count{\#(service),grpc_method="CreateLease"}"#, text) == 3)
 
             #expect(try Self.value("gc_leases_created_total", text) == 2)
             #expect(try Self.value("gc_leases_renewed_total", text) == 1)
