@@ -93,26 +93,6 @@ public struct Sidecar: Sendable {
         return settings
     }
 
-    /// Values `/metrics` reads when scraped: the reaper's lag, and the Raft
-    /// database's size.
-    static func addScrapeHooks(_ config: SidecarConfig, metrics: SidecarMetrics, store: RaftLeaseStore, clock: any WallClock) {
-        // Weak: the hooks live in `metrics`, which the store's apply hook holds.
-        metrics.onScrape { [weak metrics, weak store] in
-            let now = clock.now()
-            guard let store, let lag = try? await store.read(.stale, { ExpiryLagMetric.lagSeconds($0, now: now) }) else { return }
-            metrics?.observeExpiryLag(seconds: lag)
-        }
-        if config.storageBackend == .sqlite {
-            let path = raftDatabasePath(config)
-            metrics.onScrape { [weak metrics] in metrics?.observeStorageFiles(databasePath: path) }
-        }
-    }
-
-    /// The Raft database file in `GC_DATA_DIR`.
-    static func raftDatabasePath(_ config: SidecarConfig) -> String {
-        (config.dataDirectory as NSString).appendingPathComponent("raft.sqlite")
-    }
-
     /// The Raft log's home: an SQLite database in `GC_DATA_DIR`, or memory.
     static func openRaftStorage(_ config: SidecarConfig, metrics: SidecarMetrics? = nil) throws -> any RaftStorage {
         switch config.storageBackend {
@@ -124,7 +104,7 @@ public struct Sidecar: Sendable {
             } catch {
                 throw StoreError(.unavailable, "GC_DATA_DIR: cannot create \(config.dataDirectory): \(error.localizedDescription)")
             }
-            let path = raftDatabasePath(config)
+            let path = (config.dataDirectory as NSString).appendingPathComponent("raft.sqlite")
             do {
                 return try SQLiteRaftStorage(path: path, observer: metrics?.storageObserver)
             } catch {
