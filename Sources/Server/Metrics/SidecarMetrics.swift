@@ -20,7 +20,7 @@ import Synchronization
 public final class SidecarMetrics: Sendable {
     public let registry: PrometheusCollectorRegistry
 
-    // Node-local lease and cleanup counters (SPEC names).
+    // Node-local lease and cleanup counters (the product's original metric names).
     private let created: Counter
     private let renewed: Counter
     private let expired: Counter
