@@ -33,15 +33,21 @@ public final class SQLiteRaftStorage: RaftStorage {
     /// With `synchronous = NORMAL` a commit may be undone by a power loss, so the file of a
     /// replaced snapshot is kept one more generation (the row it would fall back to names it).
     private var fileAwaitingRemoval: String?
+    /// Told of every write transaction's timing and of a failure.
+    private let observer: SQLiteRaftStorageObserver?
 
     /// Opens (creating if needed) the storage at `path`: WAL journal, `synchronous` from
     /// `options` (FULL by default), schema created or checked via `PRAGMA user_version`.
     ///
+    /// - Parameter observer: told how long each write transaction and its commit took, and of
+    ///   a failed write (metrics).
     /// - Throws: ``RaftStorageError/unavailable(_:)`` if the file cannot be opened or configured,
     ///   or has an unknown schema version.
-    public init(path: String, options: SQLiteRaftStorageOptions = SQLiteRaftStorageOptions()) throws(RaftStorageError) {
+    public init(path: String, options: SQLiteRaftStorageOptions = SQLiteRaftStorageOptions(),
+                observer: SQLiteRaftStorageObserver? = nil) throws(RaftStorageError) {
         self.path = path
         self.options = options
+        self.observer = observer
         let isFile = !path.isEmpty && path != ":memory:" && !path.hasPrefix("file:")
         self.files = isFile ? SnapshotFiles(databasePath: path) : nil
         let db: SQLiteConnection
@@ -243,6 +249,7 @@ public final class SQLiteRaftStorage: RaftStorage {
         operation: String,
         _ body: (StorageWriter) throws(RaftStorageError) -> Void
     ) throws(RaftStorageError) {
+        let start = ContinuousClock.now
         do {
             try db.begin(.immediate)
         } catch {
@@ -259,16 +266,22 @@ public final class SQLiteRaftStorage: RaftStorage {
             db.rollbackIfNeeded()
             throw poison(db, "\(operation): \(message)")
         }
+        let commitStart = ContinuousClock.now
         do {
             try db.commit()
         } catch {
             db.rollbackIfNeeded()
             throw poison(db, "\(operation): COMMIT failed (batch not durable): \(error)")
         }
+        if let observer {
+            let end = ContinuousClock.now
+            observer.committed(end - commitStart, end - start)
+        }
     }
 
     private func poison(_ db: SQLiteConnection, _ reason: String) -> RaftStorageError {
         state = .poisoned(db, reason: reason)
+        observer?.failed()
         return .writeFailed(reason)
     }
 }

@@ -54,7 +54,7 @@ public struct Sidecar: Sendable {
         // the grace before reaping; alone, no other leader can exist.
         let holdOff = (config.isClustered ? cluster.electionTimeout : .zero) + .seconds(Int64(config.limits.cleanupGraceSeconds))
         store = try RaftLeaseStore(
-            storage: try Self.openRaftStorage(config), limits: config.limits, clock: clock, logger: logger,
+            storage: try Self.openRaftStorage(config, metrics: metrics), limits: config.limits, clock: clock, logger: logger,
             snapshotThreshold: config.snapshotThreshold, cleanupHoldOff: holdOff,
             events: EventHub(retentionBytes: config.eventHistoryBytes, maxWatchers: config.maxWatchers), cluster: cluster,
             seed: seed ?? UInt64.random(in: .min ... .max),
@@ -65,7 +65,8 @@ public struct Sidecar: Sendable {
                                        egress: egress, leaderName: { [store] in await store.leaderName },
                                        authorizationRequired: security.authenticator != nil)
         reaper = Reaper(store: store, logger: logger, batchSize: Int(config.reapBatchSize),
-                        batchPause: .milliseconds(Int64(config.reapBatchPauseMilliseconds)))
+                        batchPause: .milliseconds(Int64(config.reapBatchPauseMilliseconds)), metrics: metrics)
+        Self.addScrapeHooks(config, metrics: metrics, store: store, clock: clock)
         dispatcher = CleanupDispatcher(
             store: store,
             transport: transport ?? RoutingCleanupTransport(
@@ -93,7 +94,7 @@ public struct Sidecar: Sendable {
     }
 
     /// The Raft log's home: an SQLite database in `GC_DATA_DIR`, or memory.
-    static func openRaftStorage(_ config: SidecarConfig) throws -> any RaftStorage {
+    static func openRaftStorage(_ config: SidecarConfig, metrics: SidecarMetrics? = nil) throws -> any RaftStorage {
         switch config.storageBackend {
         case .memory:
             return MemoryStorage()
@@ -105,7 +106,7 @@ public struct Sidecar: Sendable {
             }
             let path = (config.dataDirectory as NSString).appendingPathComponent("raft.sqlite")
             do {
-                return try SQLiteRaftStorage(path: path)
+                return try SQLiteRaftStorage(path: path, observer: metrics?.storageObserver)
             } catch {
                 throw StoreError(.unavailable, "cannot open the Raft log at \(path): \(error)")
             }
@@ -115,9 +116,10 @@ public struct Sidecar: Sendable {
     /// The gRPC server for the client API on the configured host and port,
     /// with TLS and the authorization interceptor when configured.
     public func makeGRPCServer() -> GRPCServer<HTTP2ServerTransport.Posix> {
-        let interceptors: [any ServerInterceptor] = security.authenticator.map {
+        // Metrics first, so calls the authorization refuses are counted too.
+        let interceptors: [any ServerInterceptor] = [GRPCMetricsInterceptor(metrics: metrics)] + (security.authenticator.map {
             [AuthorizationInterceptor(authenticator: $0, metrics: metrics)]
-        } ?? []
+        } ?? [])
         return GRPCServer(
             transport: .http2NIOPosix(
                 address: .ipv4(host: config.host, port: config.port),

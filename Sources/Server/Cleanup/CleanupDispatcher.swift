@@ -157,6 +157,7 @@ public final class CleanupDispatcher: Sendable {
         case .succeeded:
             if let permit { throttle.finish(permit, targetHealthy: true) }
             outcome = .succeeded
+            metrics.recordCleanupDelivery(succeeded: true)
             logger.debug("cleanup delivered", metadata: metadata(job, request.attempt))
         case .failed(let reason, let permanent):
             // A permanent failure is an answer ("this request is wrong"): the
@@ -169,6 +170,7 @@ public final class CleanupDispatcher: Sendable {
             var meta = metadata(job, request.attempt)
             meta["error"] = "\(reason)"
             let final = permanent || request.attempt > job.spec.maxRetries
+            metrics.recordCleanupDelivery(succeeded: false, final: final)
             meta["next"] = final ? "dead-letter" : "retry in \(delay) ms"
             logger.warning("cleanup attempt failed", metadata: meta)
         }

@@ -20,10 +20,14 @@ public struct Reaper: Sendable {
 
     let store: any LeaseStore
     let logger: Logger
+    let metrics: SidecarMetrics?
 
-    public init(store: any LeaseStore, logger: Logger, batchSize: Int = 500, batchPause: Duration = .milliseconds(20)) {
+    /// - Parameter metrics: counts the leases this reaper expires (`gc_leases_expired_total`).
+    public init(store: any LeaseStore, logger: Logger, batchSize: Int = 500, batchPause: Duration = .milliseconds(20),
+                metrics: SidecarMetrics? = nil) {
         self.store = store
         self.logger = logger
+        self.metrics = metrics
         self.batchSize = max(1, min(batchSize, LeaseLimits.maxExpireBatch))
         self.batchPause = batchPause
     }
@@ -52,6 +56,7 @@ public struct Reaper: Sendable {
                 let ids = Array(due[start..<min(start + batchSize, due.count)])
                 guard case .expired(let expired) = try await store.propose(.expire(.init(leaseIDs: ids))) else { break reading }
                 expiredThisRead += expired.count
+                metrics?.recordExpired(expired.count)
             }
             total += expiredThisRead
             // Done when the look found fewer than it asked for; stop too if a

@@ -23,7 +23,7 @@ public struct MetricsHTTPServer: Service {
                 onListening: @escaping @Sendable (Int) async -> Void = { _ in }) throws {
         let router = Router()
         router.get("/metrics") { _, _ -> Response in
-            let body = metrics.exposition()
+            let body = await metrics.scrape()
             return Response(
                 status: .ok,
                 headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],

@@ -64,7 +64,10 @@ extension DistributedGCService {
         }
         let metrics = self.metrics
         let accepted = renewals.submit(renewal) { outcome in
-            if case .failure(let error) = outcome, error is StoreError { metrics.recordProposeFailure() }
+            switch outcome {
+            case .success: metrics.recordKeepAliveRenewal()
+            case .failure(let error): if error is StoreError { metrics.recordProposeFailure() }
+            }
             window.push(Self.keepAliveAnswer(requestID, leaseID, outcome))
         }
         if !accepted {

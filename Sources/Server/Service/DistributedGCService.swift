@@ -365,7 +365,9 @@ public struct DistributedGCService: DistributedGc_DistributedGCService.SimpleSer
 
     func propose(_ command: LeaseCommand, origin: ClientOrigin? = nil) async throws -> CommandResult {
         do {
-            return try await store.propose(command, origin: origin)
+            let result = try await store.propose(command, origin: origin)
+            metrics.recordServed(result)
+            return result
         } catch let error as LeaseError {
             throw RPCError(error)
         } catch let error as StoreError {
