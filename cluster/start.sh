@@ -104,6 +104,8 @@ else
     bin="$bin_dir/gc-sidecar"
     gcctl="$bin_dir/gcctl"
     build="$config build"
+    source scripts/lib/build-commit.sh
+    export_build_commit
 fi
 
 # --tls, or a cluster that was started with it: every node gets its

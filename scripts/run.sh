@@ -14,12 +14,7 @@ config="${GC_BUILD:-release}"
 # rebuild shared modules on each call.
 swift build -c "$config"
 bin="$(swift build -c "$config" --show-bin-path)"
-# gc_build_info{commit} on /metrics: the work tree's commit ("-dirty" when it
-# has uncommitted changes), unless the caller set one.
-if [ -z "${GC_BUILD_COMMIT:-}" ]; then
-    GC_BUILD_COMMIT="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
-    if [ "$GC_BUILD_COMMIT" != unknown ] && ! git diff --quiet HEAD 2>/dev/null; then GC_BUILD_COMMIT+="-dirty"; fi
-    export GC_BUILD_COMMIT
-fi
+source scripts/lib/build-commit.sh
+export_build_commit
 echo "gc-sidecar: starting (gcctl is at $bin/gcctl)" >&2
 exec "$bin/gc-sidecar"

@@ -34,4 +34,6 @@ swift test --skip-build --no-parallel --filter '^ClusterTests\.' || status=$?
 # test with openssl).
 GC_TEST_CLUSTER_TLS=1 swift test --skip-build --no-parallel --filter '^ClusterTests\.ThreeNodeClusterTests' || status=$?
 swift test --skip-build --filter '^ChaosTests\.' || status=$?
+# The Prometheus alert rules (deploy/prometheus) against their unit tests.
+scripts/check-alert-rules.sh || status=$?
 exit $status

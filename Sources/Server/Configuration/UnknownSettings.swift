@@ -2,9 +2,10 @@
 /// variable, an unknown config-file key) and the setting meant.
 public enum UnknownSettings {
     /// `GC_*` variables that are not settings of the node but belong to the
-    /// repository's scripts and tests; they are not warned about.
+    /// repository's scripts, tests and packaging (`GC_BUILD_COMMIT`, which
+    /// `gc_build_info` reports); they are not warned about.
     static let toolingVariables: Set<String> = [
-        "GC_BUILD", "GC_BIN_DIR", "GC_CLUSTER_DIR", "GC_KEEP_CLUSTER_DIR", "GC_SIDECAR_BIN", "GC_SIDECAR_BINARY",
+        "GC_BUILD", "GC_BUILD_COMMIT", "GC_BIN_DIR", "GC_CLUSTER_DIR", "GC_KEEP_CLUSTER_DIR", "GC_SIDECAR_BIN", "GC_SIDECAR_BINARY",
         "GC_PROTO", "GC_BENCH_CONCURRENCY", "GC_CLUSTER_START_TIMEOUT", "GC_CLUSTER_STOP_TIMEOUT",
     ]
     static let toolingPrefixes = ["GC_TEST_", "GC_MEASURE_"]
