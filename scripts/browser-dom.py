@@ -17,7 +17,7 @@ import argparse, base64, fcntl, json, os, shutil, subprocess, sys, tempfile, tim
 
 
 class Browser:
-    def __init__(self, size):
+    def __init__(self, size, insecure=False):
         exe = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
         if not exe:
             print("chromium is missing: apt-get install -y chromium", file=sys.stderr)
@@ -33,6 +33,8 @@ class Browser:
             os.dup2(w, 4)
         args = [exe, "--headless", "--disable-gpu", "--remote-debugging-pipe", "--hide-scrollbars",
                 f"--window-size={size}", "--no-first-run", "--user-data-dir=" + self.profile]
+        if insecure:
+            args.append("--ignore-certificate-errors")
         if os.geteuid() == 0:
             args.append("--no-sandbox")
         self.proc = subprocess.Popen(args + ["about:blank"], preexec_fn=child_fds, pass_fds=(3, 4, to_chrome_r, from_chrome_w),
@@ -110,8 +112,9 @@ def main():
     parser.add_argument("--window-size", default="1280,1100")
     parser.add_argument("--after-file", help="once --until holds, touch this file, then wait for --then-wait-for")
     parser.add_argument("--then-wait-for")
+    parser.add_argument("--ignore-certificate-errors", action="store_true", help="for a test cluster's own CA")
     args = parser.parse_args()
-    browser = Browser(args.window_size)
+    browser = Browser(args.window_size, args.ignore_certificate_errors)
     try:
         deadline = time.time() + args.timeout
         browser.open(args.url)

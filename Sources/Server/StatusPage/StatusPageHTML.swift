@@ -7,7 +7,7 @@
 /// tr[data-node][data-role][data-reachable]`, `#lease-total[data-count]`,
 /// `#leases-by-service tr[data-service][data-count]`, `#leases-by-type
 /// tr[data-type][data-count]`, `#dead-letters tr[data-lease-id]`,
-/// `#dead-letter-total[data-count]`, `#activity tr[data-kind]`,
+/// `#dead-letter-total[data-count]`, `#activity tr[data-kind][data-lease-id][data-object-id]`,
 /// `#status-error` (shown when this node does not answer).
 enum StatusPageHTML {
     static let page = #"""
@@ -249,7 +249,7 @@ function tail() {
     const body = $("activity");
     if (body.querySelector(".empty")) body.replaceChildren();
     body.prepend(row([time(e.at), e.kind, e.leaseId, e.serviceId, `${e.objectType}/${e.objectId}`, { text: e.index, cls: "num" }, { text: detail(e), cls: "wrap" }],
-      { "data-kind": e.kind, "data-lease-id": e.leaseId }));
+      { "data-kind": e.kind, "data-lease-id": e.leaseId, "data-object-id": e.objectId }));
     while (body.children.length > 200) body.lastChild.remove();
   };
 }
