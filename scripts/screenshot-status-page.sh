@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Starts a live 3-node cluster on loopback, gives it some leases, a failing
 # cleanup (a dead letter) and a few expiries, and saves a headless-Chromium
-# screenshot of node n2's status page (a follower's, as it usually is) to
+# screenshot of node n2's status page (any node's shows the whole cluster) to
 # docs/status-page.png.
 #
 #   scripts/screenshot-status-page.sh              # binaries from .build/debug
 #   GC_TEST_BIN_DIR=.build/release scripts/screenshot-status-page.sh [OUT.png]
 #
-# Needs chromium (Debian: apt-get install -y chromium) and curl.
+# Needs chromium (Debian: apt-get install -y chromium), python3 and curl.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin="${GC_TEST_BIN_DIR:-.build/debug}"
@@ -16,7 +16,6 @@ case "$out" in /*) ;; *) out="$PWD/$out" ;; esac
 for tool in "$bin/gc-sidecar" "$bin/gcctl"; do
   [ -x "$tool" ] || { echo "missing $tool: swift build --product gc-sidecar && swift build --product gcctl" >&2; exit 1; }
 done
-command -v chromium >/dev/null || { echo "chromium is missing: apt-get install -y chromium" >&2; exit 1; }
 dir="$(mktemp -d /tmp/gc-status-shot.XXXXXX)"
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$dir"; }
@@ -45,7 +44,8 @@ for _ in $(seq 150); do
   sleep 0.2
 done
 sleep 6   # a few rate samples for the charts
-chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1280,1100 \
-  --virtual-time-budget=4000 --screenshot="$out" "$page" 2> "$dir/chromium.log" || { cat "$dir/chromium.log" >&2; exit 1; }
-[ -s "$out" ] || { echo "chromium wrote no screenshot" >&2; cat "$dir/chromium.log" >&2; exit 1; }
+# The page stays open while the live tail fills (see scripts/browser-dom.py).
+python3 scripts/browser-dom.py "$page" --timeout 60 --screenshot "$out" \
+  --until "document.body.dataset.loaded === 'true' && document.querySelector('#dead-letters tr[data-lease-id]') && document.querySelectorAll('#activity tr[data-kind]').length > 5" \
+  > /dev/null
 echo "wrote $out"
