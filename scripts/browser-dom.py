@@ -3,7 +3,7 @@
 JavaScript condition holds: the browser check of the status page.
 
     browser-dom.py URL [--until JS] [--timeout S] [--screenshot OUT.png]
-                       [--then-wait-for JS2 --after-file F]
+                       [--click SELECTOR] [--then-wait-for JS2 [--after-file F]]
 
 It drives Chromium over the DevTools protocol on a pipe
 (--remote-debugging-pipe: fd 3 in, fd 4 out, NUL-terminated JSON), so it
@@ -112,6 +112,7 @@ def main():
     parser.add_argument("--window-size", default="1280,1100")
     parser.add_argument("--after-file", help="once --until holds, touch this file, then wait for --then-wait-for")
     parser.add_argument("--then-wait-for")
+    parser.add_argument("--click", help="once --until holds, click the first element this CSS selector matches")
     parser.add_argument("--ignore-certificate-errors", action="store_true", help="for a test cluster's own CA")
     args = parser.parse_args()
     browser = Browser(args.window_size, args.ignore_certificate_errors)
@@ -119,6 +120,11 @@ def main():
         deadline = time.time() + args.timeout
         browser.open(args.url)
         ok = wait_for(browser, args.until, deadline)
+        if ok and args.click:
+            clicked = browser.evaluate(f"(() => {{ const e = document.querySelector({json.dumps(args.click)}); if (e) e.click(); return e !== null; }})()")
+            if not clicked:
+                print(f"nothing matches {args.click}", file=sys.stderr)
+                ok = False
         if ok and args.then_wait_for:
             if args.after_file:
                 open(args.after_file, "w").close()

@@ -65,6 +65,20 @@ struct StatusPageBrowserTests {
             #expect(dom.contains(#"data-kind="created" data-lease-id=""#) && dom.contains(#"data-object-id="live-1""#),
                     "a lease created after the page loaded arrived in the live tail")
 
+            // The row's Retry button: without a policy anyone may (with one the
+            // page would ask for an operator token, which a test browser cannot type).
+            if cluster.tls == nil {
+                let retried = try Self.startBrowser(
+                    page, until: "document.querySelector('#dead-letters tr[data-lease-id=\"\(doomed.leaseID)\"] button') !== null",
+                    click: "#dead-letters tr[data-lease-id=\"\(doomed.leaseID)\"] button",
+                    thenWaitFor: "document.querySelector('#activity tr[data-kind=\"cleanup_retried\"][data-lease-id=\"\(doomed.leaseID)\"]') !== null",
+                    insecure: false, output: "\(cluster.directory)/dom-retry.html")
+                let (retryStatus, retryDOM) = try await retried.finish(timeout: .seconds(60))
+                #expect(retryStatus == 0, "browser-dom.py: \(retried.errors())")
+                #expect(retryDOM.contains("Retried 1 cleanup(s) as anonymous."), "the page reports the retry")
+                #expect(retryDOM.contains(#"data-kind="cleanup_retried" data-lease-id="\#(doomed.leaseID)""#))
+            }
+
             // A node down: still rendered, shown as unreachable, with the leader.
             cluster.nodes[other].kill9()
             let down = cluster.nodes[other].name
@@ -112,12 +126,15 @@ struct StatusPageBrowserTests {
     }
 
     /// Starts `scripts/browser-dom.py` on `url`: it prints the DOM (to
-    /// `output`) once `until` holds, or, with `afterFile`, touches that
-    /// file then and prints once `thenWaitFor` holds too.
-    static func startBrowser(_ url: String, until: String, afterFile: String? = nil, thenWaitFor: String? = nil,
+    /// `output`) once `until` holds; with `click`, it then clicks that
+    /// element; with `thenWaitFor`, it touches `afterFile` (if given) and
+    /// prints once `thenWaitFor` holds too.
+    static func startBrowser(_ url: String, until: String, click: String? = nil, afterFile: String? = nil, thenWaitFor: String? = nil,
                              insecure: Bool, output: String) throws -> Browser {
         var arguments = [script, url, "--until", until, "--timeout", "50"]
-        if let afterFile, let thenWaitFor { arguments += ["--after-file", afterFile, "--then-wait-for", thenWaitFor] }
+        if let click { arguments += ["--click", click] }
+        if let afterFile { arguments += ["--after-file", afterFile] }
+        if let thenWaitFor { arguments += ["--then-wait-for", thenWaitFor] }
         if insecure { arguments.append("--ignore-certificate-errors") }
         let errorPath = output + ".stderr"
         FileManager.default.createFile(atPath: output, contents: nil)

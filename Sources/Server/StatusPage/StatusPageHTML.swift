@@ -7,7 +7,7 @@
 /// tr[data-node][data-role][data-reachable]`, `#lease-total[data-count]`,
 /// `#leases-by-service tr[data-service][data-count]`, `#leases-by-type
 /// tr[data-type][data-count]`, `#dead-letters tr[data-lease-id]`,
-/// `#dead-letter-total[data-count]`, `#activity tr[data-kind][data-lease-id][data-object-id]`,
+/// `#dead-letter-total[data-count]`, `#retry-result` (the last retry's outcome), `#activity tr[data-kind][data-lease-id][data-object-id]`,
 /// `#status-error` (shown when this node does not answer).
 enum StatusPageHTML {
     static let page = #"""
@@ -96,6 +96,7 @@ enum StatusPageHTML {
     <h2>Dead letters <span id="dead-letter-total" data-count="">…</span>
       <button id="retry-all" type="button">Retry all</button></h2>
     <div class="muted" id="retry-note"></div>
+    <div id="retry-result"></div>
     <table>
       <thead><tr><th>Lease</th><th>Service</th><th>Object</th><th>Endpoint</th><th class="num">Attempts</th><th>Last error</th><th>Dead since</th><th></th></tr></thead>
       <tbody id="dead-letters"></tbody>
@@ -213,7 +214,9 @@ async function retry(body) {
   const r = await fetch("/ui/api/dead-letters/retry", { method: "POST", headers, body: JSON.stringify(body) });
   const answer = await r.json().catch(() => ({}));
   if (r.status === 401 || r.status === 403) sessionStorage.removeItem("gc-operator-token");
-  $("retry-note").textContent = r.ok ? `Retried ${answer.retried.length} cleanup(s) as ${answer.by}.` : `Retry refused (${r.status}): ${answer.error || r.statusText}`;
+  const result = $("retry-result");
+  result.className = r.ok ? "ok" : "bad";
+  result.textContent = r.ok ? `Retried ${answer.retried.length} cleanup(s) as ${answer.by}.` : `Retry refused (${r.status}): ${answer.error || r.statusText}`;
   refresh(false);
 }
 $("retry-all").addEventListener("click", () => { if (confirm("Retry every dead-lettered cleanup?")) retry({ all: true }); });
