@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
 import GCProto
 import Testing
 
@@ -77,6 +80,13 @@ struct StatusPageBrowserTests {
                 #expect(retryStatus == 0, "browser-dom.py: \(retried.errors())")
                 #expect(retryDOM.contains("Retried 1 cleanup(s) as anonymous."), "the page reports the retry")
                 #expect(retryDOM.contains(#"data-kind="cleanup_retried" data-lease-id="\#(doomed.leaseID)""#))
+                // What a cross-site form could send is refused before anything is read.
+                var form = URLRequest(url: try #require(URL(string: "http://127.0.0.1:\(cluster.nodes[follower].metricsPort)/ui/api/dead-letters/retry")))
+                form.httpMethod = "POST"
+                form.setValue("text/plain", forHTTPHeaderField: "Content-Type")
+                form.httpBody = Data(#"{"all": true}"#.utf8)
+                let (_, refused) = try await URLSession.shared.data(for: form)
+                #expect((refused as? HTTPURLResponse)?.statusCode == 415)
             }
 
             // A node down: still rendered, shown as unreachable, with the leader.

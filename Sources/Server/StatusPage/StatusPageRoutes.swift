@@ -41,13 +41,17 @@ extension StatusPage {
             Self.json(await self.snapshot())
         }
         router.get("/ui/api/events") { request, _ -> Response in
-            let after = request.headers[HTTPField.Name("Last-Event-ID")!].flatMap(Self.cursor(afterEventID:))
+            let after = Self.lastEventID.flatMap { request.headers[$0] }.flatMap(Self.cursor(afterEventID:))
             return await self.eventStream(after: after)
         }
         router.post("/ui/api/dead-letters/retry") { request, context -> Response in
             try await self.retry(request, context)
         }
     }
+
+    /// The header a reconnecting `EventSource` names its last event in
+    /// (a valid token, so never nil).
+    static let lastEventID = HTTPField.Name("Last-Event-ID")
 
     static let pageHeaders: HTTPFields = [
         .contentType: "text/html; charset=utf-8",
