@@ -3,6 +3,7 @@ import Foundation
 import FoundationNetworking
 #endif
 import GCProto
+import TestPKI
 import Testing
 
 /// The status page at `/ui`, loaded by a real headless Chromium against
@@ -100,6 +101,49 @@ struct StatusPageBrowserTests {
             #expect(degradedDOM.contains(#"data-node="\#(down)" data-role="unreachable" data-reachable="false""#))
             #expect(degradedDOM.contains(#"id="leader" data-leader="\#(leaderName)""#), "two of three still have the leader")
             #expect(degradedDOM.contains(#"<tr data-service="ui-orders" data-count="3">"#))
+        }
+    }
+
+    @Test("with a policy and client certificates on the metrics port, only an operator's certificate may retry a dead letter")
+    func retryOnTheMetricsPortNeedsAnOperator() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("gc-ui-pki-\(UUID().uuidString.prefix(8))").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let pki = try TestPKI(directory: directory)
+        let tls = ClusterTLS(pki: pki, policy: "identities:\n  ops: { roles: [operator] }\n  svc-a: { services: [svc-a] }\n")
+        let environment = ["GC_METRICS_TLS_CLIENT_CA_FILE": pki.caFile, "GC_CLEANUP_MAX_RETRIES": "1", "GC_CLEANUP_RETRY_DELAY": "1"]
+        try await withProcessCluster(environment: environment, tls: tls) { cluster in
+            let leader = try await cluster.waitForLeader()
+            let follower = (leader + 1) % 3
+            let doomed = try await cluster.create(via: leader, object: "report-8", duration: 1,
+                                                  cleanupURL: "http://127.0.0.1:9/cleanup", service: "svc-a")
+            _ = try await cluster.eventually("the cleanup of \(doomed.leaseID) is dead-lettered", timeout: .seconds(30)) {
+                try await cluster.get(via: leader, doomed.leaseID).lease.cleanupState == .cleanupDeadLettered ? true : nil
+            }
+            let base = "https://127.0.0.1:\(cluster.nodes[follower].metricsPort)/ui/api"
+            /// curl with `identity`'s certificate (nil: none); the HTTP status and body.
+            func call(_ identity: String?, _ arguments: [String]) throws -> (status: String, body: String) {
+                var curl = ["curl", "-sS", "--max-time", "10", "--cacert", pki.caFile, "-w", "\n%{http_code}"]
+                if let identity {
+                    let cert = try pki.client(identity)
+                    curl += ["--cert", cert.certificateFile, "--key", cert.keyFile]
+                }
+                let (_, output) = try SecurityTests.run("/usr/bin/env", curl + arguments)
+                let lines = output.split(separator: "\n", omittingEmptySubsequences: false)
+                return (String(lines.last ?? ""), lines.dropLast().joined(separator: "\n"))
+            }
+            let retry = ["-H", "Content-Type: application/json", "-d", #"{"leaseIds": ["\#(doomed.leaseID)"]}"#, "\(base)/dead-letters/retry"]
+
+            let status = try call("svc-a", ["\(base)/status"])
+            #expect(status.status == "200")
+            #expect(status.body.contains(#""retryRequires":"operator token or client certificate""#), "\(status.body)")
+            let reader = try call("svc-a", retry)
+            #expect(reader.status == "403", "a non-operator's certificate is refused: \(reader)")
+            #expect(reader.body.contains("not an operator"))
+            let anonymous = try call(nil, retry)
+            #expect(anonymous.status != "200", "without a certificate the metrics port does not even accept the connection: \(anonymous)")
+            let ops = try call("ops", retry)
+            #expect(ops.status == "200", "\(ops)")
+            #expect(ops.body.contains(doomed.leaseID) && ops.body.contains(#""by":"ops""#), "\(ops.body)")
         }
     }
 
