@@ -124,7 +124,9 @@ extension StatusPage {
         }
         return Response(status: .ok, headers: headers, body: .init { writer in
             // Events and keep-alive pings merged into one stream of chunks,
-            // so a closed browser is noticed even when nothing happens.
+            // so a closed browser is noticed even when nothing happens. A
+            // browser that falls 1,000 chunks behind loses the oldest: this
+            // is a display tail (WatchLeases is the lossless one).
             let (chunks, sink) = AsyncStream<String>.makeStream(bufferingPolicy: .bufferingNewest(1_000))
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]
