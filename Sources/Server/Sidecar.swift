@@ -172,15 +172,17 @@ public struct Sidecar: Sendable {
         let config = self.config
         security.warnAboutGaps(logger: logger, clustered: config.isClustered)
         let health = NodeHealth(store: store)
+        let statusPage = StatusPage(store: store, admin: admin, dispatcher: dispatcher, security: security, logger: logger)
         // Shutdown runs in reverse: leadership handoff, client API, cleanup,
         // Raft, metrics.
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(service: try MetricsHTTPServer(host: config.metricsHost, port: config.metricsPort, metrics: metrics, logger: logger,
                                               tls: security.metricsCertificate, clientCA: config.security.metricsTLS?.caFile,
-                                              health: health) { port in
+                                              health: health, statusPage: statusPage) { port in
                 let scheme = config.security.metricsTLS == nil ? "http" : "https"
                 logger.info("metrics listening", metadata: ["address": "\(scheme)://\(config.metricsHost):\(port)/metrics"])
             }),
+            .init(service: StatusPageSampler(page: statusPage)),
             .init(service: SecurityReloadService(security: security, metrics: metrics, logger: logger)),
             .init(service: PeerServerService(server: peerServer)),
             .init(service: ListeningAnnouncer(server: peerServer, host: config.raftHost, what: "peer port", logger: logger)),

@@ -16,12 +16,14 @@ public struct MetricsHTTPServer: Service {
     /// - Parameters:
     ///   - tls: the certificate to serve HTTPS with (reloaded on SIGHUP).
     ///   - health: answers `/healthz` and `/readyz` (without it, both say ok).
+    ///   - statusPage: serves the live status page at `/ui` (without it, none).
     ///   - onListening: called with the bound port once listening.
     /// - Throws: when the TLS configuration cannot be built.
     public init(host: String, port: Int, metrics: SidecarMetrics, logger: Logger,
                 tls: ReloadableCertificate? = nil, clientCA: String? = nil, health: NodeHealth? = nil,
+                statusPage: StatusPage? = nil,
                 onListening: @escaping @Sendable (Int) async -> Void = { _ in }) throws {
-        let router = Router()
+        let router = Router(context: MetricsRequestContext.self)
         router.get("/metrics") { _, _ -> Response in
             let body = await metrics.scrape()
             return Response(
@@ -35,6 +37,7 @@ public struct MetricsHTTPServer: Service {
         router.get("/readyz") { _, _ -> Response in
             Self.answer(await health?.readiness() ?? .init(ok: true, reason: "ok"))
         }
+        statusPage?.register(on: router)  // GET /ui and /ui/api/… (Sources/Server/StatusPage)
         var metricsLogger = logger
         metricsLogger[metadataKey: "component"] = "metrics-http"
         let configuration = ApplicationConfiguration(address: .hostname(host, port: port), serverName: "gc-sidecar")
