@@ -167,6 +167,8 @@ let package = Package(
                 "Raft",
                 // ClientSecurity: TLS, client certificates, bearer tokens.
                 "GCClient",
+                // SidecarVersion, for `gcctl --version`.
+                "Server",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
