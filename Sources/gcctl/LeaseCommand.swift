@@ -32,6 +32,7 @@ struct LeaseCommand: AsyncParsableCommand {
             request.objectID = objectID
             request.objectType = objectType.wire
             request.serviceID = serviceID
+            request.origin = WriteOrigin.once
             request.leaseDurationSeconds = duration
             request.metadata = try parseMetadata(metadata)
             if cleanupHTTP != nil || cleanupGRPC != nil || cleanupPayload != nil || maxRetries != 0 || retryDelay != 0 {
@@ -126,6 +127,7 @@ struct LeaseCommand: AsyncParsableCommand {
             var request = DistributedGc_RenewLeasesRequest()
             request.leaseIds = leaseIDs
             request.serviceID = serviceID
+            request.origin = WriteOrigin.once
             request.extendDurationSeconds = extend
             let options = connection.callOptions
             let response = try await NodeConnection.with(connection) { [request] client in try await client.renewLeases(request, options: options) }
@@ -150,6 +152,7 @@ struct LeaseCommand: AsyncParsableCommand {
             var request = DistributedGc_ReleaseLeaseRequest()
             request.leaseID = leaseID
             request.serviceID = serviceID
+            request.origin = WriteOrigin.once
             let options = connection.callOptions
             let response = try await NodeConnection.with(connection) { [request] client in try await client.releaseLease(request, options: options) }
             try Printer(format: connection.output).print(response) { [["LEASE", "RESULT"], [leaseID, "released"]] }
@@ -226,4 +229,17 @@ func leaseDetail(_ lease: DistributedGc_LeaseInfo) -> [[String]] {
     }
     for key in lease.metadata.keys.sorted() { rows.append(["metadata \(key)", lease.metadata[key] ?? ""]) }
     return rows
+}
+
+/// The origin of a command's one write (`RequestOrigin`): when an endpoint
+/// answers UNAVAILABLE after all (a forwarded write whose answer was lost)
+/// and the write goes to the next endpoint, the cluster applies it once.
+enum WriteOrigin {
+    static let once: DistributedGc_RequestOrigin = {
+        var origin = DistributedGc_RequestOrigin()
+        origin.clientID = "gcctl/" + String(UInt64.random(in: .min ... .max), radix: 16) + String(UInt64.random(in: .min ... .max), radix: 16)
+        origin.sequence = 1
+        origin.firstUnacknowledged = 1
+        return origin
+    }()
 }
