@@ -53,7 +53,7 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "Seconds before one RPC counts as DEADLINE_EXCEEDED.")
     var timeout: Int = 10
 
-    @Option(name: [.customShort("w"), .customLong("write-out"), .customLong("output")], help: "Output format: table or json.")
+    @Option(name: [.customShort("w"), .customLong("write-out"), .customShort("o"), .customLong("output")], help: "Output format: table or json.")
     var output: OutputFormat = .table
 
     @OptionGroup var tls: TLSOptions

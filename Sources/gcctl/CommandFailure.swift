@@ -49,6 +49,9 @@ struct CommandFailure: Error, CustomStringConvertible {
         if text.contains("refused") {
             return "\(endpoint): connection refused (is the node running?)"
         }
+        if text.contains("wrong_version_number") {
+            return "\(endpoint): TLS handshake failed: the port speaks plaintext (drop --tls/--cacert/--cert/--token)"
+        }
         if text.contains("ssl") || text.contains("tls") || text.contains("certificate") || text.contains("handshake") {
             return "\(endpoint): TLS failure: \(Self.firstLine(error)) (check --cacert/--cert/--key, or drop TLS for a plaintext port)"
         }

@@ -17,7 +17,7 @@ struct GCCtl: AsyncParsableCommand {
             to the next one, as etcdctl does.
 
             OUTPUT
-              -w/--write-out table|json (alias --output). Results go to stdout; errors and progress \
+              -w/--write-out table|json (aliases -o/--output). Results go to stdout; errors and progress \
             (on a terminal, or with --progress) go to stderr, never into JSON output.
 
             EXIT STATUS
@@ -68,7 +68,7 @@ struct ConnectionOptions: ParsableArguments {
 
     @OptionGroup var tls: TLSOptions
 
-    @Option(name: [.customShort("w"), .customLong("write-out"), .customLong("output")], help: "Output format: table or json.")
+    @Option(name: [.customShort("w"), .customLong("write-out"), .customShort("o"), .customLong("output")], help: "Output format: table or json.")
     var output: OutputFormat = .table
 
     @Option(name: .long, help: "Seconds to wait for a node to answer.")

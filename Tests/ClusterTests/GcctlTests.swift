@@ -22,7 +22,8 @@ struct GcctlTests {
             #expect(help.stdout.contains(text), "--help mentions \(text)")
         }
         let leaseHelp = try await Gcctl.run(["lease", "get", "--help"])
-        #expect(leaseHelp.stdout.contains("-w, --write-out"), "\(leaseHelp.stdout)")
+        let writeOut = leaseHelp.stdout.split(separator: "\n").first { $0.contains("--write-out") && !$0.contains("USAGE") } ?? ""
+        for name in ["-w,", "-o,", "--output"] { #expect(writeOut.contains(name), "\(name) in \(writeOut)") }
 
         for shell in ["bash", "zsh", "fish"] {
             let script = try await Gcctl.run(["--generate-completion-script", shell])
@@ -172,7 +173,7 @@ struct GcctlTests {
             let status = try await Gcctl.run(["cluster", "status"] + node)
             #expect(status.status == 0, "\(status)")
             #expect(status.stdout.contains("cluster healthy") && status.stdout.contains("leader"), "\(status.stdout)")
-            let statusJSON = try await Gcctl.run(["cluster", "status", "-w", "json"] + node)
+            let statusJSON = try await Gcctl.run(["cluster", "status", "-o", "json"] + node)
             #expect((try statusJSON.json()["nodes"] as? [Any])?.count == 3, "\(statusJSON.stdout)")
 
             let target = cluster.nodes[(leader + 1) % 3].name
