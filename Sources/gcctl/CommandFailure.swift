@@ -27,13 +27,13 @@ struct CommandFailure: Error, CustomStringConvertible {
     init(_ error: RPCError, endpoint: String, timeout: Int) {
         switch error.code {
         case .notFound:
-            self.init("not found: \(error.message)")
+            self.init("NOT_FOUND: \(error.message)")
         case .permissionDenied:
-            self.init("permission denied by \(endpoint): \(error.message)")
+            self.init("PERMISSION_DENIED by \(endpoint): \(error.message)")
         case .unauthenticated:
-            self.init("not authenticated by \(endpoint): \(error.message) (pass --cert/--key or --token)")
+            self.init("UNAUTHENTICATED by \(endpoint): \(error.message) (pass --cert/--key or --token)")
         case .deadlineExceeded:
-            self.init("timed out after \(timeout)s waiting for \(endpoint) (raise --timeout, or check the node)",
+            self.init("DEADLINE_EXCEEDED: timed out after \(timeout)s waiting for \(endpoint) (raise --timeout, or check the node)",
                       exitStatus: Self.unreachableStatus)
         case .unavailable:
             self.init(Self.unreachable(error, endpoint: endpoint), exitStatus: Self.unreachableStatus)

@@ -139,7 +139,7 @@ struct GcctlTests {
             #expect(force.stdout.contains("released"), "\(force.stdout)")
             let forceMissing = try await Gcctl.run(["lease", "force-release", "no-such-lease", "--reason", "x"], environment: env)
             #expect(forceMissing.status == 1, "\(forceMissing)")
-            #expect(forceMissing.stderrLines.count == 1 && forceMissing.stderr.contains("not found"), "\(forceMissing.stderr)")
+            #expect(forceMissing.stderrLines.count == 1 && forceMissing.stderr.contains("NOT_FOUND"), "\(forceMissing.stderr)")
 
             // The watched node goes down: the watch resumes on the next
             // endpoint after the last event it printed, losing and repeating none.
@@ -254,6 +254,14 @@ struct GcctlTests {
                 let result = try await Gcctl.run(usage + via)
                 #expect(result.status == 64, "\(usage): \(result)")
             }
+
+            // A frozen node accepts the connection and never answers: a timeout, exit 2.
+            let frozen = cluster.nodes[(newLeader + 1) % 3]
+            frozen.pause()
+            let timedOut = try await Gcctl.run(["health", "--timeout", "1", "--endpoint", frozen.endpoint])
+            frozen.resume()
+            #expect(timedOut.status == 2, "\(timedOut)")
+            #expect(timedOut.stderrLines.count == 1 && timedOut.stderr.contains("timed out after 1s"), "\(timedOut.stderr)")
 
             // bench and load: a smoke run each.
             let bench = try await Gcctl.run(["bench", "create", "--duration", "0.3", "--warmup", "0", "--concurrency", "2",
