@@ -171,6 +171,8 @@ let package = Package(
                 "GCClient",
                 // `gcctl snapshot save`: the snapshot file format and its checksum.
                 "RaftSQLite",
+                // SidecarVersion, for `gcctl --version`.
+                "Server",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),

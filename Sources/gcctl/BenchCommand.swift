@@ -21,7 +21,7 @@ struct BenchCommand: AsyncParsableCommand {
     var workload: BenchWorkload
 
     @Option(name: .long, help: "gRPC address host:port (repeatable or comma-separated; connections are spread over them).")
-    var endpoint: [String] = ["localhost:50051"]
+    var endpoint: [String] = [ConnectionOptions.environment("GCCTL_ENDPOINTS") ?? "localhost:50051"]
 
     @Option(help: "Workers, each with one RPC in flight.")
     var concurrency: Int = 64
@@ -53,7 +53,7 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "Seconds before one RPC counts as DEADLINE_EXCEEDED.")
     var timeout: Int = 10
 
-    @Option(help: "Output format: table or json.")
+    @Option(name: [.customShort("w"), .customLong("write-out"), .customShort("o"), .customLong("output")], help: "Output format: table or json.")
     var output: OutputFormat = .table
 
     @OptionGroup var tls: TLSOptions

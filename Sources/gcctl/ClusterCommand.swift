@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import GCProto
 import GRPCCore
+import GRPCNIOTransportHTTP2
 
 /// `gcctl cluster`: the members, their roles and progress; membership and
 /// leadership changes.
@@ -92,9 +93,53 @@ struct ClusterAddCommand: AsyncParsableCommand {
         request.asLearner = learner
         var options = connection.callOptions
         options.timeout = .seconds(max(connection.timeout, 90))
-        let (call, callOptions) = (request, options)
-        let response = try await NodeConnection.withCluster(connection) { try await $0.addMember(call, options: callOptions) }
+        let (call, callOptions, statusOptions) = (request, options, connection.callOptions)
+        let progress = connection.progressReporter
+        let response = try await NodeConnection.withCluster(connection) { client in
+            try await withThrowingTaskGroup(of: DistributedGc_MembershipResponse?.self) { group in
+                group.addTask { try await client.addMember(call, options: callOptions) }
+                if progress.enabled {
+                    group.addTask {
+                        await Self.reportCatchUp(of: call.nodeID, client: client, options: statusOptions, progress: progress)
+                        return nil
+                    }
+                }
+                // The add's answer ends the catch-up reports.
+                while let next = try await group.next() {
+                    if let response = next {
+                        group.cancelAll()
+                        return response
+                    }
+                }
+                throw CommandFailure("AddMember ended without an answer")
+            }
+        }
+        progress.finish()
         try printMembership(response, format: connection.output)
+    }
+
+    /// Every second until cancelled: how far the new node has caught up
+    /// (its match index against the leader's commit index).
+    static func reportCatchUp(
+        of nodeID: String, client: DistributedGc_ClusterService.Client<HTTP2ClientTransport.Posix>,
+        options: CallOptions, progress: ProgressReporter
+    ) async {
+        let started = ContinuousClock.now
+        while !Task.isCancelled {
+            try? await Task.sleep(for: .seconds(1))
+            guard !Task.isCancelled else { return }
+            let elapsed = (ContinuousClock.now - started).components.seconds
+            guard let status = try? await client.getClusterStatus(DistributedGc_ClusterStatusRequest(), options: options) else {
+                progress.update("cluster add \(nodeID): waiting (\(elapsed)s; status unavailable)")
+                continue
+            }
+            let commit = status.nodes.first { $0.nodeID == status.leaderID }?.commitIndex ?? 0
+            if let node = status.nodes.first(where: { $0.nodeID == nodeID }) {
+                progress.update("cluster add \(nodeID): catching up, match \(node.matchIndex) of commit \(commit) (lag \(node.replicationLag), \(elapsed)s)")
+            } else {
+                progress.update("cluster add \(nodeID): joining (\(elapsed)s)")
+            }
+        }
     }
 }
 

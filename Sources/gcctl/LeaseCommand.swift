@@ -9,7 +9,7 @@ struct LeaseCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lease",
         abstract: "Create, inspect, renew and release leases.",
-        subcommands: [Create.self, Get.self, List.self, Renew.self, Release.self, ForceRelease.self])
+        subcommands: [Create.self, Get.self, List.self, Renew.self, Release.self, ForceRelease.self, LeaseWatchCommand.self])
 
     struct Create: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create a lease on an object.")
@@ -32,6 +32,7 @@ struct LeaseCommand: AsyncParsableCommand {
             request.objectID = objectID
             request.objectType = objectType.wire
             request.serviceID = serviceID
+            request.origin = WriteOrigin.once
             request.leaseDurationSeconds = duration
             request.metadata = try parseMetadata(metadata)
             if cleanupHTTP != nil || cleanupGRPC != nil || cleanupPayload != nil || maxRetries != 0 || retryDelay != 0 {
@@ -65,7 +66,7 @@ struct LeaseCommand: AsyncParsableCommand {
             request.consistency = stale ? .stale : .linearizable
             let options = connection.callOptions
             let response = try await NodeConnection.with(connection) { [request] client in try await client.getLease(request, options: options) }
-            guard response.found else { throw ValidationError("lease \(leaseID) not found") }
+            guard response.found else { throw CommandFailure("lease \(leaseID) not found") }
             try Printer(format: connection.output).print(response.lease) { leaseDetail(response.lease) }
         }
     }
@@ -79,7 +80,13 @@ struct LeaseCommand: AsyncParsableCommand {
         @Option(help: "Only this object type.") var objectType: ObjectTypeArgument?
         @Option(help: "Only these states (repeatable): active, expired, released.") var state: [LeaseStateArgument] = []
         @Option(help: "Stop after this many leases (0 = all).") var max: Int = 0
+        @Flag(help: "Follow every page (the default without --max); progress on stderr.") var all = false
         @Flag(help: "Allow a possibly stale read from this node.") var stale = false
+
+        func validate() throws {
+            if all && max != 0 { throw ValidationError("give --all or --max, not both") }
+            if max < 0 { throw ValidationError("--max must be 0 (all) or more") }
+        }
 
         func run() async throws {
             var request = DistributedGc_ListLeasesRequest()
@@ -91,9 +98,11 @@ struct LeaseCommand: AsyncParsableCommand {
             request.limit = 500
             let options = connection.callOptions
             let limit = max
+            let progress = connection.progressReporter
             let leases = try await NodeConnection.with(connection) { [request] client in
-                try await listAll(client, request, options: options, limit: limit)
+                try await listAll(client, request, options: options, limit: limit, progress: progress)
             }
+            progress.finish()
             var list = DistributedGc_ListLeasesResponse()
             list.leases = leases
             try Printer(format: connection.output).print(list) {
@@ -118,6 +127,7 @@ struct LeaseCommand: AsyncParsableCommand {
             var request = DistributedGc_RenewLeasesRequest()
             request.leaseIds = leaseIDs
             request.serviceID = serviceID
+            request.origin = WriteOrigin.once
             request.extendDurationSeconds = extend
             let options = connection.callOptions
             let response = try await NodeConnection.with(connection) { [request] client in try await client.renewLeases(request, options: options) }
@@ -142,6 +152,7 @@ struct LeaseCommand: AsyncParsableCommand {
             var request = DistributedGc_ReleaseLeaseRequest()
             request.leaseID = leaseID
             request.serviceID = serviceID
+            request.origin = WriteOrigin.once
             let options = connection.callOptions
             let response = try await NodeConnection.with(connection) { [request] client in try await client.releaseLease(request, options: options) }
             try Printer(format: connection.output).print(response) { [["LEASE", "RESULT"], [leaseID, "released"]] }
@@ -168,16 +179,20 @@ struct LeaseCommand: AsyncParsableCommand {
     }
 }
 
-/// Every lease `request` matches, following pages, at most `limit` (0 = all).
+/// Every lease `request` matches, following pages, at most `limit` (0 = all),
+/// reporting each page to `progress`.
 func listAll(
     _ client: DistributedGc_DistributedGCService.Client<HTTP2ClientTransport.Posix>,
-    _ request: DistributedGc_ListLeasesRequest, options: CallOptions, limit: Int
+    _ request: DistributedGc_ListLeasesRequest, options: CallOptions, limit: Int, progress: ProgressReporter
 ) async throws -> [DistributedGc_LeaseInfo] {
     var all: [DistributedGc_LeaseInfo] = []
     var page = request
+    var pages = 0
     while true {
         let response = try await client.listLeases(page, options: options)
         all.append(contentsOf: response.leases)
+        pages += 1
+        progress.update("listing: \(all.count) leases in \(pages) page\(pages == 1 ? "" : "s")\(response.nextPageToken.isEmpty ? ", done" : ", more to fetch")")
         if response.nextPageToken.isEmpty || (limit > 0 && all.count >= limit) { break }
         page.pageToken = response.nextPageToken
     }
@@ -214,4 +229,17 @@ func leaseDetail(_ lease: DistributedGc_LeaseInfo) -> [[String]] {
     }
     for key in lease.metadata.keys.sorted() { rows.append(["metadata \(key)", lease.metadata[key] ?? ""]) }
     return rows
+}
+
+/// The origin of a command's one write (`RequestOrigin`): when an endpoint
+/// answers UNAVAILABLE after all (a forwarded write whose answer was lost)
+/// and the write goes to the next endpoint, the cluster applies it once.
+enum WriteOrigin {
+    static let once: DistributedGc_RequestOrigin = {
+        var origin = DistributedGc_RequestOrigin()
+        origin.clientID = "gcctl/" + String(UInt64.random(in: .min ... .max), radix: 16) + String(UInt64.random(in: .min ... .max), radix: 16)
+        origin.sequence = 1
+        origin.firstUnacknowledged = 1
+        return origin
+    }()
 }

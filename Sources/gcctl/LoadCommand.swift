@@ -16,7 +16,7 @@ struct LoadCommand: AsyncParsableCommand {
     /// Connection and pacing options both subcommands share.
     struct Options: ParsableArguments {
         @Option(name: .long, help: "gRPC address host:port (repeatable or comma-separated; connections are spread over them).")
-        var endpoint: [String] = ["localhost:50051"]
+        var endpoint: [String] = [ConnectionOptions.environment("GCCTL_ENDPOINTS") ?? "localhost:50051"]
 
         @Option(help: "Calls in flight at once.")
         var concurrency: Int = 128

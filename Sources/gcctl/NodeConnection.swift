@@ -4,20 +4,23 @@ import GCProto
 import GRPCCore
 import GRPCNIOTransportHTTP2
 
-/// Opens a gRPC connection (TLS with --cacert/--cert) to `--endpoint` for the duration of `body`.
+/// Runs a command's calls against the first endpoint of
+/// ``ConnectionOptions/endpointList`` that can serve them, as etcdctl does:
+/// an endpoint that refuses the connection, fails the TLS handshake or
+/// answers `UNAVAILABLE` (down, no leader, shutting down) hands the whole
+/// body to the next one. Any other answer ends the command (a write that
+/// timed out may have been applied, so a timeout does not move on).
+///
+/// (GCClient's own fail-over retries with backoff for up to 20 s and covers
+/// only the lease API; an operator wants a down node named at once, and the
+/// cluster administration API too.)
 enum NodeConnection {
+    /// Runs `body` with a client of the lease API.
     static func with<Result: Sendable>(
         _ options: ConnectionOptions,
         _ body: @Sendable (DistributedGc_DistributedGCService.Client<HTTP2ClientTransport.Posix>) async throws -> Result
     ) async throws -> Result {
-        let transport = try makeTransport(options)
-        do {
-            return try await withGRPCClient(transport: transport, interceptors: options.security.interceptors) { client in
-                try await body(DistributedGc_DistributedGCService.Client(wrapping: client))
-            }
-        } catch let error as RPCError {
-            throw CommandFailure(describe(error, endpoint: options.endpoint))
-        }
+        try await withFailover(options) { client, _ in try await body(DistributedGc_DistributedGCService.Client(wrapping: client)) }
     }
 
     /// Like ``with(_:_:)`` for the cluster administration API.
@@ -25,20 +28,45 @@ enum NodeConnection {
         _ options: ConnectionOptions,
         _ body: @Sendable (DistributedGc_ClusterService.Client<HTTP2ClientTransport.Posix>) async throws -> Result
     ) async throws -> Result {
-        let transport = try makeTransport(options)
-        do {
-            return try await withGRPCClient(transport: transport, interceptors: options.security.interceptors) { client in
-                try await body(DistributedGc_ClusterService.Client(wrapping: client))
-            }
-        } catch let error as RPCError {
-            throw CommandFailure(describe(error, endpoint: options.endpoint))
-        }
+        try await withFailover(options) { client, _ in try await body(DistributedGc_ClusterService.Client(wrapping: client)) }
     }
 
-    /// A connection to `--endpoint`, with TLS when asked for.
-    static func makeTransport(_ options: ConnectionOptions) throws -> HTTP2ClientTransport.Posix {
-        let (host, port) = try parseEndpoint(options.endpoint)
-        return try HTTP2ClientTransport.Posix(target: resolvableTarget(host: host, port: port), transportSecurity: options.security.transportSecurity())
+    /// Runs `body` against each endpoint in order until one serves it;
+    /// throws a ``CommandFailure`` (exit status 2) naming every endpoint's
+    /// failure when none can, or the first endpoint's non-retriable error.
+    static func withFailover<Result: Sendable>(
+        _ options: ConnectionOptions,
+        _ body: @Sendable (GRPCClient<HTTP2ClientTransport.Posix>, String) async throws -> Result
+    ) async throws -> Result {
+        var failures: [String] = []
+        for endpoint in options.endpointList {
+            do {
+                return try await connect(endpoint, options) { try await body($0, endpoint) }
+            } catch let error as RPCError where error.code == .unavailable {
+                failures.append(CommandFailure.unreachable(error, endpoint: endpoint))
+            } catch let error as RPCError {
+                throw CommandFailure(error, endpoint: endpoint, timeout: options.timeout)
+            }
+        }
+        throw CommandFailure(failures.count == 1 ? failures[0] : "no endpoint could serve the call: " + failures.joined(separator: "; "),
+                             exitStatus: CommandFailure.unreachableStatus)
+    }
+
+    /// One connection to `endpoint` for the duration of `body`.
+    static func connect<Result: Sendable>(
+        _ endpoint: String, _ options: ConnectionOptions,
+        _ body: (GRPCClient<HTTP2ClientTransport.Posix>) async throws -> Result
+    ) async throws -> Result {
+        let (host, port) = try parseEndpoint(endpoint)
+        let security = options.security(for: endpoint)
+        let transport = try HTTP2ClientTransport.Posix(
+            target: resolvableTarget(host: host, port: port), transportSecurity: security.transportSecurity(),
+            config: .defaults {
+                if let name = security.serverName { $0.http2.authority = name }
+            })
+        return try await withGRPCClient(transport: transport, interceptors: security.interceptors) { client in
+            try await body(client)
+        }
     }
 
     /// Splits "host:port"; a bare host means port 50051.
@@ -48,26 +76,13 @@ enum NodeConnection {
             text = text.dropFirst(scheme.count)
         }
         guard let colon = text.lastIndex(of: ":") else { return (String(text), 50051) }
-        let host = String(text[..<colon])
+        var host = String(text[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
         guard let port = Int(text[text.index(after: colon)...]), (1...65535).contains(port), !host.isEmpty else {
-            throw ValidationError("--endpoint must be host:port with a port in 1...65535, got '\(endpoint)'")
+            throw ValidationError("an endpoint must be host:port with a port in 1...65535, got '\(endpoint)'")
         }
         return (host, port)
     }
-
-    static func describe(_ error: RPCError, endpoint: String) -> String {
-        switch error.code {
-        case .unavailable: "node at \(endpoint) is unavailable: \(error.message) (plaintext client on a TLS port? pass --cacert)"
-        default: "\(error.code.statusName): \(error.message)"
-        }
-    }
-}
-
-/// A call that the node refused or could not answer: printed as
-/// `Error: <message>` with exit status 1 (no usage text: the command line was fine).
-struct CommandFailure: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
 }
 
 extension RPCError.Code {
@@ -95,12 +110,13 @@ extension RPCError.Code {
     }
 }
 
-
 extension ConnectionOptions {
-    /// Call options with the `--timeout` deadline.
+    /// Call options with the `--timeout` deadline; a node that cannot be
+    /// reached fails the call at once (UNAVAILABLE) instead of waiting.
     var callOptions: CallOptions {
         var options = CallOptions.defaults
         options.timeout = .seconds(max(1, timeout))
+        options.waitForReady = false
         return options
     }
 }

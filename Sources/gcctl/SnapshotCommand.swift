@@ -35,39 +35,35 @@ struct SnapshotSaveCommand: AsyncParsableCommand {
         var options = connection.callOptions
         // A large state takes longer than one call's default.
         options.timeout = .seconds(max(60, connection.timeout))
-        let transport = try NodeConnection.makeTransport(connection)
-        let endpoint = connection.endpoint
+        // The first endpoint that can serve it (NodeConnection's fail-over);
+        // any node answers with a state that holds every acknowledged write.
         let received: (header: DistributedGc_SnapshotHeader, data: [UInt8])
-        do {
-            received = try await withGRPCClient(transport: transport, interceptors: connection.security.interceptors) { client in
-                try await DistributedGc_BackupService.Client(wrapping: client).saveSnapshot(
-                    DistributedGc_SaveSnapshotRequest(), options: options
-                ) { response in
-                    var header: DistributedGc_SnapshotHeader?
-                    var data: [UInt8] = []
-                    for try await chunk in response.messages {
-                        switch chunk.part {
-                        case .header(let h):
-                            guard header == nil else { throw CommandFailure("the node sent two snapshot headers") }
-                            guard h.size <= UInt64(Int.max) else { throw CommandFailure("the node announced an impossible size \(h.size)") }
-                            header = h
-                            data.reserveCapacity(Int(h.size))
-                        case .data(let bytes):
-                            guard let h = header else { throw CommandFailure("the node sent data before the snapshot header") }
-                            guard UInt64(data.count + bytes.count) <= h.size else {
-                                throw CommandFailure("the node sent more than the \(h.size) bytes it announced")
-                            }
-                            data.append(contentsOf: bytes)
-                        case nil:
-                            continue
+        received = try await NodeConnection.withFailover(connection) { [options] client, _ in
+            try await DistributedGc_BackupService.Client(wrapping: client).saveSnapshot(
+                DistributedGc_SaveSnapshotRequest(), options: options
+            ) { response in
+                var header: DistributedGc_SnapshotHeader?
+                var data: [UInt8] = []
+                for try await chunk in response.messages {
+                    switch chunk.part {
+                    case .header(let h):
+                        guard header == nil else { throw CommandFailure("the node sent two snapshot headers") }
+                        guard h.size <= UInt64(Int.max) else { throw CommandFailure("the node announced an impossible size \(h.size)") }
+                        header = h
+                        data.reserveCapacity(Int(h.size))
+                    case .data(let bytes):
+                        guard let h = header else { throw CommandFailure("the node sent data before the snapshot header") }
+                        guard UInt64(data.count + bytes.count) <= h.size else {
+                            throw CommandFailure("the node sent more than the \(h.size) bytes it announced")
                         }
+                        data.append(contentsOf: bytes)
+                    case nil:
+                        continue
                     }
-                    guard let header else { throw CommandFailure("the node closed the stream without a snapshot") }
-                    return (header, data)
                 }
+                guard let header else { throw CommandFailure("the node closed the stream without a snapshot") }
+                return (header, data)
             }
-        } catch let error as RPCError {
-            throw CommandFailure(NodeConnection.describe(error, endpoint: endpoint))
         }
         let header = received.header
         guard UInt64(received.data.count) == header.size else {
