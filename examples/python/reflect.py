@@ -32,6 +32,7 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoRe
 
 CLIENT_PORT_SERVICES = {
     "distributed_gc.DistributedGCService",
+    "distributed_gc.BackupService",
     "distributed_gc.ClusterService",
     "grpc.health.v1.Health",
     "grpc.reflection.v1.ServerReflection",
