@@ -211,5 +211,6 @@ if [ -n "$tls" ]; then
 else
     echo "Cluster status: $gcctl cluster status --endpoint $CLUSTER_HOST:$(client_port n1)"
 fi
+echo "Status page:    http://$CLUSTER_HOST:$(metrics_port n1)/ui   (any node: $(metrics_port n2), $(metrics_port n3))"
 echo "Logs:           tail -f $cluster_dir/n*/node.log"
 echo "Stop:           cluster/stop.sh   (one node: cluster/stop.sh n2; crash one: cluster/stop.sh --kill n2)"
