@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import Foundation
 import Logging
 
 /// A swift-log handler that writes one JSON object per line:
@@ -121,9 +122,10 @@ public struct JSONLogHandler: LogHandler {
 
     /// Now, UTC, `2026-12-06T13:24:13.123Z`.
     static func timestamp() -> String {
-        var now = timespec()
-        clock_gettime(CLOCK_REALTIME, &now)
-        return timestamp(seconds: Int(now.tv_sec), milliseconds: Int(now.tv_nsec / 1_000_000))
+        // Date, not clock_gettime: a release build resolves `timespec` to
+        // Dispatch's copy of the C type, whose fields it then cannot see.
+        let milliseconds = Int64((Date().timeIntervalSince1970 * 1000).rounded(.down))
+        return timestamp(seconds: Int(milliseconds / 1000), milliseconds: Int(milliseconds % 1000))
     }
 
     static func timestamp(seconds: Int, milliseconds: Int) -> String {
