@@ -80,7 +80,10 @@ extension DistributedGCService {
             logger.notice("lease force-released by operator", metadata: ["lease_id": "\(lease.id)", "service_id": "\(lease.serviceID)", "reason": "\(request.reason)"])
             let asOf = clock.now()
             var response = DistributedGc_ForceReleaseLeaseResponse()
-            response.lease = try await read(.stale) { machine in
+            // Linearizable: on a follower the release was applied by the
+            // leader, maybe not here yet; a stale read could answer with the
+            // lease still active (an operator-only call: the extra round is cheap).
+            response.lease = try await read(.linearizable) { machine in
                 DistributedGc_LeaseInfo(machine.lease(lease.id) ?? lease, in: machine, asOf: asOf)
             }
             return response
