@@ -1,0 +1,135 @@
+import Foundation
+import LeaseFSM
+import Logging
+import NIOCore
+import PostgresNIO
+
+/// The lease store of `GC_STORAGE_BACKEND=postgres`: the state lives in
+/// PostgreSQL, shared by any number of stateless sidecars (DESIGN.md,
+/// "PostgreSQL mode").
+///
+/// A write is one transaction: lock the rows the command touches (`FOR
+/// UPDATE`, in one global order: session, leases, objects, jobs, quota
+/// shards), draw the command's index from `gc_command_index` and the time
+/// from the database's clock, run LeaseFSM's own transition on a machine of
+/// just those rows, and write back what it changed, with the quota counters,
+/// the running totals and the events. So the rules are LeaseFSM's, exactly
+/// as every Raft node applies them, and time is the database's.
+public final class PostgresLeaseStore: Sendable {
+    public let limits: LeaseLimits
+    /// Lease events, fed from `gc_events` by the event tail.
+    public let events: EventHub
+    let client: PostgresClient
+    let logger: Logger
+    let quota: PostgresQuota
+    /// Statements retried when PostgreSQL aborts a transaction to resolve a
+    /// deadlock or a serialization conflict (nothing was applied).
+    static let maxConflictRetries = 8
+
+    /// - Parameters:
+    ///   - client: the connection pool (run as a service by the sidecar).
+    ///   - limits: the lease rules; every sidecar over one database should
+    ///     use the same (each enforces its own on the commands it writes).
+    public init(client: PostgresClient, limits: LeaseLimits, events: EventHub, logger: Logger) {
+        self.client = client
+        self.limits = limits
+        self.events = events
+        self.logger = logger
+        self.quota = PostgresQuota(limits: limits)
+    }
+
+    /// Stamps and applies `command` in one transaction; returns its result
+    /// once committed (durable in PostgreSQL).
+    ///
+    /// - Throws: ``LeaseError`` when the rules refused it (nothing changed
+    ///   but the client session's memory of the answer); ``StoreError``
+    ///   when the database could not be reached or the commit's outcome is
+    ///   unknown (retry with the same `origin` to apply it at most once).
+    public func propose(_ command: LeaseCommand, origin: ClientOrigin?) async throws -> CommandResult {
+        let outcome = try await transaction("apply \(command.kindName)") { connection in
+            try await self.apply(command, origin: origin, on: connection)
+        }
+        return try outcome.get()
+    }
+
+    /// Runs `body` in a transaction, retrying it when PostgreSQL aborted it
+    /// for a deadlock or serialization conflict; maps database failures to
+    /// ``StoreError``.
+    func transaction<R: Sendable>(_ what: String, _ body: @Sendable (PostgresConnection) async throws -> R) async throws -> R {
+        var attempt = 0
+        while true {
+            attempt += 1
+            do {
+                return try await client.withTransaction(logger: logger) { connection in
+                    try await body(connection)
+                }
+            } catch let error as PostgresTransactionError {
+                if let inner = error.closureError as? LeaseError { throw inner }
+                if let inner = error.closureError as? StoreError { throw inner }
+                let cause = error.commitError ?? error.closureError ?? error.beginError
+                if attempt < Self.maxConflictRetries, let cause, Self.isConflict(cause) { continue }
+                throw storeError(what, cause, commitUnknown: error.commitError != nil)
+            } catch let error as LeaseError {
+                throw error
+            } catch let error as StoreError {
+                throw error
+            } catch {
+                throw storeError(what, error, commitUnknown: false)
+            }
+        }
+    }
+
+    /// A read outside any transaction, with failures mapped to ``StoreError``.
+    func reading<R: Sendable>(_ what: String, _ body: @Sendable (PostgresConnection) async throws -> R) async throws -> R {
+        do {
+            return try await client.withConnection { connection in try await body(connection) }
+        } catch let error as StoreError {
+            throw error
+        } catch let error as LeaseStateMachine.DecodingError {
+            throw StoreError(.unavailable, "\(what): a row in the database is not one of this build's records: \(error)")
+        } catch {
+            throw storeError(what, error, commitUnknown: false)
+        }
+    }
+
+    private func storeError(_ what: String, _ cause: (any Error)?, commitUnknown: Bool) -> StoreError {
+        let detail = cause.map(Self.describe) ?? "unknown error"
+        if commitUnknown {
+            return StoreError(.unavailable, "PostgreSQL: the commit of \(what) did not answer (\(detail)); it may or may not have been applied: retry with the same origin")
+        }
+        return StoreError(.unavailable, "PostgreSQL: cannot \(what): \(detail)")
+    }
+
+    /// Deadlock detected (40P01) or serialization failure (40001): the
+    /// transaction was rolled back and may simply be run again.
+    static func isConflict(_ error: any Error) -> Bool {
+        guard let psql = error as? PSQLError, let state = psql.serverInfo?[.sqlState] else { return false }
+        return state == "40P01" || state == "40001"
+    }
+
+    /// One line saying what went wrong, with PostgreSQL's own message when there is one.
+    static func describe(_ error: any Error) -> String {
+        if let psql = error as? PSQLError {
+            if let message = psql.serverInfo?[.message] {
+                return "\(message) (SQLSTATE \(psql.serverInfo?[.sqlState] ?? "?"))"
+            }
+            return "\(psql.code)"
+        }
+        return "\(error)"
+    }
+}
+
+extension LeaseCommand {
+    /// What the command does, for log lines and errors.
+    var kindName: String {
+        switch self {
+        case .create: "create"
+        case .renew: "renew"
+        case .release: "release"
+        case .expire: "expire"
+        case .cleanupOutcome, .cleanupOutcomes: "cleanup outcome"
+        case .retryDeadLetters: "retry of dead letters"
+        case .renewals: "renewals"
+        }
+    }
+}
