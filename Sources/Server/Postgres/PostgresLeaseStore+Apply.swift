@@ -33,7 +33,7 @@ extension PostgresLeaseStore {
         }
         // Drawn after the locks: per object, indexes (fencing tokens,
         // incarnations) grow in the order the object's commands commit.
-        let (index, now) = try await Self.drawIndex(on: connection, logger: logger)
+        let (index, now) = try await Self.drawIndex(now: nowSQL, on: connection, logger: logger)
         let stamped = StampedCommand(command, stamp: now, origin: origin)
         let jobSequence = index * Self.jobsPerIndex
         var machine = try LeaseStateMachine(slice: rows.slice, limits: limits, jobSequence: jobSequence)
@@ -65,10 +65,8 @@ extension PostgresLeaseStore {
     }
 
     /// The next command index and the database's time (Unix ms).
-    static func drawIndex(on connection: PostgresConnection, logger: Logger) async throws -> (UInt64, WallTime) {
-        let rows = try await connection.query("""
-            SELECT nextval('gc_command_index'), (extract(epoch from clock_timestamp()) * 1000)::bigint
-            """, logger: logger)
+    static func drawIndex(now: String, on connection: PostgresConnection, logger: Logger) async throws -> (UInt64, WallTime) {
+        let rows = try await connection.query("SELECT nextval('gc_command_index'), \(unescaped: now)", logger: logger)
         for try await (index, now) in rows.decode((Int64, Int64).self) {
             return (UInt64(index), WallTime(milliseconds: now))
         }

@@ -31,11 +31,12 @@ extension PostgresLeaseStore {
         let graceMilliseconds = Int64(min(limits.cleanupGraceSeconds, UInt64(Int64.max / 1000))) * 1000
         let limit = Int64(max(1, min(limit, 500)))
         let logger = self.logger
+        let now = nowSQL
         let outcome = try await transaction("expire due leases") { connection -> Result<CommandResult, LeaseError> in
             var ids: [LeaseID] = []
             let rows = try await connection.query("""
                 SELECT id FROM gc_leases
-                WHERE state = 0 AND expires_at <= (extract(epoch from clock_timestamp()) * 1000)::bigint - \(graceMilliseconds)
+                WHERE state = 0 AND expires_at <= \(unescaped: now) - \(graceMilliseconds)
                 ORDER BY expires_at, id LIMIT \(limit) FOR UPDATE SKIP LOCKED
                 """, logger: logger)
             for try await id in rows.decode(String.self) { ids.append(LeaseID(id)) }
@@ -61,9 +62,10 @@ extension PostgresLeaseStore {
         let claimMilliseconds = claimFor.components.seconds * 1000 + claimFor.components.attoseconds / 1_000_000_000_000_000
         let excluded = excludedJobs.map { Int64(bitPattern: $0) }
         let logger = self.logger
+        let now = nowSQL
         return try await transaction("claim due cleanup jobs") { connection in
             let rows = try await connection.query("""
-                WITH clock AS (SELECT (extract(epoch from clock_timestamp()) * 1000)::bigint AS now),
+                WITH clock AS (SELECT \(unescaped: now) AS now),
                 due AS (
                     SELECT j.id, j.claim_owner FROM gc_jobs j, clock
                     WHERE j.state = 0 AND j.next_attempt_at <= clock.now
@@ -97,6 +99,7 @@ extension PostgresLeaseStore {
         -> (recorded: [JobID], refused: Int) {
         guard !outcomes.isEmpty else { return ([], 0) }
         let logger = self.logger
+        let now = nowSQL
         let ids = outcomes.map { Int64(bitPattern: $0.outcome.jobID) }
         let tokens = outcomes.map(\.token)
         return try await transaction("record cleanup outcomes") { connection in
@@ -122,6 +125,7 @@ extension PostgresLeaseStore {
     public func releaseClaims(_ ids: [JobID], token: UUID) async throws {
         guard !ids.isEmpty else { return }
         let logger = self.logger
+        let now = nowSQL
         try await transaction("release cleanup claims") { connection in
             try await connection.query("""
                 UPDATE gc_jobs SET claim_token = NULL, claim_owner = NULL, claim_expires_at = NULL
@@ -141,25 +145,26 @@ extension PostgresLeaseStore {
         let idle = LeaseStateMachine.sessionIdleLimitMilliseconds
         let limit = Int64(max(1, limit))
         let logger = self.logger
+        let now = nowSQL
         return try await transaction("forget retired rows") { connection in
             var deleted = 0
             let statements: [PostgresQuery] = [
                 """
                 DELETE FROM gc_leases WHERE id IN (
                     SELECT id FROM gc_leases WHERE state <> 0
-                      AND ended_at < (extract(epoch from clock_timestamp()) * 1000)::bigint - \(retention)
+                      AND ended_at < \(unescaped: now) - \(retention)
                     LIMIT \(limit) FOR UPDATE SKIP LOCKED) RETURNING 1
                 """,
                 """
                 DELETE FROM gc_jobs WHERE id IN (
                     SELECT id FROM gc_jobs WHERE state IN (1, 3)
-                      AND finished_at < (extract(epoch from clock_timestamp()) * 1000)::bigint - \(retention)
+                      AND finished_at < \(unescaped: now) - \(retention)
                     LIMIT \(limit) FOR UPDATE SKIP LOCKED) RETURNING 1
                 """,
                 """
                 DELETE FROM gc_sessions WHERE client_id IN (
                     SELECT client_id FROM gc_sessions
-                    WHERE last_active < (extract(epoch from clock_timestamp()) * 1000)::bigint - \(idle)
+                    WHERE last_active < \(unescaped: now) - \(idle)
                     LIMIT \(limit) FOR UPDATE SKIP LOCKED) RETURNING 1
                 """,
             ]

@@ -3,6 +3,7 @@ import LeaseFSM
 import Logging
 import NIOCore
 import PostgresNIO
+import Synchronization
 
 /// The lease store of `GC_STORAGE_BACKEND=postgres`: the state lives in
 /// PostgreSQL, shared by any number of stateless sidecars (DESIGN.md,
@@ -25,6 +26,20 @@ public final class PostgresLeaseStore: Sendable {
     /// Statements retried when PostgreSQL aborts a transaction to resolve a
     /// deadlock or a serialization conflict (nothing was applied).
     static let maxConflictRetries = 8
+    /// Milliseconds added to the database's clock (tests move time forward
+    /// with ``advanceClockForTesting(by:)``; always 0 in a sidecar).
+    private let clockOffset = Mutex<Int64>(0)
+
+    /// The database's time in Unix milliseconds, as an SQL expression.
+    var nowSQL: String {
+        "((extract(epoch from clock_timestamp()) * 1000)::bigint + \(clockOffset.withLock { $0 }))"
+    }
+
+    /// Moves this store's view of the database's clock forward by `milliseconds`
+    /// (tests of expiry and retries; no sidecar calls it).
+    public func advanceClockForTesting(by milliseconds: Int64) {
+        clockOffset.withLock { $0 += milliseconds }
+    }
 
     /// - Parameters:
     ///   - client: the connection pool (run as a service by the sidecar).
