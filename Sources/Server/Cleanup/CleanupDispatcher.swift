@@ -21,7 +21,7 @@ import Synchronization
 /// (``OutcomeBatcher``); the claims of a committed entry are released, and
 /// the in-flight gauge set, once per entry.
 public final class CleanupDispatcher: Sendable {
-    let store: any LeaseStore
+    let store: any LeaseStore & MachineReadable
     let transport: any CleanupTransport
     let timeout: Duration
     let policy: RetryPolicy
@@ -37,7 +37,7 @@ public final class CleanupDispatcher: Sendable {
     /// Set once in `init` (the batcher calls back into this dispatcher).
     private let finishedRelay = FinishedRelay()
 
-    public init(store: any LeaseStore, transport: any CleanupTransport, timeout: Duration, limits: CleanupLimits,
+    public init(store: any LeaseStore & MachineReadable, transport: any CleanupTransport, timeout: Duration, limits: CleanupLimits,
                 metrics: SidecarMetrics, logger: Logger, policy: RetryPolicy = RetryPolicy(),
                 seed: UInt64 = UInt64.random(in: .min ... .max)) {
         self.store = store
