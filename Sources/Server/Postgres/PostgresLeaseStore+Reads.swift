@@ -55,13 +55,15 @@ extension PostgresLeaseStore: LeaseReads {
         }
     }
 
-    public func leaseDetail(_ id: LeaseID, _ consistency: ReadConsistency) async throws -> LeaseDetail? {
+    public func leaseDetails(_ ids: [LeaseID], _ consistency: ReadConsistency) async throws -> [LeaseID: LeaseDetail] {
+        guard !ids.isEmpty else { return [:] }
         let logger = self.logger
-        return try await reading("read lease \(id)") { connection in
-            let rows = try await connection.query("SELECT record FROM gc_leases WHERE id = \(id.rawValue)", logger: logger)
+        return try await reading("read leases") { connection in
+            let rows = try await connection.query("SELECT record FROM gc_leases WHERE id = ANY(\(ids.map(\.rawValue)))", logger: logger)
             var leases: [[UInt8]] = []
             for try await record in rows.decode(ByteBuffer.self) { leases.append(Array(record.readableBytesView)) }
-            return try await Self.details(of: leases, on: connection, logger: logger).first
+            let details = try await Self.details(of: leases, on: connection, logger: logger)
+            return Dictionary(details.map { ($0.lease.id, $0) }, uniquingKeysWith: { first, _ in first })
         }
     }
 

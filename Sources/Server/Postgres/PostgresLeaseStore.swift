@@ -29,6 +29,8 @@ public final class PostgresLeaseStore: Sendable {
     /// Milliseconds added to the database's clock (tests move time forward
     /// with ``advanceClockForTesting(by:)``; always 0 in a sidecar).
     private let clockOffset = Mutex<Int64>(0)
+    /// Why the last write could not reach the database, until one succeeds.
+    private let lastFailure = Mutex<String?>(nil)
 
     /// The database's time in Unix milliseconds, as an SQL expression.
     var nowSQL: String {
@@ -75,21 +77,27 @@ public final class PostgresLeaseStore: Sendable {
         while true {
             attempt += 1
             do {
-                return try await client.withTransaction(logger: logger) { connection in
+                let result = try await client.withTransaction(logger: logger) { connection in
                     try await body(connection)
                 }
+                if lastFailure.withLock({ $0 != nil }) { lastFailure.withLock { $0 = nil } }
+                return result
             } catch let error as PostgresTransactionError {
                 if let inner = error.closureError as? LeaseError { throw inner }
                 if let inner = error.closureError as? StoreError { throw inner }
                 let cause = error.commitError ?? error.closureError ?? error.beginError
                 if attempt < Self.maxConflictRetries, let cause, Self.isConflict(cause) { continue }
-                throw storeError(what, cause, commitUnknown: error.commitError != nil)
+                let failure = storeError(what, cause, commitUnknown: error.commitError != nil)
+                lastFailure.withLock { $0 = failure.message }
+                throw failure
             } catch let error as LeaseError {
                 throw error
             } catch let error as StoreError {
                 throw error
             } catch {
-                throw storeError(what, error, commitUnknown: false)
+                let failure = storeError(what, error, commitUnknown: false)
+                lastFailure.withLock { $0 = failure.message }
+                throw failure
             }
         }
     }
@@ -132,6 +140,17 @@ public final class PostgresLeaseStore: Sendable {
         }
         return "\(error)"
     }
+}
+
+extension PostgresLeaseStore: LeaseStore {
+    /// Any sidecar reaps and delivers: claims keep them from doubling up.
+    public var mayRunCleanup: Bool { true }
+
+    /// There is no leader to confirm: claims fence deliveries instead.
+    public func confirmLeadership() async -> Bool { true }
+
+    /// Why the last write could not reach PostgreSQL, until one succeeds.
+    public var healthProblem: String? { lastFailure.withLock { $0 } }
 }
 
 extension LeaseCommand {

@@ -37,8 +37,10 @@ extension DistributedGCService {
                     if let error = LeaseLimits.checkLeaseID(id) { throw RPCError(error) }
                 }
                 var jobs: [JobID] = []
-                for id in request.leaseIds.map(LeaseID.init) {
-                    guard let detail = try await read({ try await store.leaseDetail(id, .linearizable) }) else {
+                let ids = request.leaseIds.map(LeaseID.init)
+                let details = try await read { try await store.leaseDetails(ids, .linearizable) }
+                for id in ids {
+                    guard let detail = details[id] else {
                         throw RPCError(code: .notFound, message: "lease_ids: lease '\(id)' does not exist (or ended more than GC_ENDED_LEASE_RETENTION ago); nothing was retried")
                     }
                     guard let job = detail.cleanupJob, job.state == .deadLettered else {

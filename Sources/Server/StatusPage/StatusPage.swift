@@ -184,8 +184,9 @@ public final class StatusPage: Sendable {
                 jobs = try await store.deadLetters(endpoint: nil, limit: limit, .linearizable).jobs.map(\.id)
             } else {
                 var named: [JobID] = []
+                let details = try await store.leaseDetails(ids, .linearizable)
                 for id in ids {
-                    if let job = try await store.leaseDetail(id, .linearizable)?.cleanupJob, job.state == .deadLettered {
+                    if let job = details[id]?.cleanupJob, job.state == .deadLettered {
                         named.append(job.id)
                     }
                 }

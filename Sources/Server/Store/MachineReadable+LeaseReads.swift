@@ -13,8 +13,12 @@ extension LeaseReads where Self: MachineReadable {
         }
     }
 
-    public func leaseDetail(_ id: LeaseID, _ consistency: ReadConsistency) async throws -> LeaseDetail? {
-        try await read(consistency) { machine in machine.lease(id).map(machine.detail) }
+    public func leaseDetails(_ ids: [LeaseID], _ consistency: ReadConsistency) async throws -> [LeaseID: LeaseDetail] {
+        try await read(consistency) { machine in
+            var found: [LeaseID: LeaseDetail] = [:]
+            for id in ids { if let lease = machine.lease(id) { found[id] = machine.detail(lease) } }
+            return found
+        }
     }
 
     public func listLeases(_ filter: LeaseStateMachine.LeaseFilter, after: LeaseID?, limit: Int,
