@@ -55,6 +55,16 @@ public final class PostgresLeaseStore: Sendable {
         self.quota = PostgresQuota(limits: limits)
     }
 
+    /// Run once the schema is current, before serving: every quota scope
+    /// divides its capacity again at its next create, so a changed
+    /// `GC_MAX_LEASES` or `GC_MAX_LEASES_PER_SERVICE` applies.
+    public func prepareForService() async throws {
+        let logger = self.logger
+        try await transaction("prepare the quota counters") { connection in
+            try await PostgresQuota.resetCapacities(on: connection, logger: logger)
+        }
+    }
+
     /// Stamps and applies `command` in one transaction; returns its result
     /// once committed (durable in PostgreSQL).
     ///
