@@ -50,6 +50,21 @@ pg_throwaway_as_owner() {
     fi
 }
 
+# Runs a command that leaves a long-lived process behind (the server, the
+# watchdog) with only stdin, stdout and stderr open: a descriptor inherited
+# from the caller would stay open as long as the server runs, and a caller
+# that waits for it to close (Foundation's Process on Linux does) would wait
+# for the server to stop.
+pg_throwaway_without_inherited_fds() {
+    (
+        for fd in /proc/$BASHPID/fd/*; do
+            fd=${fd##*/}
+            if [ "$fd" -gt 2 ]; then eval "exec $fd>&-" 2>/dev/null || true; fi
+        done
+        "$@"
+    )
+}
+
 # A loopback port nobody listens on now (the server's bind is the real test:
 # start retries with another port when it loses a race).
 pg_throwaway_pick_port() {
@@ -71,7 +86,7 @@ pg_throwaway_wait_ready() {
     bin=$(pg_throwaway_bin)
     port=$(cat "$dir/port")
     deadline=$((SECONDS + PG_THROWAWAY_READY_SECONDS))
-    until "$bin/pg_isready" -q -h 127.0.0.1 -p "$port" -t 1; do
+    until "$bin/pg_isready" -q -h 127.0.0.1 -p "$port" -U postgres -d postgres -t 1; do
         if [ "$SECONDS" -ge "$deadline" ]; then
             echo "PostgreSQL in $dir did not accept connections within ${PG_THROWAWAY_READY_SECONDS}s; its log:" >&2
             tail -n 30 "$dir/postgres.log" >&2 || true
@@ -127,7 +142,7 @@ pg_throwaway_start_server() {
         fi
         port=$(cat "$dir/port")
         echo "port = $port" | pg_throwaway_as_owner tee "$dir/data/port.conf" >/dev/null
-        if pg_throwaway_as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t "$PG_THROWAWAY_READY_SECONDS" start >/dev/null 2>&1; then
+        if pg_throwaway_without_inherited_fds pg_throwaway_as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t "$PG_THROWAWAY_READY_SECONDS" start >/dev/null 2>&1; then
             pg_throwaway_wait_ready "$dir"
             return 0
         fi
@@ -157,8 +172,12 @@ pg_throwaway_psql() {
 pg_throwaway_watch_owner() {
     local dir=$1 pid=$2 script
     script=$(readlink -f "${BASH_SOURCE[0]}")
+    pg_throwaway_without_inherited_fds pg_throwaway_spawn_watchdog "$pid" "$script" "$dir"
+}
+
+pg_throwaway_spawn_watchdog() {
     setsid bash -c 'while kill -0 "$1" 2>/dev/null; do sleep 1; done; exec bash "$2" destroy "$3"' \
-        pg-throwaway-watch "$pid" "$script" "$dir" </dev/null >/dev/null 2>&1 &
+        pg-throwaway-watch "$@" </dev/null >/dev/null 2>&1 &
 }
 
 pg_throwaway_start() {
@@ -181,7 +200,7 @@ pg_throwaway_start() {
 pg_throwaway_restart() {
     local dir=$1 bin
     bin=$(pg_throwaway_bin)
-    pg_throwaway_as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -m immediate -w -t "$PG_THROWAWAY_READY_SECONDS" restart >/dev/null
+    pg_throwaway_without_inherited_fds pg_throwaway_as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -m immediate -w -t "$PG_THROWAWAY_READY_SECONDS" restart >/dev/null
     pg_throwaway_wait_ready "$dir"
 }
 
