@@ -42,3 +42,16 @@ ensure_test_deps() {
         fi
     fi
 }
+
+# Only PostgreSQL 15 (cluster/start.sh --postgres, the postgres benchmark).
+ensure_postgres_deps() {
+    [ -x "${PG_BIN:-/usr/lib/postgresql/15/bin}/initdb" ] && return 0
+    echo "installing postgresql (PostgreSQL mode runs a local throwaway server)" >&2
+    local sudo=""
+    [ "$(id -u)" -ne 0 ] && sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq postgresql
+    if command -v systemctl >/dev/null 2>&1; then
+        $sudo systemctl disable --now postgresql >/dev/null 2>&1 || true
+    fi
+}
