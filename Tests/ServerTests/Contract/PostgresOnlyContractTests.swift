@@ -152,4 +152,61 @@ struct PostgresOnlyContractTests {
             #expect(try await b.listAll(.init(states: [.active])).count == 7)
         }
     }
+
+    @Test("concurrent reapers expire each due lease exactly once")
+    func concurrentReapers() async throws {
+        try await PostgresBackend.run(limits: .contract { $0.cleanupGraceSeconds = 0 }, connections: 8) { b in
+            var due: Set<LeaseID> = []
+            for i in 0..<40 { due.insert(try await b.create("o\(i)", duration: 5).id) }
+            let kept = try await b.create("kept", duration: 600)
+            b.advance(seconds: 6)
+            let batches = try await withThrowingTaskGroup(of: [LeaseID].self) { group in
+                for _ in 0..<4 {
+                    group.addTask {
+                        var mine: [LeaseID] = []
+                        while true {
+                            let batch = try await b.postgres.expireDue(limit: 5)
+                            if batch.isEmpty { return mine }
+                            mine += batch
+                        }
+                    }
+                }
+                return try await group.reduce(into: [[LeaseID]]()) { $0.append($1) }
+            }
+            let expired = batches.flatMap { $0 }
+            #expect(expired.count == 40, "no lease expired twice")
+            #expect(Set(expired) == due)
+            let summary = try await b.summary()
+            #expect(summary.stats.expired == 40)
+            #expect(summary.activeLeases == 1)
+            #expect(try await b.detail(kept.id)?.lease.state == .active)
+        }
+    }
+
+    @Test("concurrent claimers claim each due job exactly once")
+    func concurrentClaimers() async throws {
+        try await PostgresBackend.run(limits: .contract, connections: 8) { b in
+            var jobs: Set<JobID> = []
+            for i in 0..<24 {
+                let lease = try await b.create("o\(i)", cleanup: cleanupSpec())
+                jobs.insert(try #require(try await b.release(lease.id).cleanupJobID))
+            }
+            let claims = try await withThrowingTaskGroup(of: [JobID].self) { group in
+                for n in 0..<4 {
+                    group.addTask {
+                        var mine: [JobID] = []
+                        while true {
+                            let claimed = try await b.postgres.claimDueJobs(limit: 3, owner: "sidecar-\(n)", claimFor: .seconds(60))
+                            if claimed.jobs.isEmpty { return mine }
+                            mine += claimed.jobs.map(\.id)
+                        }
+                    }
+                }
+                return try await group.reduce(into: [[JobID]]()) { $0.append($1) }
+            }
+            let claimed = claims.flatMap { $0 }
+            #expect(claimed.count == 24, "no job claimed twice")
+            #expect(Set(claimed) == jobs)
+        }
+    }
 }
