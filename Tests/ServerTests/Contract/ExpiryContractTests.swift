@@ -24,9 +24,9 @@ struct ExpiryContractTests {
             #expect(endedAt >= lapsing.expiresAt.adding(seconds: 30))
             #expect(try await b.detail(renewed.id)?.lease == extended, "renewed in time: untouched")
             #expect(try await b.reap().isEmpty, "an expired lease is not expired twice")
-            b.advance(seconds: 40)                        // +135: the renewal's expiry + grace is +140
+            b.advance(seconds: 30)                        // +125: the renewal's expiry + grace is +140
             #expect(try await b.reap().isEmpty)
-            b.advance(seconds: 10)                        // +145
+            b.advance(seconds: 20)                        // +145
             #expect(try await b.reap() == [renewed.id])
             let summary = try await b.summary()
             #expect(summary.stats.expired == 2)

@@ -44,9 +44,9 @@ struct PostgresOnlyContractTests {
             _ = try await Self.oneDueJob(b)
             let first = try await b.postgres.claimDueJobs(limit: 10, owner: "paused", claimFor: .seconds(30))
             let job = try #require(first.jobs.first)
-            b.advance(seconds: 29)
+            b.advance(seconds: 20)  // the database's own clock moves too: leave it room
             #expect(try await b.postgres.claimDueJobs(limit: 10, owner: "other", claimFor: .seconds(30)).jobs.isEmpty)
-            b.advance(seconds: 2)
+            b.advance(seconds: 11)
             let second = try await b.postgres.claimDueJobs(limit: 10, owner: "other", claimFor: .seconds(30))
             #expect(second.jobs.map(\.id) == [job.id])
             #expect(second.takenOver == 1)
