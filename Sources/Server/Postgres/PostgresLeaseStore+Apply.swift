@@ -40,7 +40,9 @@ extension PostgresLeaseStore {
         var before = machine
         var output = machine.apply(stamped, index: index)
         var shards = rows.quotaShards
-        if case .success(.created(let lease)) = output.result {
+        // Only a lease this command created takes quota: a replayed answer
+        // (same origin) names a lease created by the first attempt.
+        if case .success(.created(let lease)) = output.result, machine.lease(lease.id) != nil {
             switch try await quota.reserve(service: lease.serviceID, on: connection, logger: logger) {
             case .reserved(let shard):
                 shards[lease.id] = shard
