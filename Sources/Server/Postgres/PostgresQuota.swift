@@ -42,6 +42,13 @@ struct PostgresQuota: Sendable {
         let serviceShard = shard % Int16(Self.serviceShards)
         if case .full(let held) = try await take(scope: service, shard: serviceShard, shards: Self.serviceShards,
                                                  limit: limits.maxLeasesPerService, on: connection, logger: logger) {
+            // The state machine names the cluster's limit first when both are reached.
+            var total = 0
+            for try await count in try await connection.query(
+                "SELECT coalesce(sum(active), 0)::bigint FROM gc_quota WHERE scope = ''", logger: logger).decode(Int64.self) {
+                total = Int(count)
+            }
+            if total >= limits.maxLeases { return .refused(.init(total: total, byService: [:])) }
             return .refused(.init(total: 0, byService: [service: held]))
         }
         if case .full(let held) = try await take(scope: "", shard: shard, shards: Self.globalShards,
