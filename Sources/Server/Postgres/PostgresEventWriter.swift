@@ -11,7 +11,7 @@ enum PostgresEventWriter {
         guard !events.isEmpty else { return }
         let ats = events.map(\.at.milliseconds)
         let records = events.map { ByteBuffer(bytes: PostgresEventRecord.encode($0)) }
-        try await connection.query("""
+        try await connection.execute("""
             INSERT INTO gc_events (at, record) SELECT * FROM unnest(\(ats)::bigint[], \(records)::bytea[])
             """, logger: logger)
     }

@@ -133,11 +133,14 @@ public final class PostgresLeaseStore: Sendable {
         return StoreError(.unavailable, "PostgreSQL: cannot \(what): \(detail)")
     }
 
-    /// Deadlock detected (40P01) or serialization failure (40001): the
-    /// transaction was rolled back and may simply be run again.
+    /// Deadlock detected (40P01), serialization failure (40001) or a key a
+    /// concurrent transaction inserted first (23505): the transaction was
+    /// rolled back and may simply be run again.
     static func isConflict(_ error: any Error) -> Bool {
         guard let psql = error as? PSQLError, let state = psql.serverInfo?[.sqlState] else { return false }
-        return state == "40P01" || state == "40001"
+        // 23505: a unique violation on a key this transaction found absent
+        // (a new object or lease) that a concurrent one inserted first.
+        return state == "40P01" || state == "40001" || state == "23505"
     }
 
     /// One line saying what went wrong, with PostgreSQL's own message when there is one.

@@ -9,7 +9,7 @@ import Server
 /// A PostgreSQL 15 server in a temporary folder, run as the `postgres`
 /// user on a loopback port, trusting local connections, with the gc schema
 /// applied to its database `gc`.
-struct ScratchPostgres: Sendable {
+struct CleanupScratchPostgres: Sendable {
     static let bin = "/usr/lib/postgresql/15/bin"
     let directory: String
     let port: Int
@@ -57,7 +57,7 @@ struct ScratchPostgres: Sendable {
         }
     }
 
-    static func start() async throws -> ScratchPostgres {
+    static func start() async throws -> CleanupScratchPostgres {
         guard FileManager.default.isExecutableFile(atPath: "\(bin)/initdb") else {
             throw TestFailure("PostgreSQL 15 is not installed (apt-get install postgresql)")
         }
@@ -78,7 +78,7 @@ struct ScratchPostgres: Sendable {
                     "-p \(port) -k \(directory) -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=100", "start",
                 ])
                 try await run(["\(bin)/createdb", "-h", "127.0.0.1", "-p", "\(port)", "-U", "postgres", "gc"])
-                return ScratchPostgres(directory: directory, port: port)
+                return CleanupScratchPostgres(directory: directory, port: port)
             } catch {
                 lastError = error
             }
@@ -95,8 +95,8 @@ struct ScratchPostgres: Sendable {
 
 /// Starts a scratch PostgreSQL with the gc schema applied, runs `body` with
 /// it and a running client of its pool, then stops and removes it.
-func withScratchPostgres(_ body: (ScratchPostgres, PostgresClient) async throws -> Void) async throws {
-    let server = try await ScratchPostgres.start()
+func withScratchPostgres(_ body: (CleanupScratchPostgres, PostgresClient) async throws -> Void) async throws {
+    let server = try await CleanupScratchPostgres.start()
     do {
         try await withScratchClient(server) { client in
             for migration in PostgresSchema.migrations {
@@ -114,7 +114,7 @@ func withScratchPostgres(_ body: (ScratchPostgres, PostgresClient) async throws 
 }
 
 /// Runs `body` with another running client of `server` (another sidecar's pool).
-func withScratchClient<T: Sendable>(_ server: ScratchPostgres, _ body: (PostgresClient) async throws -> T) async throws -> T {
+func withScratchClient<T: Sendable>(_ server: CleanupScratchPostgres, _ body: (PostgresClient) async throws -> T) async throws -> T {
     let client = PostgresClient(configuration: server.configuration, backgroundLogger: quietLogger)
     return try await withThrowingTaskGroup(of: Void.self) { group in
         group.addTask { await client.run() }

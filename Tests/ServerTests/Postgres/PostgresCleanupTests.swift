@@ -21,7 +21,7 @@ struct PostgresCleanupTests {
     }
 
     static func withSidecar<T: Sendable>(
-        _ server: ScratchPostgres, name: String, transport: any CleanupTransport,
+        _ server: CleanupScratchPostgres, name: String, transport: any CleanupTransport,
         limits: CleanupLimits = .unlimited(maxConcurrency: 16), claimDuration: Duration = .seconds(30),
         _ body: (Sidecar) async throws -> T
     ) async throws -> T {
