@@ -212,9 +212,9 @@ private final class RecorderBox: Sendable {
 }
 
 /// Polls `condition` every 10 ms until it holds; fails after `timeout`.
-func waitUntil(_ what: @autoclosure () -> String, timeout: Duration = .seconds(30), _ condition: () -> Bool) async throws {
+func waitUntil(_ what: @autoclosure () -> String, timeout: Duration = .seconds(30), _ condition: () async throws -> Bool) async throws {
     let deadline = ContinuousClock.now + timeout
-    while !condition() {
+    while try await !condition() {
         guard ContinuousClock.now < deadline else { throw TestFailure("timed out waiting until \(what())") }
         try await Task.sleep(for: .milliseconds(10))
     }

@@ -268,6 +268,37 @@ struct PostgresEventTests {
         }
     }
 
+    @Test("an event this build cannot decode stops the stream at it: nothing after it is delivered, a resume is told why")
+    func undecodableEventStopsTheStream() async throws {
+        try await withThrowawayPostgres { _, client in
+            let sidecar = EventSidecar(client: client)
+            try await sidecar.running {
+                let watch = EventRecorder(try sidecar.hub.subscribe(after: nil))
+                try await Self.insert((1...3).map { testEvent($0) }, with: client)
+                try await waitUntil("3 events numbered") { sidecar.tail.status.position == 3 }
+                // As if a newer sidecar wrote a record this build cannot read.
+                try await client.query(
+                    "INSERT INTO gc_events (at, record) VALUES (0, \(ByteBuffer(bytes: [0xFF, 0xFF])))", logger: quietLogger)
+                try await Self.insert((5...6).map { testEvent($0) }, with: client)
+                try await waitUntil("all 6 numbered") { try await Self.tableState(client).max == 6 }
+                #expect(try await watch.wait(for: 3).map(\.index) == [1, 2, 3])
+                try await Task.sleep(for: .milliseconds(500))
+                #expect(watch.count == 3, "nothing is delivered past the undecodable event")
+                #expect(sidecar.tail.status.position == 3)
+
+            }
+            // A sidecar started later serves a resume from the table: it ends
+            // at the undecodable event, saying so.
+            let later = EventSidecar(client: client)
+            try await later.running {
+                let resumed = EventRecorder(try later.hub.subscribe(after: EventHub.Cursor(index: 3, position: 0)))
+                let error = try await resumed.waitForEnd()
+                #expect(resumed.count == 0)
+                #expect((error as? StoreError)?.message.contains("position 4") == true, "\(String(describing: error))")
+            }
+        }
+    }
+
     @Test("retention deletes the oldest events beyond the bound; a resume from before them is compacted, after them is served")
     func retentionAndCompaction() async throws {
         try await withThrowawayPostgres { _, client in
