@@ -52,7 +52,13 @@ struct PostgresEventTests {
 
     // MARK: Writers, as the lease store writes
 
+    /// Row by row, as the brief's SQL reads; `PostgresEventRecord.insert`
+    /// (one statement) for multi-event transactions.
     static func insert(_ events: [LeaseEvent], on connection: PostgresConnection) async throws {
+        if events.count > 1 {
+            try await PostgresEventRecord.insert(events, on: connection, logger: quietLogger)
+            return
+        }
         for event in events {
             try await connection.query(
                 "INSERT INTO gc_events (at, record) VALUES (\(event.at.milliseconds), \(PostgresEventRecord.encodeBuffer(event)))",

@@ -1,6 +1,8 @@
 import GCProto
 import LeaseFSM
+import Logging
 import NIOCore
+import PostgresNIO
 import SwiftProtobuf
 
 /// The `record` column of `gc_events`: one lease event as the serialized
@@ -8,13 +10,14 @@ import SwiftProtobuf
 /// sends (so a new event kind or field needs no second format).
 ///
 /// Writers (the PostgreSQL lease store) insert each event they produce as
-/// one row with no position:
+/// one row with no position, in the transaction of the command that
+/// produced it (``insert(_:on:logger:)`` does it in one statement):
 ///
 /// ```sql
 /// INSERT INTO gc_events (at, record) VALUES ($at, $record)   -- position NULL
 /// ```
 ///
-/// with `at` = `event.at.milliseconds` and `record` = ``encode(_:)``. The
+/// with `at` = `event.at.milliseconds` and `record` = ``encodeBuffer(_:)``. The
 /// event's own `index` and `position` (the command index and the event's
 /// place among that command's events) are kept in the record, but watchers
 /// see the row's `position` instead (``decode(_:position:)``), the one
@@ -33,9 +36,26 @@ public enum PostgresEventRecord {
         (try? DistributedGc_LeaseEvent(event).serializedBytes()) ?? []
     }
 
-    /// ``encode(_:)`` as a buffer, ready to bind as a `bytea` parameter.
+    /// ``encode(_:)`` as a buffer, ready to bind as a `bytea` parameter
+    /// (bind this, not the `[UInt8]`: postgres-nio binds an array of
+    /// `UInt8` as a PostgreSQL array, not as `bytea`).
     public static func encodeBuffer(_ event: LeaseEvent) -> ByteBuffer {
         ByteBuffer(bytes: encode(event))
+    }
+
+    /// Inserts `events` (one command's, in order) as unsequenced rows in
+    /// one statement on `connection`, inside the caller's transaction, so
+    /// they become visible, and are numbered, when it commits. The
+    /// sequencer numbers rows in id order, so they keep this order.
+    public static func insert(_ events: [LeaseEvent], on connection: PostgresConnection, logger: Logger) async throws {
+        guard !events.isEmpty else { return }
+        let times = events.map(\.at.milliseconds)
+        let records = events.map(encodeBuffer)
+        try await connection.query("""
+            INSERT INTO gc_events (at, record)
+            SELECT at, record FROM unnest(\(times)::bigint[], \(records)::bytea[]) WITH ORDINALITY AS e(at, record, n)
+            ORDER BY n
+            """, logger: logger)
     }
 
     /// The event stored in `bytes`, placed in the stream at row `position`:
