@@ -231,6 +231,8 @@ let package = Package(
                 // LeaseKeeperRenewalTests: the keeper against an in-process node.
                 "GCClient",
                 "TestPKI",
+                // A throwaway PostgreSQL for the contract tests in postgres mode.
+                "TestPostgres",
                 "Raft",
                 "LeaseFSM",
                 "GCProto",
@@ -242,13 +244,29 @@ let package = Package(
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
-                // The PostgreSQL-mode tests talk to a throwaway server directly.
+                // The PostgreSQL store's tests against a throwaway server.
                 .product(name: "PostgresNIO", package: "postgres-nio"),
             ],
             swiftSettings: swiftSettings
         ),
         // Throwaway certificates for the TLS tests (made with openssl).
         .target(name: "TestPKI", path: "Tests/TestPKI", swiftSettings: swiftSettings),
+        // Throwaway PostgreSQL 15 servers for the postgres-mode tests
+        // (scripts/lib/postgres.sh; Debian's postgresql package).
+        .target(name: "TestPostgres", path: "Tests/TestPostgres", swiftSettings: swiftSettings),
+        // GC_STORAGE_BACKEND=postgres against a real throwaway server: the
+        // DATABASE_URL, migrations, the start-up connector, `gc-sidecar migrate`.
+        .testTarget(
+            name: "PostgresTests",
+            dependencies: [
+                "Server",
+                "TestPostgres",
+                "TestPKI",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // Three real gc-sidecar processes on loopback (needs the gc-sidecar
         // product built: `swift build --build-tests` builds it).
         .testTarget(
@@ -258,6 +276,8 @@ let package = Package(
                 "GCClient",
                 "ChaosCheck",
                 "TestPKI",
+                // Sidecars in postgres mode over a throwaway PostgreSQL.
+                "TestPostgres",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "Hummingbird", package: "hummingbird"),

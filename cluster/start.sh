@@ -12,6 +12,11 @@
 #                                       # policy: makes a throwaway CA and certificates in
 #                                       # $GC_CLUSTER_DIR/pki (cluster/lib/make-certs.sh) once;
 #                                       # remembered for nodes started again alone
+#   cluster/start.sh --postgres         # PostgreSQL mode: no Raft; n1, n2, n3 are stateless sidecars
+#                                       # over one local throwaway PostgreSQL 15 in
+#                                       # $GC_CLUSTER_DIR/postgres (scripts/lib/postgres.sh; installs
+#                                       # Debian's postgresql package if missing); remembered, and
+#                                       # stopped by stop.sh with the last sidecar, deleted by --wipe
 #
 #   node  client (gRPC)     raft peers        metrics
 #   n1    127.0.0.1:50051   127.0.0.1:50052   127.0.0.1:9091
@@ -36,10 +41,12 @@ usage() {
 
 nodes=()
 tls=""
+postgres=""
 for arg in "$@"; do
     case "$arg" in
         -h | --help) usage; exit 0 ;;
         --tls) tls=1 ;;
+        --postgres) postgres=1 ;;
         *)
             is_cluster_node "$arg" || die "unknown argument '$arg': expected n1, n2 or n3 (or --help)"
             case " ${nodes[*]-} " in
@@ -124,6 +131,26 @@ tls_env() {
         GC_AUTH_POLICY_FILE="$pki/policy.yaml"
 }
 
+# --postgres, or a cluster that was started with it: one local database
+# (started again if it is stopped) that every node uses instead of Raft.
+database_url=""
+if [ -n "$postgres" ] || [ -f "$cluster_dir/postgres-mode" ]; then
+    postgres=1
+    mkdir -p "$cluster_dir"
+    source scripts/lib/ensure-deps.sh
+    ensure_postgres_deps
+    database_url="$(scripts/lib/postgres.sh start "$cluster_dir/postgres")" || die "cannot start the local PostgreSQL in $cluster_dir/postgres (see $cluster_dir/postgres/postgres.log)"
+    touch "$cluster_dir/postgres-mode"
+    echo "start.sh: PostgreSQL mode, database $database_url" >&2
+fi
+backend_env() {
+    if [ -n "$postgres" ]; then
+        echo GC_STORAGE_BACKEND=postgres DATABASE_URL="$database_url"
+    else
+        echo GC_PEERS="$(cluster_peers)"
+    fi
+}
+
 # Starts one node in its own session (so a Ctrl-C in this terminal does not
 # reach it), with its output appended to node.log. The launched process writes
 # its own pid before it execs the binary, so the pid file holds the node's pid.
@@ -140,9 +167,8 @@ start_node() {
     (
         cd "$dir"
         # shellcheck disable=SC2046 # word splitting of tls_env is intended
-        exec "${launcher[@]}" env $(tls_env "$node") \
+        exec "${launcher[@]}" env $(tls_env "$node") $(backend_env) \
             GC_NODE_ID="$node" \
-            GC_PEERS="$(cluster_peers)" \
             GC_SERVER_HOST="$CLUSTER_HOST" GC_SERVER_PORT="$(client_port "$node")" \
             GC_RAFT_HOST="$CLUSTER_HOST" GC_RAFT_PORT="$(raft_port "$node")" \
             GC_METRICS_HOST="$CLUSTER_HOST" GC_METRICS_PORT="$(metrics_port "$node")" \
@@ -211,6 +237,10 @@ if [ -n "$tls" ]; then
 else
     echo "Cluster status: $gcctl cluster status --endpoint $CLUSTER_HOST:$(client_port n1)"
 fi
-echo "Status page:    http://$CLUSTER_HOST:$(metrics_port n1)/ui   (any node: $(metrics_port n2), $(metrics_port n3))"
+if [ -n "$postgres" ]; then
+    echo "PostgreSQL mode: stateless sidecars over $database_url (the raft ports are unused)"
+else
+    echo "Status page:    http://$CLUSTER_HOST:$(metrics_port n1)/ui   (any node: $(metrics_port n2), $(metrics_port n3))"
+fi
 echo "Logs:           tail -f $cluster_dir/n*/node.log"
 echo "Stop:           cluster/stop.sh   (one node: cluster/stop.sh n2; crash one: cluster/stop.sh --kill n2)"

@@ -6,6 +6,8 @@
 #   cluster/stop.sh n2               # only n2
 #   cluster/stop.sh --kill n2        # kill -9 n2 at once: a crash, for watching failover by hand
 #   cluster/stop.sh --wipe           # stop all three, then delete nX/ (data, node.log, pid) and build
+#                                    # (and, in PostgreSQL mode, the local database)
+#   In PostgreSQL mode (start.sh --postgres) the local database stops once no sidecar runs.
 #
 #   GC_CLUSTER_DIR            the cluster folder, as for start.sh (default <repository>/gc-cluster)
 #   GC_CLUSTER_STOP_TIMEOUT   seconds from SIGTERM to SIGKILL (default 30)
@@ -118,6 +120,17 @@ if $failed; then
     die "could not signal every node (see above); nothing was deleted"
 fi
 
+# PostgreSQL mode: the local database stops with the last sidecar.
+if [ -f "$cluster_dir/postgres-mode" ] && [ -d "$cluster_dir/postgres" ]; then
+    running=false
+    for node in "${CLUSTER_NODES[@]}"; do
+        if live_node_pid "$cluster_dir/$node/pid" >/dev/null; then running=true; fi
+    done
+    if ! $running; then
+        scripts/lib/postgres.sh stop "$cluster_dir/postgres" && echo "stop.sh: stopped the local PostgreSQL" >&2
+    fi
+fi
+
 if $wipe; then
     for node in "${CLUSTER_NODES[@]}"; do
         if pid="$(live_node_pid "$cluster_dir/$node/pid")"; then
@@ -128,6 +141,8 @@ if $wipe; then
         rm -rf "${cluster_dir:?}/$node"
     done
     rm -f "$cluster_dir/build"
+    if [ -d "$cluster_dir/postgres" ]; then scripts/lib/postgres.sh destroy "$cluster_dir/postgres"; fi
+    rm -f "$cluster_dir/postgres-mode"
     rmdir "$cluster_dir" 2>/dev/null || true
     echo "stop.sh: deleted the data, logs and pid files of n1, n2 and n3 in $cluster_dir" >&2
 fi

@@ -7,7 +7,7 @@ import Synchronization
 /// A node's ``RaftLeaseStore`` as its clients, reaper and dispatcher see it:
 /// calls wait while the node is paused, leadership checks are recorded for
 /// the cleanup-safety checker, and injected bugs take effect here.
-final class ChaosStore: LeaseStore {
+final class ChaosStore: LeaseStore, MachineReadable {
     let inner: RaftLeaseStore
     let node: String
     let bugs: InjectedBugs

@@ -170,6 +170,76 @@ public nonisolated struct DistributedGc_ClusterStatusResponse: Sendable {
   /// authorization), "auth (plaintext)", "tls+auth" or "mtls+auth".
   public var security: String = String()
 
+  /// "raft" (nodes above) or "postgres" (sidecars and database below).
+  public var backend: String = String()
+
+  /// GC_STORAGE_BACKEND=postgres: the sidecars that reported recently.
+  public var sidecars: [DistributedGc_SidecarStatus] = []
+
+  /// GC_STORAGE_BACKEND=postgres: the shared database.
+  public var database: DistributedGc_DatabaseStatus {
+    get {_database ?? DistributedGc_DatabaseStatus()}
+    set {_database = newValue}
+  }
+  /// Returns true if `database` has been explicitly set.
+  public var hasDatabase: Bool {self._database != nil}
+  /// Clears the value of `database`. Subsequent reads from it will return its default value.
+  public mutating func clearDatabase() {self._database = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _database: DistributedGc_DatabaseStatus? = nil
+}
+
+/// One stateless sidecar of a PostgreSQL-mode deployment (its heartbeat row).
+public nonisolated struct DistributedGc_SidecarStatus: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var name: String = String()
+
+  /// Its client address (host:port).
+  public var address: String = String()
+
+  public var version: String = String()
+
+  public var startedAtMillis: Int64 = 0
+
+  public var lastSeenMillis: Int64 = 0
+
+  /// Cleanup jobs it holds claimed now.
+  public var claims: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct DistributedGc_DatabaseStatus: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// `DATABASE_URL` with the password redacted.
+  public var url: String = String()
+
+  public var serverVersion: String = String()
+
+  public var sizeBytes: UInt64 = 0
+
+  /// Connections this sidecar's pool may open (GC_MAX_DB_CONNECTIONS).
+  public var poolSize: UInt32 = 0
+
+  /// Schema version applied / known to this binary.
+  public var schemaVersion: UInt32 = 0
+
+  public var reachable: Bool = false
+
+  public var error: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -461,7 +531,7 @@ nonisolated extension DistributedGc_NodeStatus: SwiftProtobuf.Message, SwiftProt
 
 nonisolated extension DistributedGc_ClusterStatusResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ClusterStatusResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}nodes\0\u{3}leader_id\0\u{1}healthy\0\u{3}answered_by\0\u{1}security\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}nodes\0\u{3}leader_id\0\u{1}healthy\0\u{3}answered_by\0\u{1}security\0\u{1}backend\0\u{1}sidecars\0\u{1}database\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -474,12 +544,19 @@ nonisolated extension DistributedGc_ClusterStatusResponse: SwiftProtobuf.Message
       case 3: try { try decoder.decodeSingularBoolField(value: &self.healthy) }()
       case 4: try { try decoder.decodeSingularStringField(value: &self.answeredBy) }()
       case 5: try { try decoder.decodeSingularStringField(value: &self.security) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.backend) }()
+      case 7: try { try decoder.decodeRepeatedMessageField(value: &self.sidecars) }()
+      case 8: try { try decoder.decodeSingularMessageField(value: &self._database) }()
       default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
     if !self.nodes.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.nodes, fieldNumber: 1)
     }
@@ -495,6 +572,15 @@ nonisolated extension DistributedGc_ClusterStatusResponse: SwiftProtobuf.Message
     if !self.security.isEmpty {
       try visitor.visitSingularStringField(value: self.security, fieldNumber: 5)
     }
+    if !self.backend.isEmpty {
+      try visitor.visitSingularStringField(value: self.backend, fieldNumber: 6)
+    }
+    if !self.sidecars.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.sidecars, fieldNumber: 7)
+    }
+    try { if let v = self._database {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 8)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -504,6 +590,124 @@ nonisolated extension DistributedGc_ClusterStatusResponse: SwiftProtobuf.Message
     if lhs.healthy != rhs.healthy {return false}
     if lhs.answeredBy != rhs.answeredBy {return false}
     if lhs.security != rhs.security {return false}
+    if lhs.backend != rhs.backend {return false}
+    if lhs.sidecars != rhs.sidecars {return false}
+    if lhs._database != rhs._database {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension DistributedGc_SidecarStatus: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SidecarStatus"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}address\0\u{1}version\0\u{3}started_at_millis\0\u{3}last_seen_millis\0\u{1}claims\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.address) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.version) }()
+      case 4: try { try decoder.decodeSingularInt64Field(value: &self.startedAtMillis) }()
+      case 5: try { try decoder.decodeSingularInt64Field(value: &self.lastSeenMillis) }()
+      case 6: try { try decoder.decodeSingularUInt32Field(value: &self.claims) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 1)
+    }
+    if !self.address.isEmpty {
+      try visitor.visitSingularStringField(value: self.address, fieldNumber: 2)
+    }
+    if !self.version.isEmpty {
+      try visitor.visitSingularStringField(value: self.version, fieldNumber: 3)
+    }
+    if self.startedAtMillis != 0 {
+      try visitor.visitSingularInt64Field(value: self.startedAtMillis, fieldNumber: 4)
+    }
+    if self.lastSeenMillis != 0 {
+      try visitor.visitSingularInt64Field(value: self.lastSeenMillis, fieldNumber: 5)
+    }
+    if self.claims != 0 {
+      try visitor.visitSingularUInt32Field(value: self.claims, fieldNumber: 6)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: DistributedGc_SidecarStatus, rhs: DistributedGc_SidecarStatus) -> Bool {
+    if lhs.name != rhs.name {return false}
+    if lhs.address != rhs.address {return false}
+    if lhs.version != rhs.version {return false}
+    if lhs.startedAtMillis != rhs.startedAtMillis {return false}
+    if lhs.lastSeenMillis != rhs.lastSeenMillis {return false}
+    if lhs.claims != rhs.claims {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension DistributedGc_DatabaseStatus: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".DatabaseStatus"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}url\0\u{3}server_version\0\u{3}size_bytes\0\u{3}pool_size\0\u{3}schema_version\0\u{1}reachable\0\u{1}error\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.url) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.serverVersion) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.sizeBytes) }()
+      case 4: try { try decoder.decodeSingularUInt32Field(value: &self.poolSize) }()
+      case 5: try { try decoder.decodeSingularUInt32Field(value: &self.schemaVersion) }()
+      case 6: try { try decoder.decodeSingularBoolField(value: &self.reachable) }()
+      case 7: try { try decoder.decodeSingularStringField(value: &self.error) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.url.isEmpty {
+      try visitor.visitSingularStringField(value: self.url, fieldNumber: 1)
+    }
+    if !self.serverVersion.isEmpty {
+      try visitor.visitSingularStringField(value: self.serverVersion, fieldNumber: 2)
+    }
+    if self.sizeBytes != 0 {
+      try visitor.visitSingularUInt64Field(value: self.sizeBytes, fieldNumber: 3)
+    }
+    if self.poolSize != 0 {
+      try visitor.visitSingularUInt32Field(value: self.poolSize, fieldNumber: 4)
+    }
+    if self.schemaVersion != 0 {
+      try visitor.visitSingularUInt32Field(value: self.schemaVersion, fieldNumber: 5)
+    }
+    if self.reachable != false {
+      try visitor.visitSingularBoolField(value: self.reachable, fieldNumber: 6)
+    }
+    if !self.error.isEmpty {
+      try visitor.visitSingularStringField(value: self.error, fieldNumber: 7)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: DistributedGc_DatabaseStatus, rhs: DistributedGc_DatabaseStatus) -> Bool {
+    if lhs.url != rhs.url {return false}
+    if lhs.serverVersion != rhs.serverVersion {return false}
+    if lhs.sizeBytes != rhs.sizeBytes {return false}
+    if lhs.poolSize != rhs.poolSize {return false}
+    if lhs.schemaVersion != rhs.schemaVersion {return false}
+    if lhs.reachable != rhs.reachable {return false}
+    if lhs.error != rhs.error {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

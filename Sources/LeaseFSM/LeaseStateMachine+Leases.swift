@@ -9,11 +9,11 @@ extension LeaseStateMachine {
             return .failure(LeaseError(.alreadyExists, "lease id \(id) is already taken"))
         }
         guard indexes.activeCount < limits.maxLeases else {
-            return .failure(LeaseError(.resourceExhausted, "the cluster holds \(indexes.activeCount) active leases, the limit (GC_MAX_LEASES) is \(limits.maxLeases): release or let some expire first"))
+            return .failure(.clusterLeaseLimit(held: indexes.activeCount, limit: limits.maxLeases))
         }
         let held = indexes.activeByService[c.serviceID, default: 0]
         guard held < limits.maxLeasesPerService else {
-            return .failure(LeaseError(.resourceExhausted, "service '\(c.serviceID)' already holds \(held) active leases, the limit (GC_MAX_LEASES_PER_SERVICE) is \(limits.maxLeasesPerService): release or let some expire first", field: "service_id"))
+            return .failure(.serviceLeaseLimit(serviceID: c.serviceID, held: held, limit: limits.maxLeasesPerService))
         }
         let duration = limits.resolvedDuration(c.durationSeconds)
         let spec = c.cleanup.flatMap { $0.target == nil ? nil : $0.resolved(with: limits) }

@@ -23,7 +23,8 @@ extension LeaseStateMachine {
             self.cleanupStates = cleanupStates
         }
 
-        func matches(_ lease: Lease, cleanup: LeaseCleanupState) -> Bool {
+        /// Whether `lease`, whose cleanup is in state `cleanup`, passes this filter.
+        public func matches(_ lease: Lease, cleanup: LeaseCleanupState) -> Bool {
             if let serviceID, lease.serviceID != serviceID { return false }
             if let serviceIDs, !serviceIDs.contains(lease.serviceID) { return false }
             if let objectType, lease.object.type != objectType { return false }

@@ -98,6 +98,8 @@ public struct Sidecar: Sendable {
         switch config.storageBackend {
         case .memory:
             return MemoryStorage()
+        case .postgres:
+            throw StoreError(.unavailable, "GC_STORAGE_BACKEND=postgres has no Raft log")
         case .sqlite:
             do {
                 try FileManager.default.createDirectory(atPath: config.dataDirectory, withIntermediateDirectories: true)

@@ -18,7 +18,7 @@ struct GCSidecar: AsyncParsableCommand {
             of precedence; `gc-sidecar serve --help` lists them all.
             """,
         version: SidecarVersion.current,
-        subcommands: [Serve.self, ConfigCommand.self, RestoreCommand.self, RecoverCommand.self],
+        subcommands: [Serve.self, ConfigCommand.self, RestoreCommand.self, RecoverCommand.self, MigrateCommand.self],
         defaultSubcommand: Serve.self
     )
 }

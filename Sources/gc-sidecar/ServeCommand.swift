@@ -42,17 +42,24 @@ struct Serve: AsyncParsableCommand {
             "version": "\(SidecarVersion.current)", "grpc": "\(config.host):\(config.port)",
             "storage": "\(config.storageBackend.rawValue)",
             "data_dir": "\(config.storageBackend == .sqlite ? config.dataDirectory : "-")",
+            "database": "\(config.database.map { "\($0)" } ?? "-")",
         ])
         logger.info("configuration", metadata: loaded.effective.metadata)
-        let sidecar: Sidecar
+        let run: @Sendable () async throws -> Void
         do {
-            sidecar = try Sidecar(config: config, logger: logger)
+            if config.storageBackend == .postgres {
+                let sidecar = try PostgresSidecar(config: config, logger: logger)
+                run = { try await sidecar.run() }
+            } else {
+                let sidecar = try Sidecar(config: config, logger: logger)
+                run = { try await sidecar.run() }
+            }
         } catch {
             logger.critical("cannot start", metadata: ["error": "\(error)"])
             throw ExitCode.failure
         }
         do {
-            try await sidecar.run()
+            try await run()
             logger.info("stopped")
         } catch {
             logger.critical("stopped on error", metadata: ["error": "\(error)"])

@@ -28,6 +28,14 @@ struct ClusterStatusCommand: AsyncParsableCommand {
         switch connection.output {
         case .json:
             try Printer(format: .json).print(response) { [] }
+        case .table where response.backend == "postgres":
+            print(BoxTable.render(Self.sidecarRows(response)), terminator: "")
+            let db = response.database
+            let reach = db.reachable ? "reachable" : "UNREACHABLE (\(db.error))"
+            print("database \(db.url): \(reach), PostgreSQL \(db.serverVersion.isEmpty ? "?" : db.serverVersion), size \(Self.byteCount(db.sizeBytes)), schema v\(db.schemaVersion), pool \(db.poolSize) connections per sidecar")
+            print("postgres mode \(response.healthy ? "healthy" : "UNHEALTHY"): \(response.sidecars.count) live sidecar(s), answered by \(response.answeredBy)")
+            let security = response.security.isEmpty ? "unknown" : response.security
+            print("client port security on \(response.answeredBy): \(security)")
         case .table:
             print(BoxTable.render(Self.rows(response)), terminator: "")
             let summary = response.healthy ? "healthy" : "UNHEALTHY"
@@ -56,6 +64,21 @@ struct ClusterStatusCommand: AsyncParsableCommand {
                 isLeader ? "-" : (node.lastContactMillis < 0 ? "unknown" : "\(node.lastContactMillis) ms"),
                 "\(node.snapshotIndex)", byteCount(node.dbSizeBytes), "\(node.activeLeases)",
                 node.healthy ? "true" : "false (\(node.healthProblem))",
+            ])
+        }
+        return rows
+    }
+
+    /// PostgreSQL mode: one row per live sidecar (from its heartbeat).
+    static func sidecarRows(_ response: DistributedGc_ClusterStatusResponse) -> [[String]] {
+        var rows = [["SIDECAR", "ADDRESS", "VERSION", "UP SINCE (UTC)", "LAST SEEN", "CLAIMS"]]
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        for sidecar in response.sidecars {
+            let started = Date(timeIntervalSince1970: Double(sidecar.startedAtMillis) / 1000)
+            rows.append([
+                sidecar.name, sidecar.address, sidecar.version,
+                ISO8601DateFormatter().string(from: started),
+                "\(max(0, now - sidecar.lastSeenMillis)) ms ago", "\(sidecar.claims)",
             ])
         }
         return rows

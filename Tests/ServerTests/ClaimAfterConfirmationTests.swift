@@ -8,7 +8,7 @@ import Testing
 /// and before the confirmation returns, the way entries from a leader
 /// elected while this node was briefly deposed (or any other commit) land
 /// during the quorum round. Records what the dispatcher asked, in order.
-final class ChangeDuringConfirmationStore: LeaseStore {
+final class ChangeDuringConfirmationStore: LeaseStore, MachineReadable {
     enum Call: Equatable, Sendable {
         /// A read whose answer was a list of cleanup jobs (their ids).
         case jobsRead([JobID])

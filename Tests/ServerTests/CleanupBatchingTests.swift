@@ -9,7 +9,7 @@ import Testing
 /// leadership confirmations and the outcome entries proposed (how many
 /// outcomes each carried), and can hold the first outcome entry until told,
 /// or refuse outcome entries (as a store that cannot commit would).
-final class OutcomeCountingStore: LeaseStore {
+final class OutcomeCountingStore: LeaseStore, MachineReadable {
     private struct State {
         var confirmations = 0
         var outcomeEntries: [[JobID]] = []
@@ -109,7 +109,7 @@ final class FailingObjectsTransport: CleanupTransport {
 struct CleanupBatchingTests {
     static let endpoint = "http://batch.test/cleanup"
 
-    static func dispatcher(_ store: any LeaseStore, _ transport: any CleanupTransport, maxConcurrency: Int = 512,
+    static func dispatcher(_ store: any LeaseStore & MachineReadable, _ transport: any CleanupTransport, maxConcurrency: Int = 512,
                            metrics: SidecarMetrics = SidecarMetrics()) -> CleanupDispatcher {
         CleanupDispatcher(store: store, transport: transport, timeout: .seconds(5),
                           limits: .unlimited(maxConcurrency: maxConcurrency), metrics: metrics, logger: quietLogger, seed: 7)

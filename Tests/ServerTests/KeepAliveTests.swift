@@ -184,11 +184,11 @@ struct KeepAliveTests {
 
 /// A store that passes everything to `inner`, except that renewals entries
 /// wait until ``open()``.
-final class GatedStore: LeaseStore {
-    let inner: any LeaseStore
+final class GatedStore: LeaseStore, MachineReadable {
+    let inner: any LeaseStore & MachineReadable
     private let waiting = Mutex<[CheckedContinuation<Void, Never>]?>([])
 
-    init(_ inner: any LeaseStore) {
+    init(_ inner: any LeaseStore & MachineReadable) {
         self.inner = inner
     }
 

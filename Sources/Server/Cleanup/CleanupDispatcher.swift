@@ -21,44 +21,35 @@ import Synchronization
 /// (``OutcomeBatcher``); the claims of a committed entry are released, and
 /// the in-flight gauge set, once per entry.
 public final class CleanupDispatcher: Sendable {
-    let store: any LeaseStore
-    let transport: any CleanupTransport
-    let timeout: Duration
-    let policy: RetryPolicy
+    let store: any LeaseStore & MachineReadable
     let metrics: SidecarMetrics
     let logger: Logger
-    /// Per-endpoint admission (shared with metrics and tests).
-    public let throttle: EndpointThrottle
+    /// Sends one attempt and turns the answer into an outcome (shared with
+    /// PostgreSQL mode).
+    private let delivery: CleanupDelivery
     /// Jobs claimed and not yet finished, with their endpoint permit (nil
     /// once the request is over and only the outcome is being recorded).
     private let inFlight = Mutex<[JobID: EndpointThrottle.Permit?]>([:])
-    private let random: Mutex<SplitMix64>
-    private let outcomes: OutcomeBatcher
+    private let outcomes: OutcomeBatcher<LeaseCommand.CleanupOutcome>
     /// Set once in `init` (the batcher calls back into this dispatcher).
     private let finishedRelay = FinishedRelay()
 
-    public init(store: any LeaseStore, transport: any CleanupTransport, timeout: Duration, limits: CleanupLimits,
+    public init(store: any LeaseStore & MachineReadable, transport: any CleanupTransport, timeout: Duration, limits: CleanupLimits,
                 metrics: SidecarMetrics, logger: Logger, policy: RetryPolicy = RetryPolicy(),
                 seed: UInt64 = UInt64.random(in: .min ... .max)) {
         self.store = store
-        self.transport = transport
-        self.timeout = timeout
-        self.policy = policy
         self.metrics = metrics
         self.logger = logger
-        self.random = Mutex(SplitMix64(seed: seed))
+        self.delivery = CleanupDelivery(transport: transport, timeout: timeout, limits: limits, metrics: metrics, logger: logger,
+                                        policy: policy, seed: seed)
         let relay = finishedRelay
         self.outcomes = OutcomeBatcher(store: store) { ids, error in relay.forward(ids, error) }
-        self.throttle = EndpointThrottle(limits: limits) { [logger, metrics] endpoint, from, to in
-            metrics.recordBreaker(from: from, to: to)
-            switch to {
-            case .open: logger.warning("cleanup endpoint failing; circuit breaker open, its cleanups wait", metadata: ["endpoint": "\(endpoint)", "cooldown_ms": "\(limits.breakerCooldownMilliseconds)"])
-            case .halfOpen: logger.info("probing cleanup endpoint", metadata: ["endpoint": "\(endpoint)"])
-            case .closed: logger.info("cleanup endpoint recovered; circuit breaker closed", metadata: ["endpoint": "\(endpoint)"])
-            }
-        }
         finishedRelay.target.withLock { $0 = { [weak self] ids, error in self?.outcomesFinished(ids, error) } }
     }
+
+    /// Per-endpoint admission (shared with metrics and tests).
+    public var throttle: EndpointThrottle { delivery.throttle }
+    var transport: any CleanupTransport { delivery.transport }
 
     public var limits: CleanupLimits { throttle.limits }
 
@@ -137,44 +128,18 @@ public final class CleanupDispatcher: Sendable {
     /// submits its outcome; returns the outcome's batcher ticket, or nil
     /// when no outcome is recorded (claim already released).
     private func send(_ job: CleanupJob) async -> UInt64? {
-        guard let target = job.spec.target else {
-            release([job.id])
-            return nil
-        }
-        let request = CleanupRequest(job: job)
-        let result = await transport.deliver(request, to: target, timeout: timeout)
-        // Cut short by shutdown: not the target's failure, and not an attempt
-        // (the job stays pending; the next leader delivers it).
-        if Task.isCancelled {
-            release([job.id])
-            return nil
-        }
         // The endpoint's slot is free once it answered; the job stays claimed
         // until its outcome is recorded, so it is not sent twice meanwhile.
-        let permit = inFlight.withLock { flying in flying.updateValue(nil, forKey: job.id) ?? nil }
-        let outcome: LeaseCommand.CleanupOutcome.Result
-        switch result {
-        case .succeeded:
-            if let permit { throttle.finish(permit, targetHealthy: true) }
-            outcome = .succeeded
-            metrics.recordCleanupDelivery(succeeded: true)
-            logger.debug("cleanup delivered", metadata: metadata(job, request.attempt))
-        case .failed(let reason, let permanent):
-            // A permanent failure is an answer ("this request is wrong"): the
-            // target is up. Only silence and server errors trip the breaker.
-            if let permit { throttle.finish(permit, targetHealthy: permanent) }
-            let delay = random.withLock { rng in
-                policy.delayMilliseconds(afterAttempt: request.attempt, baseSeconds: job.spec.retryDelaySeconds, using: &rng)
-            }
-            outcome = .failed(error: reason, retryAfterMilliseconds: delay, permanent: permanent)
-            var meta = metadata(job, request.attempt)
-            meta["error"] = "\(reason)"
-            let final = permanent || request.attempt > job.spec.maxRetries
-            metrics.recordCleanupDelivery(succeeded: false, final: final)
-            meta["next"] = final ? "dead-letter" : "retry in \(delay) ms"
-            logger.warning("cleanup attempt failed", metadata: meta)
+        let outcome = await delivery.attempt(job) {
+            inFlight.withLock { flying in flying.updateValue(nil, forKey: job.id) ?? nil }
         }
-        return outcomes.submit(.init(jobID: job.id, attempt: request.attempt, result: outcome))
+        // No target, or cut short by shutdown: not an attempt (the job stays
+        // pending; the next leader delivers it).
+        guard let outcome else {
+            release([job.id])
+            return nil
+        }
+        return outcomes.submit(outcome)
     }
 
     /// Called by the batcher after each proposal: the batch's claims are
@@ -217,14 +182,6 @@ public final class CleanupDispatcher: Sendable {
 
     /// Jobs being delivered, or whose outcome is being recorded, right now.
     public var inFlightCount: Int { inFlight.withLock { $0.count } }
-
-    private func metadata(_ job: CleanupJob, _ attempt: UInt32) -> Logger.Metadata {
-        [
-            "job": "\(job.id)", "lease_id": "\(job.leaseID)", "object": "\(job.object)",
-            "incarnation": "\(job.incarnation)", "endpoint": "\(CleanupEndpointText.redacted(job.spec.endpoint))",
-            "attempt": "\(attempt)",
-        ]
-    }
 }
 
 /// Lets the batcher, created before the dispatcher's `init` finishes, call

@@ -57,22 +57,7 @@ public struct CleanupService: Service {
         dispatcher.transport.shutdown()
     }
 
-    /// Runs `body` until cancelled, sleeping for the interval it returns;
-    /// failures are logged once per streak (not every round), followed by a
-    /// one-second pause, and the loop goes on.
     private func repeating(_ name: String, _ body: () async throws -> Duration) async {
-        var failing = false
-        while !Task.isCancelled {
-            var pause = Duration.seconds(1)
-            do {
-                pause = try await body()
-                if failing { logger.info("\(name) recovered") }
-                failing = false
-            } catch {
-                if !failing { logger.warning("\(name) pass failed; retrying every second", metadata: ["error": "\(error)"]) }
-                failing = true
-            }
-            do { try await Task.sleep(for: pause) } catch { return }
-        }
+        await repeatingPass(name, logger: logger, clock: ContinuousClock(), body)
     }
 }

@@ -1,9 +1,11 @@
 import LeaseFSM
 import Synchronization
 
-/// Commits cleanup outcomes in batches: while one batch is being proposed,
+/// Commits cleanup outcomes in batches: while one batch is being recorded,
 /// the outcomes that finish meanwhile queue up and go out together as the
-/// next `cleanupOutcomes` command. At 5,000 cleanups/s this is tens of log
+/// next `cleanupOutcomes` command (Raft mode, ``init(store:onFinished:)``),
+/// or the next `recordOutcomes` transaction (PostgreSQL mode, where each
+/// `Item` carries its claim token). At 5,000 cleanups/s this is tens of log
 /// entries a second instead of thousands, which also spaces out snapshots
 /// (each is as large as the whole state).
 ///
@@ -12,17 +14,21 @@ import Synchronization
 /// `onFinished` once with the batch's job ids (and the error if the proposal
 /// failed), so the dispatcher releases a whole batch of claims at once. A job
 /// stays claimed until then, so it is never delivered twice at once.
-final class OutcomeBatcher: Sendable {
+final class OutcomeBatcher<Item: Sendable>: Sendable {
     /// Most outcomes in one command.
-    static let maxBatch = 1_000
+    static var maxBatch: Int { 1_000 }
 
     /// Called after each proposal with the job ids it carried, in the order
     /// they were submitted; `error` is what the proposal threw (nil: all
     /// committed).
     typealias Finished = @Sendable (_ jobIDs: [JobID], _ error: (any Error)?) -> Void
 
+    /// Records one batch (at most ``maxBatch`` items, in submission order);
+    /// what it throws is reported to `onFinished`.
+    typealias Record = @Sendable (_ batch: [Item]) async throws -> Void
+
     private struct State {
-        var queue: [LeaseCommand.CleanupOutcome] = []
+        var queue: [Item] = []
         var draining = false
         /// Outcomes submitted so far, and how many of them are finished
         /// (committed or failed). Batches finish in submission order.
@@ -31,19 +37,24 @@ final class OutcomeBatcher: Sendable {
         var waiters: [(ticket: UInt64, continuation: CheckedContinuation<Void, Never>)] = []
     }
 
-    private let store: any LeaseStore
+    private let record: Record
+    private let jobID: @Sendable (Item) -> JobID
     private let onFinished: Finished
     private let state = Mutex(State())
 
-    init(store: any LeaseStore, onFinished: @escaping Finished = { _, _ in }) {
-        self.store = store
+    /// - Parameters:
+    ///   - jobID: the job an item is the outcome of.
+    ///   - record: commits one batch.
+    init(jobID: @escaping @Sendable (Item) -> JobID, record: @escaping Record, onFinished: @escaping Finished = { _, _ in }) {
+        self.jobID = jobID
+        self.record = record
         self.onFinished = onFinished
     }
 
     /// Queues `outcome` for the next proposal and returns at once; the
     /// returned ticket can be waited for with ``waitUntilFinished(_:)``.
     @discardableResult
-    func submit(_ outcome: LeaseCommand.CleanupOutcome) -> UInt64 {
+    func submit(_ outcome: Item) -> UInt64 {
         let (ticket, startDrain) = state.withLock { s in
             s.queue.append(outcome)
             s.submitted += 1
@@ -69,7 +80,7 @@ final class OutcomeBatcher: Sendable {
 
     private func drain() async {
         while true {
-            let batch: [LeaseCommand.CleanupOutcome]? = state.withLock { s in
+            let batch: [Item]? = state.withLock { s in
                 if s.queue.isEmpty {
                     s.draining = false
                     return nil
@@ -82,14 +93,13 @@ final class OutcomeBatcher: Sendable {
                 return Array(s.queue.prefix(Self.maxBatch))
             }
             guard let batch else { return }
-            let command: LeaseCommand = batch.count == 1 ? .cleanupOutcome(batch[0]) : .cleanupOutcomes(batch)
             var failure: (any Error)?
             do {
-                _ = try await store.propose(command)
+                try await record(batch)
             } catch {
                 failure = error
             }
-            onFinished(batch.map(\.jobID), failure)
+            onFinished(batch.map(jobID), failure)
             let ready = state.withLock { s in
                 s.finished += UInt64(batch.count)
                 let finished = s.finished
@@ -99,5 +109,15 @@ final class OutcomeBatcher: Sendable {
             }
             for continuation in ready { continuation.resume() }
         }
+    }
+}
+
+extension OutcomeBatcher where Item == LeaseCommand.CleanupOutcome {
+    /// Proposes each batch to `store` as one command (Raft mode).
+    convenience init(store: any LeaseStore, onFinished: @escaping Finished = { _, _ in }) {
+        self.init(jobID: { $0.jobID }, record: { batch in
+            let command: LeaseCommand = batch.count == 1 ? .cleanupOutcome(batch[0]) : .cleanupOutcomes(batch)
+            _ = try await store.propose(command)
+        }, onFinished: onFinished)
     }
 }

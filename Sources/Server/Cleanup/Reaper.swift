@@ -18,12 +18,12 @@ public struct Reaper: Sendable {
     /// Pause between two decisions of one pass.
     public let batchPause: Duration
 
-    let store: any LeaseStore
+    let store: any LeaseStore & MachineReadable
     let logger: Logger
     let metrics: SidecarMetrics?
 
     /// - Parameter metrics: counts the leases this reaper expires (`gc_leases_expired_total`).
-    public init(store: any LeaseStore, logger: Logger, batchSize: Int = 500, batchPause: Duration = .milliseconds(20),
+    public init(store: any LeaseStore & MachineReadable, logger: Logger, batchSize: Int = 500, batchPause: Duration = .milliseconds(20),
                 metrics: SidecarMetrics? = nil) {
         self.store = store
         self.logger = logger

@@ -11,6 +11,7 @@ public struct ClusterAdminService: DistributedGc_ClusterService.SimpleServicePro
     public func getClusterStatus(request: DistributedGc_ClusterStatusRequest, context: ServerContext) async throws -> DistributedGc_ClusterStatusResponse {
         var status = await admin.clusterStatus()
         status.security = securitySummary
+        status.backend = "raft"
         return status
     }
 

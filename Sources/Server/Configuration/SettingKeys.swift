@@ -47,8 +47,8 @@ extension SettingKey {
     ]
 
     private static let storage: [SettingKey] = [
-        .init("GC_STORAGE_BACKEND", "sqlite|memory", default: .value("sqlite"), group: .storage,
-              "`sqlite`: the Raft log, hard state and snapshots in `GC_DATA_DIR/raft.sqlite` (WAL, `synchronous=FULL`); `memory`: development and tests only, a restart forgets everything. `postgres` is refused with a clear error until it exists",
+        .init("GC_STORAGE_BACKEND", "sqlite|memory|postgres", default: .value("sqlite"), group: .storage,
+              "`sqlite`: the Raft log, hard state and snapshots in `GC_DATA_DIR/raft.sqlite` (WAL, `synchronous=FULL`); `memory`: development and tests only, a restart forgets everything; `postgres`: no Raft, any number of stateless sidecars over the database at `DATABASE_URL` (`GC_PEERS` is refused)",
               effective: { $0.storageBackend.rawValue }),
         .init("GC_DATA_DIR", "directory", default: .derived("`./gc-data/<GC_NODE_ID>`"), group: .storage,
               example: "/var/lib/gc-sidecar",
@@ -56,10 +56,12 @@ extension SettingKey {
         .init("GC_SNAPSHOT_THRESHOLD", "count", default: .value("10000"), group: .storage,
               "applied log entries between snapshots of the lease state; the log before a snapshot is compacted away",
               effective: { "\($0.snapshotThreshold)" }),
-        .init("DATABASE_URL", "url", default: .none(nil), group: .storage, secret: true,
-              "for a future `postgres` backend (not available yet); its password is never logged"),
+        .init("DATABASE_URL", "url", default: .none("required with `postgres`"), group: .storage, secret: true,
+              example: "postgresql://gc:secret@db.internal:5432/distributed_gc?sslmode=verify-full",
+              "the `postgres` backend's database: `postgresql://user:password@host:5432/database` (or `postgres://`), with `sslmode=disable|prefer|require|verify-ca|verify-full` (default `prefer`), `sslrootcert=FILE` (or `system`), `sslcert=FILE&sslkey=FILE`, `connect_timeout=SECONDS`; its password is never logged"),
         .init("GC_MAX_DB_CONNECTIONS", "count", default: .value("10"), group: .storage,
-              "for a future `postgres` backend (not available yet); 1 to 1000"),
+              "the `postgres` backend's connection pool size per sidecar (1 to 1000)",
+              effective: { "\($0.maxDatabaseConnections)" }),
     ]
 
     private static let leases: [SettingKey] = [

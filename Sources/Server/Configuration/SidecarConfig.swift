@@ -43,10 +43,17 @@ public struct SidecarConfig: Hashable, Sendable {
     /// Pause between two expire decisions of one reaper pass
     /// (`GC_REAP_BATCH_PAUSE_MS`, default 20).
     public var reapBatchPauseMilliseconds: UInt64 = 20
-    /// Where the Raft log lives (`GC_STORAGE_BACKEND`): `sqlite` (default,
-    /// durable, in `GC_DATA_DIR`) or `memory` (development and tests: a
-    /// restart forgets everything).
+    /// Where the lease state lives (`GC_STORAGE_BACKEND`): `sqlite` (default,
+    /// the Raft log, durable, in `GC_DATA_DIR`), `memory` (development and
+    /// tests: a restart forgets everything) or `postgres` (no Raft: any
+    /// number of stateless sidecars over the database at ``database``).
     public var storageBackend = StorageBackend.sqlite
+    /// The database of the `postgres` backend (`DATABASE_URL`); set exactly
+    /// when ``storageBackend`` is `postgres`.
+    public var database: DatabaseURL?
+    /// The most connections this sidecar's pool opens to ``database``
+    /// (`GC_MAX_DB_CONNECTIONS`, 1 to 1000, default 10).
+    public var maxDatabaseConnections = 10
     /// Directory of this node's SQLite database (`GC_DATA_DIR`, default `./gc-data/<GC_NODE_ID>`).
     public var dataDirectory = "./gc-data/n1"
     /// Applied log entries between snapshots of the lease state (`GC_SNAPSHOT_THRESHOLD`, default 10,000).
@@ -97,6 +104,11 @@ public struct SidecarConfig: Hashable, Sendable {
     public enum StorageBackend: String, Hashable, Sendable {
         case sqlite
         case memory
+        /// No Raft: the state is in PostgreSQL (`DATABASE_URL`).
+        case postgres
+
+        /// Whether this backend runs Raft (and so has peers, a log, snapshots).
+        public var usesRaft: Bool { self != .postgres }
     }
 
     public init() {}
@@ -154,6 +166,9 @@ public struct SidecarConfig: Hashable, Sendable {
         reapBatchPauseMilliseconds = try r.count("GC_REAP_BATCH_PAUSE_MS", default: reapBatchPauseMilliseconds, range: 0...60_000)
         limits.endedRetentionSeconds = try r.count("GC_ENDED_LEASE_RETENTION", default: limits.endedRetentionSeconds, range: 0...(30 * 86_400))
         storageBackend = try r.storageBackend()
+        if storageBackend == .postgres {
+            database = try r.postgresDatabase()
+        }
         dataDirectory = try r.path("GC_DATA_DIR", default: "./gc-data/\(nodeID)")
         snapshotThreshold = try r.count("GC_SNAPSHOT_THRESHOLD", default: snapshotThreshold, range: 100...10_000_000)
         raftHost = try r.host("GC_RAFT_HOST", default: host)
@@ -175,7 +190,7 @@ public struct SidecarConfig: Hashable, Sendable {
             }
         }
         security = try r.security()
-        _ = try r.count("GC_MAX_DB_CONNECTIONS", default: 10, range: 1...1000)
+        maxDatabaseConnections = Int(try r.count("GC_MAX_DB_CONNECTIONS", default: UInt64(maxDatabaseConnections), range: 1...1000))
         logLevel = try LogLevelParser.level(from: env)
         logFormat = try r.logFormat()
 
@@ -253,11 +268,27 @@ struct EnvironmentReader {
             return .sqlite
         case "memory":
             return .memory
-        case "postgres":
-            throw .init(variable: "GC_STORAGE_BACKEND", message: "'postgres' is not available in this build yet; use 'sqlite' (durable) or 'memory'")
+        case "postgres", "postgresql":
+            return .postgres
         default:
-            throw .init(variable: "GC_STORAGE_BACKEND", message: "'\(v.prefix(40))' is unknown: allowed values are 'sqlite' and 'memory'")
+            throw .init(variable: "GC_STORAGE_BACKEND", message: "'\(v.prefix(40))' is unknown: allowed values are 'sqlite', 'memory' and 'postgres'")
         }
+    }
+
+    /// `DATABASE_URL` in postgres mode, where it is required, and the Raft
+    /// settings that have no meaning there refused (a sidecar over a
+    /// database has no peers: it must not look like a cluster member).
+    func postgresDatabase() throws(SidecarConfig.Error) -> DatabaseURL {
+        if raw("GC_PEERS") != nil {
+            throw .init(variable: "GC_PEERS", message: "is not used with GC_STORAGE_BACKEND=postgres: sidecars over one database share it and need no peers; unset GC_PEERS (or use GC_STORAGE_BACKEND=sqlite for a Raft cluster)")
+        }
+        if let state = raw("GC_CLUSTER_STATE"), state.lowercased() != "new" {
+            throw .init(variable: "GC_CLUSTER_STATE", message: "'\(state.prefix(40))' is not used with GC_STORAGE_BACKEND=postgres: a sidecar over a database joins nothing; unset GC_CLUSTER_STATE")
+        }
+        guard let url = raw("DATABASE_URL") else {
+            throw .init(variable: "DATABASE_URL", message: "is required with GC_STORAGE_BACKEND=postgres: set it to the database, e.g. \(DatabaseURL.example)")
+        }
+        return try DatabaseURL(parsing: url)
     }
 
     func logFormat() throws(SidecarConfig.Error) -> LogFormat {

@@ -20,11 +20,22 @@ public struct NodeHealth: Sendable {
     public var maxApplyLag: UInt64 = 1_000
     let problem: @Sendable () -> String?
     let raft: @Sendable () async -> (leaderKnown: Bool, commit: UInt64, applied: UInt64)
+    /// Why a live node is not ready, or nil (PostgreSQL mode: the database).
+    let notReady: (@Sendable () async -> String?)?
 
     public init(problem: @escaping @Sendable () -> String?,
                 raft: @escaping @Sendable () async -> (leaderKnown: Bool, commit: UInt64, applied: UInt64)) {
         self.problem = problem
         self.raft = raft
+        self.notReady = nil
+    }
+
+    /// A sidecar without Raft (PostgreSQL mode): live unless `problem`,
+    /// ready unless `notReady` says why not (e.g. the database is unreachable).
+    public init(problem: @escaping @Sendable () -> String?, notReady: @escaping @Sendable () async -> String?) {
+        self.problem = problem
+        self.raft = { (true, 0, 0) }
+        self.notReady = notReady
     }
 
     /// A node's health from its store.
@@ -43,6 +54,10 @@ public struct NodeHealth: Sendable {
     public func readiness() async -> Report {
         let live = liveness()
         guard live.ok else { return live }
+        if let notReady {
+            if let reason = await notReady() { return Report(ok: false, reason: reason) }
+            return Report(ok: true, reason: "ok")
+        }
         let (leaderKnown, commit, applied) = await raft()
         guard leaderKnown else { return Report(ok: false, reason: "no leader known (election in progress, or no quorum)") }
         let lag = commit > applied ? commit - applied : 0

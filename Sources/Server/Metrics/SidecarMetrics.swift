@@ -235,7 +235,17 @@ public final class SidecarMetrics: Sendable {
     /// Brings the cluster-wide counters and gauges in line with the state
     /// after an apply.
     public func observe(_ machine: LeaseStateMachine) {
-        let now = machine.stats
+        observeTotals(machine.stats, active: machine.activeLeaseCount, pending: machine.pendingCleanupCount,
+                      deadLettered: machine.deadLetteredCleanupCount)
+    }
+
+    /// The same from a store's ``StoreSummary`` (PostgreSQL mode, at each scrape).
+    public func observe(_ summary: StoreSummary) {
+        observeTotals(summary.stats, active: summary.activeLeases, pending: summary.pendingCleanups,
+                      deadLettered: summary.deadLetteredCleanups)
+    }
+
+    private func observeTotals(_ now: LeaseStats, active activeCount: Int, pending pendingCount: Int, deadLettered deadCount: Int) {
         let before = observed.withLock { previous in
             defer { previous = now }
             return previous
@@ -248,9 +258,9 @@ public final class SidecarMetrics: Sendable {
         add(clusterCleanupFailures, now.cleanupFailures, before.cleanupFailures)
         add(clusterCleanupSucceeded, now.cleanupSucceeded, before.cleanupSucceeded)
         add(clusterDeadLettered, now.deadLettered, before.deadLettered)
-        let active = Int64(machine.activeLeaseCount)
-        let pending = Int64(machine.pendingCleanupCount)
-        let dead = Int64(machine.deadLetteredCleanupCount)
+        let active = Int64(activeCount)
+        let pending = Int64(pendingCount)
+        let dead = Int64(deadCount)
         activeLeases.record(active)
         clusterActiveLeases.record(active)
         pendingCleanups.record(pending)

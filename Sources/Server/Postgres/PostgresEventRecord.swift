@@ -1,8 +1,6 @@
 import GCProto
 import LeaseFSM
-import Logging
 import NIOCore
-import PostgresNIO
 import SwiftProtobuf
 
 /// The `record` column of `gc_events`: one lease event as the serialized
@@ -11,7 +9,8 @@ import SwiftProtobuf
 ///
 /// Writers (the PostgreSQL lease store) insert each event they produce as
 /// one row with no position, in the transaction of the command that
-/// produced it (``insert(_:on:logger:)`` does it in one statement):
+/// produced it (`PostgresEventWriter` does a command's events in one
+/// statement):
 ///
 /// ```sql
 /// INSERT INTO gc_events (at, record) VALUES ($at, $record)   -- position NULL
@@ -41,21 +40,6 @@ public enum PostgresEventRecord {
     /// `UInt8` as a PostgreSQL array, not as `bytea`).
     public static func encodeBuffer(_ event: LeaseEvent) -> ByteBuffer {
         ByteBuffer(bytes: encode(event))
-    }
-
-    /// Inserts `events` (one command's, in order) as unsequenced rows in
-    /// one statement on `connection`, inside the caller's transaction, so
-    /// they become visible, and are numbered, when it commits. The
-    /// sequencer numbers rows in id order, so they keep this order.
-    public static func insert(_ events: [LeaseEvent], on connection: PostgresConnection, logger: Logger) async throws {
-        guard !events.isEmpty else { return }
-        let times = events.map(\.at.milliseconds)
-        let records = events.map(encodeBuffer)
-        try await connection.query("""
-            INSERT INTO gc_events (at, record)
-            SELECT at, record FROM unnest(\(times)::bigint[], \(records)::bytea[]) WITH ORDINALITY AS e(at, record, n)
-            ORDER BY n
-            """, logger: logger)
     }
 
     /// The event stored in `bytes`, placed in the stream at row `position`:

@@ -28,7 +28,7 @@ public enum PostgresSchema {
         Migration(version: 1, description: "leases, objects, cleanup jobs, sessions, quotas, stats, events, sidecars", sql: [
             """
             CREATE TABLE gc_leases (
-                id text PRIMARY KEY,
+                id text COLLATE "C" PRIMARY KEY,  -- byte order = LeaseID order = creation order
                 object_type integer NOT NULL,
                 object_id text NOT NULL,
                 service_id text NOT NULL,
@@ -100,7 +100,7 @@ public enum PostgresSchema {
                 dead_lettered bigint NOT NULL DEFAULT 0
             )
             """,
-            "INSERT INTO gc_stats (shard) SELECT generate_series(0, 15)",
+            "INSERT INTO gc_stats (shard) SELECT generate_series(0, 63)",
             // The state machine's "log index": one per command, drawn after the
             // command's rows are locked, so per object it only grows. Lease ids,
             // incarnations and fencing tokens come from it.

@@ -20,7 +20,7 @@ import Synchronization
 /// Failure model: a storage write that fails poisons the store. It then
 /// refuses every command with ``StoreError/Code/unavailable`` rather than
 /// acknowledge something that may not be durable.
-public actor RaftLeaseStore: LeaseStore {
+public actor RaftLeaseStore: LeaseStore, MachineReadable {
     public nonisolated let limits: LeaseLimits
     public nonisolated let events: EventHub
 

@@ -21,10 +21,8 @@ extension DistributedGCService {
                     throw RPCError(code: .invalidArgument, message: "lease_ids: give either lease ids or all = true, not both")
                 }
                 let endpoint = request.cleanupEndpoint.isEmpty ? nil : request.cleanupEndpoint
-                selection = try await read(.linearizable) { machine in
-                    let found = machine.deadLetteredJobs(endpoint: endpoint, limit: limit)
-                    return (found.jobs.map(\.id), found.total - found.jobs.count)
-                }
+                let found = try await read { try await store.deadLetters(endpoint: endpoint, limit: limit, .linearizable) }
+                selection = (found.jobs.map(\.id), found.total - found.jobs.count)
             } else {
                 guard !request.leaseIds.isEmpty else {
                     throw RPCError(code: .invalidArgument, message: "lease_ids: name at least one lease whose cleanup was dead-lettered, or set all = true")
@@ -38,22 +36,19 @@ extension DistributedGCService {
                 for id in request.leaseIds {
                     if let error = LeaseLimits.checkLeaseID(id) { throw RPCError(error) }
                 }
+                var jobs: [JobID] = []
                 let ids = request.leaseIds.map(LeaseID.init)
-                let resolved: Result<[JobID], RPCError> = try await read(.linearizable) { machine in
-                    var jobs: [JobID] = []
-                    for id in ids {
-                        guard let lease = machine.lease(id) else {
-                            return .failure(RPCError(code: .notFound, message: "lease_ids: lease '\(id)' does not exist (or ended more than GC_ENDED_LEASE_RETENTION ago); nothing was retried"))
-                        }
-                        guard let job = machine.cleanupJob(of: lease), job.state == .deadLettered else {
-                            let state = machine.cleanupState(of: lease)
-                            return .failure(RPCError(code: .failedPrecondition, message: "lease_ids: lease '\(id)' has no dead-lettered cleanup (its cleanup state is \(state.wireName)); nothing was retried"))
-                        }
-                        jobs.append(job.id)
+                let details = try await read { try await store.leaseDetails(ids, .linearizable) }
+                for id in ids {
+                    guard let detail = details[id] else {
+                        throw RPCError(code: .notFound, message: "lease_ids: lease '\(id)' does not exist (or ended more than GC_ENDED_LEASE_RETENTION ago); nothing was retried")
                     }
-                    return .success(jobs)
+                    guard let job = detail.cleanupJob, job.state == .deadLettered else {
+                        throw RPCError(code: .failedPrecondition, message: "lease_ids: lease '\(id)' has no dead-lettered cleanup (its cleanup state is \(detail.cleanupState.wireName)); nothing was retried")
+                    }
+                    jobs.append(job.id)
                 }
-                selection = (try resolved.get(), 0)
+                selection = (jobs, 0)
             }
             var response = DistributedGc_RetryDeadLettersResponse()
             response.limit = UInt32(limit)
@@ -63,9 +58,7 @@ extension DistributedGCService {
                 throw unexpected()
             }
             // Read back which leases they belong to (a job names its lease).
-            response.leaseIds = try await read(.stale) { machine in
-                retried.compactMap { machine.job($0)?.leaseID.rawValue }
-            }
+            response.leaseIds = try await read { try await store.jobs(retried, .stale) }.map(\.leaseID.rawValue)
             logger.notice("dead-lettered cleanups retried by operator", metadata: ["count": "\(retried.count)", "remaining": "\(selection.remaining)"])
             return response
         }
@@ -83,10 +76,31 @@ extension DistributedGCService {
             // Linearizable: on a follower the release was applied by the
             // leader, maybe not here yet; a stale read could answer with the
             // lease still active (an operator-only call: the extra round is cheap).
-            response.lease = try await read(.linearizable) { machine in
-                DistributedGc_LeaseInfo(machine.lease(lease.id) ?? lease, in: machine, asOf: asOf)
+            let detail: LeaseDetail
+            if let found = try await read({ try await store.leaseDetail(lease.id, .linearizable) }) {
+                detail = found
+            } else {
+                detail = try await forgottenDetail(lease)
             }
+            response.lease = DistributedGc_LeaseInfo(detail, asOf: asOf)
             return response
         }
+    }
+
+    /// `lease` as released when the store has already forgotten it (an
+    /// ended-lease retention of zero): its cleanup as the store still knows
+    /// it, or succeeded once that job is forgotten too.
+    func forgottenDetail(_ lease: Lease) async throws -> LeaseDetail {
+        guard let jobID = lease.cleanupJobID else { return LeaseDetail(lease: lease, cleanupState: .none, cleanupJob: nil) }
+        guard let job = try await read({ try await store.jobs([jobID], .linearizable) }).first else {
+            return LeaseDetail(lease: lease, cleanupState: .succeeded, cleanupJob: nil)
+        }
+        let state: LeaseCleanupState = switch job.state {
+        case .pending: .pending
+        case .succeeded: .succeeded
+        case .deadLettered: .deadLettered
+        case .superseded: .superseded
+        }
+        return LeaseDetail(lease: lease, cleanupState: state, cleanupJob: job)
     }
 }

@@ -6,7 +6,7 @@ import Logging
 
 /// The client API (`distributed_gc.DistributedGCService`): validates each
 /// request, turns writes into commands for ``LeaseStore/propose(_:)`` and
-/// answers reads from ``LeaseStore/read(_:_:)``.
+/// answers reads from the typed questions of ``LeaseReads``.
 ///
 /// Errors a caller can fix come back as a non-OK status whose message names
 /// the field and what to change; they change nothing.
@@ -143,14 +143,16 @@ public struct DistributedGCService: DistributedGc_DistributedGCService.SimpleSer
             let id = LeaseID(request.leaseID)
             let asOf = clock.now()
             let readable = try authorizedCaller(context)?.readableServices
-            let (response, hidden) = try await read(request.consistency) { machine in
-                var response = DistributedGc_GetLeaseResponse()
-                if let lease = machine.lease(id) {
-                    if let readable, !readable.contains(lease.serviceID) { return (response, true) }
+            let detail = try await read { try await store.leaseDetail(id, ReadConsistency(wire: request.consistency)) }
+            var response = DistributedGc_GetLeaseResponse()
+            var hidden = false
+            if let detail {
+                if let readable, !readable.contains(detail.lease.serviceID) {
+                    hidden = true
+                } else {
                     response.found = true
-                    response.lease = DistributedGc_LeaseInfo(lease, in: machine, asOf: asOf)
+                    response.lease = DistributedGc_LeaseInfo(detail, asOf: asOf)
                 }
-                return (response, false)
             }
             if hidden, let caller = context.caller {
                 // Another service's lease: say so without naming the service.
@@ -181,25 +183,25 @@ public struct DistributedGCService: DistributedGc_DistributedGCService.SimpleSer
                 after = decoded
             }
             let asOf = clock.now()
-            return try await read(request.consistency) { machine in
-                let page = machine.listLeases(query, after: after, limit: limit)
-                var response = DistributedGc_ListLeasesResponse()
-                var bytes = 0
-                var next = page.next
-                for lease in page.leases {
-                    let info = DistributedGc_LeaseInfo(lease, in: machine, asOf: asOf)
-                    // Keep a page under the reply budget (large metadata and
-                    // payloads): the rest comes with the next page.
-                    bytes += info.serializedSize
-                    if bytes > Self.maxPageBytes, !response.leases.isEmpty {
-                        next = response.leases.last.map { LeaseID($0.leaseID) }
-                        break
-                    }
-                    response.leases.append(info)
-                }
-                response.nextPageToken = next.map(PageToken.encode) ?? ""
-                return response
+            let page = try await read {
+                try await store.listLeases(query, after: after, limit: limit, ReadConsistency(wire: request.consistency))
             }
+            var response = DistributedGc_ListLeasesResponse()
+            var bytes = 0
+            var next = page.next
+            for detail in page.leases {
+                let info = DistributedGc_LeaseInfo(detail, asOf: asOf)
+                // Keep a page under the reply budget (large metadata and
+                // payloads): the rest comes with the next page.
+                bytes += info.serializedSize
+                if bytes > Self.maxPageBytes, !response.leases.isEmpty {
+                    next = response.leases.last.map { LeaseID($0.leaseID) }
+                    break
+                }
+                response.leases.append(info)
+            }
+            response.nextPageToken = next.map(PageToken.encode) ?? ""
+            return response
         }
     }
 
@@ -244,44 +246,42 @@ public struct DistributedGCService: DistributedGc_DistributedGCService.SimpleSer
             let (nodeID, startedAt) = (self.nodeID, self.startedAt)
             let problem = store.healthProblem
             let leader = await self.leaderName() ?? ""
-            return try await store.read(.stale) { machine in
-                var response = DistributedGc_HealthCheckResponse()
-                response.healthy = problem == nil
-                response.version = version
-                response.activeLeases = UInt64(machine.activeLeaseCount)
-                response.expiredLeases = machine.stats.expired
-                response.uptime = .init(startedAt)
-                response.nodeID = nodeID
-                response.pendingCleanups = UInt64(machine.pendingCleanupCount)
-                response.deadLetteredCleanups = UInt64(machine.deadLetteredCleanupCount)
-                response.appliedIndex = machine.appliedIndex
-                response.leaderID = leader
-                return response
-            }
+            let summary = try await store.summary(.stale)
+            var response = DistributedGc_HealthCheckResponse()
+            response.healthy = problem == nil
+            response.version = version
+            response.activeLeases = UInt64(summary.activeLeases)
+            response.expiredLeases = summary.stats.expired
+            response.uptime = .init(startedAt)
+            response.nodeID = nodeID
+            response.pendingCleanups = UInt64(summary.pendingCleanups)
+            response.deadLetteredCleanups = UInt64(summary.deadLetteredCleanups)
+            response.appliedIndex = summary.appliedIndex
+            response.leaderID = leader
+            return response
         }
     }
 
     public func getMetrics(request: DistributedGc_MetricsRequest, context: ServerContext) async throws -> DistributedGc_MetricsResponse {
         try await timed("GetMetrics") {
             let readable = try authorizedCaller(context)?.readableServices
-            return try await store.read(.stale) { machine in
-                let s = machine.stats
-                var response = DistributedGc_MetricsResponse()
-                response.totalLeasesCreated = s.created
-                response.totalLeasesRenewed = s.renewed
-                response.totalLeasesExpired = s.expired
-                response.totalLeasesReleased = s.released
-                response.totalCleanupOperations = s.cleanupAttempts
-                response.failedCleanupOperations = s.cleanupFailures
-                response.activeLeases = UInt64(machine.activeLeaseCount)
-                response.leasesByService = machine.activeLeasesByService
-                    .filter { readable?.contains($0.key) ?? true }.mapValues { UInt64($0) }
-                response.leasesByType = Dictionary(uniqueKeysWithValues: machine.activeLeasesByType.map { ($0.key.wireName, UInt64($0.value)) })
-                response.pendingCleanups = UInt64(machine.pendingCleanupCount)
-                response.deadLetteredCleanups = UInt64(machine.deadLetteredCleanupCount)
-                response.succeededCleanups = s.cleanupSucceeded
-                return response
-            }
+            let summary = try await store.summary(.stale)
+            let s = summary.stats
+            var response = DistributedGc_MetricsResponse()
+            response.totalLeasesCreated = s.created
+            response.totalLeasesRenewed = s.renewed
+            response.totalLeasesExpired = s.expired
+            response.totalLeasesReleased = s.released
+            response.totalCleanupOperations = s.cleanupAttempts
+            response.failedCleanupOperations = s.cleanupFailures
+            response.activeLeases = UInt64(summary.activeLeases)
+            response.leasesByService = summary.activeByService
+                .filter { readable?.contains($0.key) ?? true }.mapValues { UInt64($0) }
+            response.leasesByType = Dictionary(uniqueKeysWithValues: summary.activeByType.map { ($0.key.wireName, UInt64($0.value)) })
+            response.pendingCleanups = UInt64(summary.pendingCleanups)
+            response.deadLetteredCleanups = UInt64(summary.deadLetteredCleanups)
+            response.succeededCleanups = s.cleanupSucceeded
+            return response
         }
     }
 
@@ -405,9 +405,10 @@ public struct DistributedGCService: DistributedGc_DistributedGCService.SimpleSer
         return ClientOrigin(clientID: "client:" + wire.clientID, sequence: wire.sequence, firstUnacknowledged: wire.firstUnacknowledged)
     }
 
-    func read<R: Sendable>(_ consistency: DistributedGc_ReadConsistency, _ query: @Sendable (LeaseStateMachine) -> R) async throws -> R {
+    /// Runs one of the store's reads; a store that cannot answer becomes UNAVAILABLE.
+    func read<R>(_ body: () async throws -> R) async throws -> R {
         do {
-            return try await store.read(consistency == .stale ? .stale : .linearizable, query)
+            return try await body()
         } catch let error as StoreError {
             throw RPCError(error)
         }

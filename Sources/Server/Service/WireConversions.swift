@@ -79,11 +79,19 @@ extension CleanupSpec {
     }
 }
 
+extension ReadConsistency {
+    /// The consistency a request asks for: anything but STALE is linearizable.
+    init(wire: DistributedGc_ReadConsistency) {
+        self = wire == .stale ? .stale : .linearizable
+    }
+}
+
 extension DistributedGc_LeaseInfo {
-    /// The wire view of `lease` as `machine` sees it at wall time `asOf`: an
+    /// The wire view of a lease and its cleanup at wall time `asOf`: an
     /// active lease whose `expires_at` has passed is reported as EXPIRED
     /// (it can no longer be renewed; the reaper will record its end).
-    init(_ lease: Lease, in machine: LeaseStateMachine, asOf: WallTime) {
+    init(_ detail: LeaseDetail, asOf: WallTime) {
+        let lease = detail.lease
         self.init()
         leaseID = lease.id.rawValue
         objectID = lease.object.id
@@ -98,8 +106,8 @@ extension DistributedGc_LeaseInfo {
         renewalCount = lease.renewalCount
         fencingToken = lease.fencingToken
         incarnation = lease.incarnation
-        cleanupState = machine.cleanupState(of: lease).wire
-        if let job = machine.cleanupJob(of: lease) {
+        cleanupState = detail.cleanupState.wire
+        if let job = detail.cleanupJob {
             cleanupAttempts = job.attempts
             lastCleanupError = job.lastError
         }

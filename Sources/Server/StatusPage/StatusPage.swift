@@ -48,7 +48,7 @@ public final class StatusPage: Sendable {
 
     /// Records the replicated totals as of now into ``history``.
     public func sample() async {
-        guard let stats = try? await store.read(.stale, { $0.stats }) else { return }
+        guard let stats = try? await store.summary(.stale).stats else { return }
         history.record(.init(at: await store.observe().now, stats: stats))
     }
 
@@ -89,39 +89,42 @@ public final class StatusPage: Sendable {
     /// Lease counts and dead letters: through the leader when one is known
     /// (linearizable), else this node's applied state (stale, with why).
     func stateView(leaderKnown: Bool) async -> (StatusSnapshot.Leases, StatusSnapshot.DeadLetters, Int) {
-        let limit = Self.deadLetterListLimit
-        let query: @Sendable (LeaseStateMachine) -> (StatusSnapshot.Leases, StatusSnapshot.DeadLetters, Int) = { machine in
-            let byService = machine.activeLeasesByService.filter { $0.value > 0 }
-                .map { StatusSnapshot.Count(name: $0.key, count: $0.value) }.sorted { $0.name < $1.name }
-            let byType = machine.activeLeasesByType.filter { $0.value > 0 }
-                .map { StatusSnapshot.Count(name: $0.key.wireName, count: $0.value) }.sorted { $0.name < $1.name }
-            let leases = StatusSnapshot.Leases(active: machine.activeLeaseCount, byService: byService, byType: byType,
-                                               consistency: "linearizable", appliedIndex: machine.appliedIndex)
-            let found = machine.deadLetteredJobs(endpoint: nil, limit: limit)
-            let items = found.jobs.map { job in
-                StatusSnapshot.DeadLetter(
-                    leaseId: job.leaseID.rawValue, serviceId: job.serviceID, objectType: job.object.type.wireName,
-                    objectId: job.object.id, endpoint: job.spec.endpoint, attempts: job.attempts, lastError: job.lastError,
-                    createdAt: job.createdAt.milliseconds, finishedAt: job.finishedAt?.milliseconds)
-            }
-            return (leases, StatusSnapshot.DeadLetters(total: found.total, items: items), machine.pendingCleanupCount)
-        }
         var staleReason = "no leader known"
         if leaderKnown, await store.status().leaderID != nil {
             do {
-                return try await store.read(.linearizable, query)
+                return try await stateView(.linearizable)
             } catch {
                 staleReason = "the leader could not confirm a read: \(error)"
             }
         }
         do {
-            var view = try await store.read(.stale, query)
+            var view = try await stateView(.stale)
             view.0.consistency = "stale (\(staleReason))"
             return view
         } catch {
             return (.init(active: 0, byService: [], byType: [], consistency: "unavailable: \(error)", appliedIndex: 0),
                     .init(total: 0, items: []), 0)
         }
+    }
+
+    /// Lease counts, the first dead letters and the pending cleanups, read
+    /// at `consistency` (two reads: the counts, then the dead letters).
+    func stateView(_ consistency: ReadConsistency) async throws -> (StatusSnapshot.Leases, StatusSnapshot.DeadLetters, Int) {
+        let summary = try await store.summary(consistency)
+        let found = try await store.deadLetters(endpoint: nil, limit: Self.deadLetterListLimit, consistency)
+        let byService = summary.activeByService.filter { $0.value > 0 }
+            .map { StatusSnapshot.Count(name: $0.key, count: $0.value) }.sorted { $0.name < $1.name }
+        let byType = summary.activeByType.filter { $0.value > 0 }
+            .map { StatusSnapshot.Count(name: $0.key.wireName, count: $0.value) }.sorted { $0.name < $1.name }
+        let leases = StatusSnapshot.Leases(active: summary.activeLeases, byService: byService, byType: byType,
+                                           consistency: "linearizable", appliedIndex: summary.appliedIndex)
+        let items = found.jobs.map { job in
+            StatusSnapshot.DeadLetter(
+                leaseId: job.leaseID.rawValue, serviceId: job.serviceID, objectType: job.object.type.wireName,
+                objectId: job.object.id, endpoint: job.spec.endpoint, attempts: job.attempts, lastError: job.lastError,
+                createdAt: job.createdAt.milliseconds, finishedAt: job.finishedAt?.milliseconds)
+        }
+        return (leases, StatusSnapshot.DeadLetters(total: found.total, items: items), summary.pendingCleanups)
     }
 
     // MARK: Retry
@@ -177,11 +180,17 @@ public final class StatusPage: Sendable {
         let ids = leaseIDs.map(LeaseID.init)
         let jobs: [JobID]
         do {
-            jobs = try await store.read(.linearizable) { machine in
-                if all { return machine.deadLetteredJobs(endpoint: nil, limit: limit).jobs.map(\.id) }
-                return ids.compactMap { id in
-                    machine.lease(id).flatMap { machine.cleanupJob(of: $0) }.flatMap { $0.state == .deadLettered ? $0.id : nil }
+            if all {
+                jobs = try await store.deadLetters(endpoint: nil, limit: limit, .linearizable).jobs.map(\.id)
+            } else {
+                var named: [JobID] = []
+                let details = try await store.leaseDetails(ids, .linearizable)
+                for id in ids {
+                    if let job = details[id]?.cleanupJob, job.state == .deadLettered {
+                        named.append(job.id)
+                    }
                 }
+                jobs = named
             }
         } catch {
             throw RetryRefusal(status: 503, message: "cannot read the dead letters now: \(error)")
@@ -194,7 +203,7 @@ public final class StatusPage: Sendable {
             guard case .deadLettersRetried(let retried) = try await store.propose(.retryDeadLetters(.init(jobIDs: jobs))) else {
                 throw RetryRefusal(status: 500, message: "unexpected result from the state machine")
             }
-            let leases = try await store.read(.stale) { machine in retried.compactMap { machine.job($0)?.leaseID.rawValue } }
+            let leases = try await store.jobs(retried, .stale).map(\.leaseID.rawValue)
             logger.notice("dead-lettered cleanups retried from the status page",
                           metadata: ["count": "\(retried.count)", "identity": "\(identity)"])
             return leases

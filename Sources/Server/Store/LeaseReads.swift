@@ -10,9 +10,9 @@ public protocol LeaseReads: Sendable {
     /// Counts and running totals (HealthCheck, GetMetrics, the status page).
     func summary(_ consistency: ReadConsistency) async throws -> StoreSummary
 
-    /// One lease with its cleanup's state, or nil when it does not exist
-    /// (never created, or ended more than the retention ago).
-    func leaseDetail(_ id: LeaseID, _ consistency: ReadConsistency) async throws -> LeaseDetail?
+    /// The leases among `ids` that exist (not never created, nor ended more
+    /// than the retention ago), with their cleanup's state, from one read.
+    func leaseDetails(_ ids: [LeaseID], _ consistency: ReadConsistency) async throws -> [LeaseID: LeaseDetail]
 
     /// One page of leases in id (= creation) order after `after`, matching
     /// `filter`, with the id to continue after (nil on the last page).
@@ -25,6 +25,13 @@ public protocol LeaseReads: Sendable {
 
     /// The jobs among `ids` that are still retained, in the order asked.
     func jobs(_ ids: [JobID], _ consistency: ReadConsistency) async throws -> [CleanupJob]
+}
+
+extension LeaseReads {
+    /// One lease with its cleanup's state, or nil when it does not exist.
+    public func leaseDetail(_ id: LeaseID, _ consistency: ReadConsistency) async throws -> LeaseDetail? {
+        try await leaseDetails([id], consistency)[id]
+    }
 }
 
 /// A lease as the API shows it: the lease and what became of its cleanup.

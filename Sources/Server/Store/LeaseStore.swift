@@ -10,11 +10,11 @@ public enum ReadConsistency: Sendable {
 
 /// The lease service's boundary to where lease state lives.
 ///
-/// Every write goes through ``propose(_:)``; every read through
-/// ``read(_:_:)``. The gRPC layer knows nothing else, so the single-node
-/// store, the Raft-replicated store and a future PostgreSQL backend can stand
-/// behind the same service.
-public protocol LeaseStore: Sendable {
+/// Every write goes through ``propose(_:)``; every read through the typed
+/// questions of ``LeaseReads``. The gRPC layer knows nothing else, so the
+/// Raft-replicated store (a ``MachineReadable`` store) and the PostgreSQL
+/// store can stand behind the same service.
+public protocol LeaseStore: LeaseReads {
     /// The rules the state machine enforces (used to validate before proposing).
     var limits: LeaseLimits { get }
 
@@ -28,9 +28,6 @@ public protocol LeaseStore: Sendable {
     /// `origin` (a client's session and sequence) makes the command apply at
     /// most once: a retry with the same origin gets the first answer.
     func propose(_ command: LeaseCommand, origin: ClientOrigin?) async throws -> CommandResult
-
-    /// Runs `query` against the state, at least as fresh as `consistency` asks.
-    func read<R: Sendable>(_ consistency: ReadConsistency, _ query: @Sendable (LeaseStateMachine) -> R) async throws -> R
 
     /// Lease events in log order, for `WatchLeases`.
     var events: EventHub { get }
