@@ -2,7 +2,7 @@ import LeaseFSM
 import Logging
 import NIOCore
 import PostgresNIO
-import Server
+@testable import Server
 import Synchronization
 import Testing
 
@@ -52,11 +52,11 @@ struct PostgresEventTests {
 
     // MARK: Writers, as the lease store writes
 
-    /// Row by row, as the brief's SQL reads; `PostgresEventRecord.insert`
-    /// (one statement) for multi-event transactions.
+    /// A command's events as the store writes them (`PostgresEventWriter`,
+    /// one statement); a single event row by row, as plain SQL would.
     static func insert(_ events: [LeaseEvent], on connection: PostgresConnection) async throws {
         if events.count > 1 {
-            try await PostgresEventRecord.insert(events, on: connection, logger: quietLogger)
+            try await PostgresEventWriter.insert(events, on: connection, logger: quietLogger)
             return
         }
         for event in events {
@@ -136,7 +136,7 @@ struct PostgresEventTests {
 
     @Test("events committed out of id order are delivered in commit order, none missed or repeated")
     func commitOrder() async throws {
-        try await withThrowawayPostgres { _, client in
+        try await withEventDatabase { _, client in
             let sidecar = EventSidecar(client: client)
             try await sidecar.running {
                 let watch = EventRecorder(try sidecar.hub.subscribe(after: nil))
@@ -177,8 +177,8 @@ struct PostgresEventTests {
 
     @Test("a watcher resumes on another sidecar after the last position it received and gets exactly the rest")
     func resumeOnAnotherSidecar() async throws {
-        try await withThrowawayPostgres { server, clientA in
-            try await withPostgresClient(server) { clientB in
+        try await withEventDatabase { database, clientA in
+            try await withPostgresClient(database) { clientB in
                 let a = EventSidecar(client: clientA)
                 // B keeps only 5 events itself: the resume must come from the table.
                 let b = EventSidecar(client: clientB, hubRetention: 5)
@@ -210,8 +210,8 @@ struct PostgresEventTests {
 
     @Test("NOTIFY wakes a tail long before its polling interval")
     func notifyWakesTheTail() async throws {
-        try await withThrowawayPostgres { server, client in
-            try await withPostgresClient(server) { writerClient in
+        try await withEventDatabase { database, client in
+            try await withPostgresClient(database) { writerClient in
                 // The writer's sidecar numbers events; the watched sidecar
                 // learns of them only through NOTIFY (no in-process poke, and
                 // a poll interval far beyond the deadline below).
@@ -241,8 +241,8 @@ struct PostgresEventTests {
 
     @Test("polling alone (no LISTEN, no NOTIFY, no advisory lock, two sequencers racing) still delivers everything in order")
     func pollingAlone() async throws {
-        try await withThrowawayPostgres { server, clientA in
-            try await withPostgresClient(server) { clientB in
+        try await withEventDatabase { database, clientA in
+            try await withPostgresClient(database) { clientB in
                 var bare = PostgresEventSequencer.Options()
                 bare.interval = .milliseconds(2)
                 bare.useAdvisoryLock = false
@@ -276,7 +276,7 @@ struct PostgresEventTests {
 
     @Test("an event this build cannot decode stops the stream at it: nothing after it is delivered, a resume is told why")
     func undecodableEventStopsTheStream() async throws {
-        try await withThrowawayPostgres { _, client in
+        try await withEventDatabase { _, client in
             let sidecar = EventSidecar(client: client)
             try await sidecar.running {
                 let watch = EventRecorder(try sidecar.hub.subscribe(after: nil))
@@ -307,7 +307,7 @@ struct PostgresEventTests {
 
     @Test("retention deletes the oldest events beyond the bound; a resume from before them is compacted, after them is served")
     func retentionAndCompaction() async throws {
-        try await withThrowawayPostgres { _, client in
+        try await withEventDatabase { _, client in
             let now = Int64(1_700_000_000_000)
             try await Self.insert((1...30).map { testEvent($0, at: now) }, with: client)
             let sequencer = PostgresEventSequencer(client: client, logger: quietLogger)
