@@ -90,7 +90,12 @@ public struct PostgresEventLog: EventBackfill {
     /// some of them were pruned, or a ``StoreError`` (UNAVAILABLE) naming an
     /// event this build cannot decode once the watch reached it.
     public func events(after index: UInt64, limit: Int) async throws -> [LeaseEvent] {
-        let batch = try await read(after: index, limit: limit)
+        let batch: Batch
+        do {
+            batch = try await read(after: index, limit: limit)
+        } catch {
+            throw StoreError(.unavailable, "gc_events: \(PostgresFailure.describe(error))")
+        }
         if let pruned = batch.prunedThrough {
             throw EventHub.WatchError.compacted(requested: index, oldestRetained: pruned + 1)
         }
@@ -102,7 +107,7 @@ public struct PostgresEventLog: EventBackfill {
 }
 
 /// What the PostgreSQL event loops need to know about a failed statement.
-enum PostgresEventFailure {
+extension PostgresFailure {
     /// The SQLSTATE of `error`, looking inside a transaction's error.
     static func sqlState(of error: any Error) -> String? {
         if let error = error as? PSQLError { return error.serverInfo?[.sqlState] }
@@ -119,22 +124,5 @@ enum PostgresEventFailure {
     static func isUnsupported(_ error: any Error) -> Bool {
         guard let state = sqlState(of: error) else { return false }
         return state == "42883" || state == "0A000" || state == "42601"
-    }
-
-    /// A one-line account of `error` for logs: the server's message and
-    /// SQLSTATE, or the client's error code (PSQLError's own description
-    /// hides both).
-    static func describe(_ error: any Error) -> String {
-        if let error = error as? PSQLError {
-            if let message = error.serverInfo?[.message] {
-                return "\(message) (SQLSTATE \(error.serverInfo?[.sqlState] ?? "?"))"
-            }
-            return "\(error.code)" + (error.underlying.map { ": \($0)" } ?? "")
-        }
-        if let error = error as? PostgresTransactionError,
-           let inner = error.closureError ?? error.commitError ?? error.beginError ?? error.rollbackError {
-            return describe(inner)
-        }
-        return "\(error)"
     }
 }

@@ -65,7 +65,7 @@ public struct PostgresEventRetention: Service {
         } catch {
             if Task.isCancelled { return }
             logger.warning("event retention: pruning gc_events failed; retrying next round", metadata: [
-                "error": "\(PostgresEventFailure.describe(error))",
+                "error": "\(PostgresFailure.describe(error))",
             ])
         }
     }

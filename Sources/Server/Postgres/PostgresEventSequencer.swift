@@ -115,7 +115,7 @@ public final class PostgresEventSequencer: Service, Sendable {
                 failures += 1
                 if failures == 1 || failures % 100 == 0 {
                     logger.warning("event sequencer: pass failed; retrying", metadata: [
-                        "error": "\(PostgresEventFailure.describe(error))", "failures": "\(failures)",
+                        "error": "\(PostgresFailure.describe(error))", "failures": "\(failures)",
                     ])
                 }
             }
@@ -154,7 +154,7 @@ public final class PostgresEventSequencer: Service, Sendable {
                     }
                 }
                 logger.warning("event sequencer: the database lacks \(missing.feature.rawValue); continuing without it", metadata: [
-                    "error": "\(PostgresEventFailure.describe(missing.error))",
+                    "error": "\(PostgresFailure.describe(missing.error))",
                     "consequence": "\(missing.feature.consequence)",
                 ])
             }
@@ -188,7 +188,7 @@ public final class PostgresEventSequencer: Service, Sendable {
                 do {
                     let rows = try await connection.query("SELECT pg_try_advisory_xact_lock(\(Self.advisoryLockKey))", logger: logger)
                     for try await granted in rows.decode(Bool.self) { held = granted }
-                } catch where PostgresEventFailure.isUnsupported(error) {
+                } catch where PostgresFailure.isUnsupported(error) {
                     throw MissingFeature(feature: .advisoryLock, error: error)
                 }
                 guard held else { return .busy }
@@ -215,7 +215,7 @@ public final class PostgresEventSequencer: Service, Sendable {
             if features.notify {
                 do {
                     try await connection.query("SELECT pg_notify(\(Self.channel), \(String(through)))", logger: logger)
-                } catch where PostgresEventFailure.isUnsupported(error) {
+                } catch where PostgresFailure.isUnsupported(error) {
                     throw MissingFeature(feature: .notify, error: error)
                 }
             }

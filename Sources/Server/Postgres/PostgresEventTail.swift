@@ -101,7 +101,7 @@ public final class PostgresEventTail: Service, Sendable {
                 failures += 1
                 if failures == 1 || failures % 100 == 0 {
                     logger.warning("event tail: reading gc_events failed; retrying", metadata: [
-                        "error": "\(PostgresEventFailure.describe(error))", "failures": "\(failures)",
+                        "error": "\(PostgresFailure.describe(error))", "failures": "\(failures)",
                     ])
                 }
             }
@@ -166,7 +166,7 @@ public final class PostgresEventTail: Service, Sendable {
                 if Task.isCancelled { break }
                 if !loggedUnavailable || listened {
                     logger.warning("event tail: LISTEN \(PostgresEventSequencer.channel) is unavailable; polling meanwhile", metadata: [
-                        "error": "\(PostgresEventFailure.describe(error))", "pollInterval": "\(options.pollInterval)",
+                        "error": "\(PostgresFailure.describe(error))", "pollInterval": "\(options.pollInterval)",
                     ])
                     loggedUnavailable = true
                 }

@@ -190,8 +190,9 @@ extension EventHub {
             // The watcher went away (its stream's termination cancelled this).
             unregister(id)
         } catch {
+            let reason = (error as? StoreError)?.message ?? "\(error)"
             let ending: any Error = error is WatchError ? error
-                : StoreError(.unavailable, "cannot read the event history now (\(error)); resume with \(last)")
+                : StoreError(.unavailable, "cannot read the event history now (\(reason)); resume with \(last)")
             let sub = state.withLock { $0.backfilling.removeValue(forKey: id) }
             sub?.continuation.finish(throwing: ending)
         }
