@@ -11,7 +11,8 @@ extension PostgresLeaseStore {
 
     func apply(_ command: LeaseCommand, origin: ClientOrigin?, on connection: PostgresConnection) async throws
         -> Result<CommandResult, LeaseError> {
-        var rows = PostgresLockedRows(connection: connection, logger: logger, nowSQL: nowSQL)
+        var rows = PostgresLockedRows(connection: connection, logger: logger, nowSQL: nowSQL,
+                                      clockOffset: clockOffsetMilliseconds)
         if let origin { try await rows.lockSession(origin.clientID) }
         switch command {
         case .create(let create):

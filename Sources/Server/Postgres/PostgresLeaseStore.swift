@@ -34,8 +34,11 @@ public final class PostgresLeaseStore: Sendable {
 
     /// The database's time in Unix milliseconds, as an SQL expression.
     var nowSQL: String {
-        "((extract(epoch from clock_timestamp()) * 1000)::bigint + \(clockOffset.withLock { $0 }))"
+        "((extract(epoch from clock_timestamp()) * 1000)::bigint + \(clockOffsetMilliseconds))"
     }
+
+    /// What ``advanceClockForTesting(by:)`` added to the database's clock.
+    var clockOffsetMilliseconds: Int64 { clockOffset.withLock { $0 } }
 
     /// Moves this store's view of the database's clock forward by `milliseconds`
     /// (tests of expiry and retries; no sidecar calls it).

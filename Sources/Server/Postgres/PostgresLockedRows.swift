@@ -16,6 +16,8 @@ struct PostgresLockedRows {
     let logger: Logger
     /// The database's time as SQL (``PostgresLeaseStore/nowSQL``).
     let nowSQL: String
+    /// Milliseconds added to the database's clock (tests only).
+    let clockOffset: Int64
     private(set) var slice = LeaseStateSlice()
     /// The quota shard each loaded lease is counted in.
     private(set) var quotaShards: [LeaseID: Int16] = [:]
@@ -30,10 +32,11 @@ struct PostgresLockedRows {
     private var existingObjects: Set<ObjectKey> = []
     private var placeholderSession: String?
 
-    init(connection: PostgresConnection, logger: Logger, nowSQL: String) {
+    init(connection: PostgresConnection, logger: Logger, nowSQL: String, clockOffset: Int64) {
         self.connection = connection
         self.logger = logger
         self.nowSQL = nowSQL
+        self.clockOffset = clockOffset
     }
 
     mutating func lockSession(_ clientID: String) async throws {
@@ -60,9 +63,16 @@ struct PostgresLockedRows {
     /// object type, object id, index, now); kind 0 = object, 1 = job,
     /// 2 = lease, 9 = the drawn index.
     private mutating func collect(_ rows: PostgresRowSequence) async throws -> Set<ObjectKey> {
+        var all: [PostgresRow] = []
+        for try await row in rows { all.append(row) }
+        return try collect(all)
+    }
+
+    private mutating func collect(_ rows: [PostgresRow]) throws -> Set<ObjectKey> {
         var activeObjects: Set<ObjectKey> = []
-        for try await (kind, record, shard, state, type, objectID, index, now) in rows.decode(
-            (Int16, ByteBuffer?, Int16, Int16, Int32, String?, Int64, Int64).self) {
+        for row in rows {
+            let (kind, record, shard, state, type, objectID, index, now) =
+                try row.decode((Int16, ByteBuffer?, Int16, Int16, Int32, String?, Int64, Int64).self)
             switch kind {
             case 0:
                 guard let record else { continue }
@@ -88,15 +98,12 @@ struct PostgresLockedRows {
 
     /// Locks `object`'s row (if any) and its open cleanup job, and draws the index: one statement.
     mutating func lockObject(_ object: ObjectKey) async throws {
-        let type = Int32(object.type.rawValue)
-        _ = try await collect(try await connection.query("""
-            WITH o AS (SELECT record FROM gc_objects WHERE object_type = \(type) AND object_id = \(object.id) FOR UPDATE),
-                 j AS (SELECT record FROM gc_jobs WHERE object_type = \(type) AND object_id = \(object.id) AND state IN (0, 2)
-                       ORDER BY id FOR UPDATE)
-            SELECT 0::smallint, record, 0::smallint, 0::smallint, \(type), \(object.id)::text, 0::bigint, 0::bigint FROM o
-            UNION ALL SELECT 1::smallint, record, 0::smallint, 0::smallint, 0, NULL::text, 0::bigint, 0::bigint FROM j
-            UNION ALL \(unescaped: drawBranch)
-            """, logger: logger))
+        let offset = clockOffset
+        _ = try collect(try await connection.rows(LockObjectSQL.self, { b in
+            b.append(Int32(object.type.rawValue))
+            b.append(object.id)
+            b.append(offset)
+        }, logger: logger))
     }
 
     /// Locks the leases among `ids` that exist and, with `withObjects`, the
@@ -152,62 +159,42 @@ struct PostgresLockedRows {
         let removed = changes.removedObjects
         let jobs = changes.jobs.sorted { $0.job.id < $1.job.id }
         let hasStats = stats != LeaseStats()
-        try await connection.execute("""
-            WITH lu AS (
-                INSERT INTO gc_leases (id, object_type, object_id, service_id, state, expires_at, ended_at, quota_shard, record)
-                SELECT id, object_type, object_id, service_id, state, expires_at, NULLIF(ended_at, \(Int64.min)), quota_shard, record
-                FROM unnest(\(leases.map(\.lease.id.rawValue))::text[], \(leases.map { Int32($0.lease.object.type.rawValue) })::integer[],
-                            \(leases.map(\.lease.object.id))::text[], \(leases.map(\.lease.serviceID))::text[],
-                            \(leases.map { Int16($0.lease.state.rawValue) })::smallint[], \(leases.map(\.lease.expiresAt.milliseconds))::bigint[],
-                            \(leases.map { $0.lease.endedAt?.milliseconds ?? Int64.min })::bigint[],
-                            \(leases.map { quotaShards[$0.lease.id] ?? 0 })::smallint[], \(leases.map { ByteBuffer(bytes: $0.record) })::bytea[])
-                     AS u(id, object_type, object_id, service_id, state, expires_at, ended_at, quota_shard, record)
-                ON CONFLICT (id) DO UPDATE SET state = EXCLUDED.state, expires_at = EXCLUDED.expires_at,
-                    ended_at = EXCLUDED.ended_at, record = EXCLUDED.record
-                RETURNING 1),
-            ld AS (DELETE FROM gc_leases WHERE id = ANY(\(changes.forgottenLeases.map(\.rawValue))::text[]) RETURNING 1),
-            oi AS (
-                INSERT INTO gc_objects (object_type, object_id, record)
-                SELECT * FROM unnest(\(inserted.map { Int32($0.object.type.rawValue) })::integer[], \(inserted.map(\.object.id))::text[],
-                                     \(inserted.map { ByteBuffer(bytes: $0.record) })::bytea[])
-                RETURNING 1),
-            ou AS (
-                UPDATE gc_objects g SET record = u.record
-                FROM unnest(\(updated.map { Int32($0.object.type.rawValue) })::integer[], \(updated.map(\.object.id))::text[],
-                            \(updated.map { ByteBuffer(bytes: $0.record) })::bytea[]) AS u(object_type, object_id, record)
-                WHERE g.object_type = u.object_type AND g.object_id = u.object_id
-                RETURNING 1),
-            od AS (
-                DELETE FROM gc_objects g
-                USING unnest(\(removed.map { Int32($0.type.rawValue) })::integer[], \(removed.map(\.id))::text[]) AS k(object_type, object_id)
-                WHERE g.object_type = k.object_type AND g.object_id = k.object_id
-                RETURNING 1),
-            ju AS (
-                -- A job that changed (an outcome recorded, superseded, retried)
-                -- is no longer held by whoever claimed it.
-                INSERT INTO gc_jobs (id, object_type, object_id, state, next_attempt_at, endpoint, finished_at, record)
-                SELECT id, object_type, object_id, state, next_attempt_at, endpoint, NULLIF(finished_at, \(Int64.min)), record
-                FROM unnest(\(jobs.map { Int64(bitPattern: $0.job.id) })::bigint[], \(jobs.map { Int32($0.job.object.type.rawValue) })::integer[],
-                            \(jobs.map(\.job.object.id))::text[], \(jobs.map { Int16($0.job.state.rawValue) })::smallint[],
-                            \(jobs.map(\.job.nextAttemptAt.milliseconds))::bigint[], \(jobs.map(\.job.spec.endpoint))::text[],
-                            \(jobs.map { $0.job.finishedAt?.milliseconds ?? Int64.min })::bigint[], \(jobs.map { ByteBuffer(bytes: $0.record) })::bytea[])
-                     AS u(id, object_type, object_id, state, next_attempt_at, endpoint, finished_at, record)
-                ON CONFLICT (id) DO UPDATE SET state = EXCLUDED.state, next_attempt_at = EXCLUDED.next_attempt_at,
-                    finished_at = EXCLUDED.finished_at, record = EXCLUDED.record,
-                    claim_token = NULL, claim_owner = NULL, claim_expires_at = NULL
-                RETURNING 1),
-            jd AS (DELETE FROM gc_jobs WHERE id = ANY(\(changes.forgottenJobs.map { Int64(bitPattern: $0) })::bigint[]) RETURNING 1),
-            st AS (
-                UPDATE gc_stats SET created = created + \(Int64(stats.created)), renewed = renewed + \(Int64(stats.renewed)),
-                    released = released + \(Int64(stats.released)), expired = expired + \(Int64(stats.expired)),
-                    cleanup_attempts = cleanup_attempts + \(Int64(stats.cleanupAttempts)),
-                    cleanup_succeeded = cleanup_succeeded + \(Int64(stats.cleanupSucceeded)),
-                    cleanup_failures = cleanup_failures + \(Int64(stats.cleanupFailures)),
-                    dead_lettered = dead_lettered + \(Int64(stats.deadLettered))
-                WHERE shard = \(statsShard) AND \(hasStats)
-                RETURNING 1)
-            SELECT 1
-            """, logger: logger)
+        _ = try await connection.rows(WriteBackSQL.self, { b in
+            try b.append(leases.map(\.lease.id.rawValue))
+            try b.append(leases.map { Int32($0.lease.object.type.rawValue) })
+            try b.append(leases.map(\.lease.object.id))
+            try b.append(leases.map(\.lease.serviceID))
+            try b.append(leases.map { Int16($0.lease.state.rawValue) })
+            try b.append(leases.map(\.lease.expiresAt.milliseconds))
+            try b.append(leases.map { $0.lease.endedAt?.milliseconds ?? Int64.min })
+            try b.append(leases.map { quotaShards[$0.lease.id] ?? 0 })
+            try b.append(leases.map { ByteBuffer(bytes: $0.record) })
+            try b.append(changes.forgottenLeases.map(\.rawValue))
+            try b.append(inserted.map { Int32($0.object.type.rawValue) })
+            try b.append(inserted.map(\.object.id))
+            try b.append(inserted.map { ByteBuffer(bytes: $0.record) })
+            try b.append(updated.map { Int32($0.object.type.rawValue) })
+            try b.append(updated.map(\.object.id))
+            try b.append(updated.map { ByteBuffer(bytes: $0.record) })
+            try b.append(removed.map { Int32($0.type.rawValue) })
+            try b.append(removed.map(\.id))
+            try b.append(jobs.map { Int64(bitPattern: $0.job.id) })
+            try b.append(jobs.map { Int32($0.job.object.type.rawValue) })
+            try b.append(jobs.map(\.job.object.id))
+            try b.append(jobs.map { Int16($0.job.state.rawValue) })
+            try b.append(jobs.map(\.job.nextAttemptAt.milliseconds))
+            try b.append(jobs.map(\.job.spec.endpoint))
+            try b.append(jobs.map { $0.job.finishedAt?.milliseconds ?? Int64.min })
+            try b.append(jobs.map { ByteBuffer(bytes: $0.record) })
+            try b.append(changes.forgottenJobs.map { Int64(bitPattern: $0) })
+            for value in [stats.created, stats.renewed, stats.released, stats.expired, stats.cleanupAttempts,
+                          stats.cleanupSucceeded, stats.cleanupFailures, stats.deadLettered] {
+                b.append(Int64(clamping: value))
+            }
+            b.append(statsShard)
+            b.append(hasStats)
+            b.append(Int64.min)
+        }, logger: logger)
         try await writeSessions(changes)
     }
 

@@ -43,14 +43,13 @@ struct PostgresQuota: Sendable {
         // Fast path: both units in one statement (service first, then all
         // leases: the order every reservation locks them in).
         var taken = (service: 0, all: 0)
-        for try await row in try await connection.query("""
-            WITH s AS (UPDATE gc_quota SET active = active + 1
-                       WHERE scope = \(service) AND shard = \(serviceShard) AND active < capacity RETURNING 1),
-                 a AS (UPDATE gc_quota SET active = active + 1
-                       WHERE scope = '' AND shard = \(shard) AND active < capacity AND EXISTS (SELECT 1 FROM s) RETURNING 1)
-            SELECT (SELECT count(*) FROM s)::integer, (SELECT count(*) FROM a)::integer
-            """, logger: logger).decode((Int32, Int32).self) {
-            taken = (Int(row.0), Int(row.1))
+        for row in try await connection.rows(QuotaFastPathSQL.self, { b in
+            b.append(service)
+            b.append(serviceShard)
+            b.append(shard)
+        }, logger: logger) {
+            let (service, all) = try row.decode((Int32, Int32).self)
+            taken = (Int(service), Int(all))
         }
         if taken.service == 1 && taken.all == 1 { return .reserved(shard: shard) }
         if taken.service == 1 {
