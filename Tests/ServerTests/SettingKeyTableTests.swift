@@ -31,7 +31,7 @@ struct SettingKeyTableTests {
     @Test("every setting the code keeps reads back what was set", arguments: [
         ("GC_CLEANUP_MAX_CONCURRENCY", "64"), ("GC_CLEANUP_ENDPOINT_RATE", "0"), ("GC_REAP_BATCH_SIZE", "7"),
         ("GC_PEERS", "n1=10.0.0.1:50052,n2=10.0.0.2:50052"), ("GC_CLEANUP_ALLOW", "files.internal,10.0.0.0/8"),
-        ("GC_LOG_FORMAT", "json"), ("GC_CLUSTER_STATE", "existing"), ("GC_EVENT_HISTORY_BYTES", "1024"),
+        ("GC_LOG_FORMAT", "json"), ("GC_CLUSTER_STATE", "existing"), ("GC_EVENT_HISTORY_BYTES", "1024"), ("GC_CLEANUP_CLAIM_SECONDS", "45"),
     ])
     func effectiveReadsBack(variable: String, value: String) throws {
         let key = try #require(SettingKey.environment(named: variable))

@@ -83,6 +83,21 @@ struct SidecarConfigTests {
         }
     }
 
+    @Test("GC_CLEANUP_CLAIM_SECONDS: twice the cleanup timeout plus ten seconds unless set; must outlast one request")
+    func cleanupClaim() throws {
+        #expect(try SidecarConfig(environment: [:]).cleanupClaimDuration == .seconds(70))
+        #expect(try SidecarConfig(environment: ["GC_CLEANUP_TIMEOUT": "5"]).cleanupClaimDuration == .seconds(20))
+        let set = try SidecarConfig(environment: ["GC_CLEANUP_TIMEOUT": "2", "GC_CLEANUP_CLAIM_SECONDS": "3"])
+        #expect(set.cleanupClaimSeconds == 3 && set.cleanupClaimDuration == .seconds(3))
+        for (timeout, claim, message) in [("30", "30", "more than GC_CLEANUP_TIMEOUT (30)"), ("1", "1", "2...86400")] {
+            let error = #expect(throws: SidecarConfig.Error.self) {
+                _ = try SidecarConfig(environment: ["GC_CLEANUP_TIMEOUT": timeout, "GC_CLEANUP_CLAIM_SECONDS": claim])
+            }
+            #expect(error?.variable == "GC_CLEANUP_CLAIM_SECONDS")
+            #expect(error?.message.contains(message) == true, "\(error?.message ?? "")")
+        }
+    }
+
     @Test("min above max, and a default outside them, are refused")
     func inconsistentDurations() {
         #expect(throws: SidecarConfig.Error.self) {

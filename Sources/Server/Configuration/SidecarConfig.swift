@@ -23,6 +23,12 @@ public struct SidecarConfig: Hashable, Sendable {
     public var cleanupIntervalSeconds: UInt64 = 60
     /// Timeout of one cleanup request (`GC_CLEANUP_TIMEOUT`, default 30 s).
     public var cleanupTimeoutSeconds: UInt64 = 30
+    /// How long a cleanup claim holds in PostgreSQL mode
+    /// (`GC_CLEANUP_CLAIM_SECONDS`, 2 to 86,400, more than
+    /// ``cleanupTimeoutSeconds``); nil: ``PostgresCleanupService/defaultClaimDuration(timeout:)``
+    /// (twice the cleanup timeout plus ten seconds). A sidecar that paused
+    /// longer than this has its jobs taken over and its late outcomes refused.
+    public var cleanupClaimSeconds: UInt64?
     /// Cleanup admission: `GC_CLEANUP_MAX_CONCURRENCY` (all endpoints, default
     /// 256), `GC_CLEANUP_ENDPOINT_CONCURRENCY` (per endpoint, default 64),
     /// `GC_CLEANUP_ENDPOINT_RATE` (requests/s per endpoint, default 1,000; 0 =
@@ -95,6 +101,13 @@ public struct SidecarConfig: Hashable, Sendable {
     /// with the oldest index still available.
     public var eventHistoryBytes = EventHub.defaultRetentionBytes
 
+    /// The cleanup claim in effect in PostgreSQL mode: ``cleanupClaimSeconds``,
+    /// else twice the cleanup timeout plus ten seconds.
+    public var cleanupClaimDuration: Duration {
+        cleanupClaimSeconds.map { .seconds(Int64($0)) }
+            ?? PostgresCleanupService.defaultClaimDuration(timeout: .seconds(Int64(cleanupTimeoutSeconds)))
+    }
+
     /// Whether this node is one of several (GC_PEERS names other nodes).
     public var isClustered: Bool { peers.contains { $0.name != nodeID } }
 
@@ -154,6 +167,13 @@ public struct SidecarConfig: Hashable, Sendable {
         cleanupIntervalSeconds = try r.seconds("GC_CLEANUP_INTERVAL", default: cleanupIntervalSeconds)
         limits.cleanupGraceSeconds = try r.count("GC_CLEANUP_GRACE_PERIOD", default: limits.cleanupGraceSeconds, range: 0...86_400)
         cleanupTimeoutSeconds = try r.seconds("GC_CLEANUP_TIMEOUT", default: cleanupTimeoutSeconds)
+        let claim = try r.count("GC_CLEANUP_CLAIM_SECONDS", default: 0, range: 2...86_400, unit: " seconds")
+        if claim != 0 {
+            guard claim > cleanupTimeoutSeconds else {
+                throw Error(variable: "GC_CLEANUP_CLAIM_SECONDS", message: "\(claim) must be more than GC_CLEANUP_TIMEOUT (\(cleanupTimeoutSeconds)): a claim shorter than one request lets another sidecar deliver the same job while the first still waits for its answer")
+            }
+            cleanupClaimSeconds = claim
+        }
         limits.defaultMaxRetries = UInt32(try r.count("GC_CLEANUP_MAX_RETRIES", default: UInt64(limits.defaultMaxRetries), range: 0...UInt64(LeaseLimits.maxRetriesCap)))
         limits.defaultRetryDelaySeconds = try r.seconds("GC_CLEANUP_RETRY_DELAY", default: limits.defaultRetryDelaySeconds)
         cleanupLimits.maxConcurrency = Int(try r.count("GC_CLEANUP_MAX_CONCURRENCY", default: UInt64(cleanupLimits.maxConcurrency), range: 1...10_000))

@@ -71,7 +71,8 @@ public struct PostgresSidecar: Sendable {
                 http: HTTPCleanupTransport(nodeName: config.nodeID, egress: egress),
                 grpc: GRPCCleanupTransport(egress: egress, tlsCAFile: config.security.cleanupCAFile)),
             timeout: .seconds(Int64(config.cleanupTimeoutSeconds)), limits: config.cleanupLimits,
-            reapInterval: .seconds(Int64(config.cleanupIntervalSeconds)), metrics: metrics, logger: logger)
+            reapInterval: .seconds(Int64(config.cleanupIntervalSeconds)), metrics: metrics, logger: logger,
+            tuning: PostgresCleanupService.Tuning(claimDuration: config.cleanupClaimDuration))
         let claims = cleanup
         heartbeat = PostgresHeartbeat(store: store, name: config.nodeID, address: "\(config.host):\(config.port)",
                                       poolSize: config.maxDatabaseConnections, claims: { claims.claimsHeld }, logger: logger)

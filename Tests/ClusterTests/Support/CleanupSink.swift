@@ -7,13 +7,17 @@ import Synchronization
 
 /// A local HTTP cleanup target that records every delivery: which object,
 /// which node delivered it (`X-GC-Node`), and when. `POST /cleanup`
-/// succeeds; `POST /flaky` fails the first attempt (503), then succeeds.
-/// With a recorder, deliveries also go into a chaos history.
+/// succeeds; `POST /flaky` fails the first attempt (503), then succeeds;
+/// `POST /slow` takes the request (recorded on arrival, as done) but holds
+/// its answer for `slowHold`, so the delivering sidecar keeps its claim
+/// that long. With a recorder, deliveries also go into a chaos history.
 final class CleanupSink: Sendable {
     let recorder: HistoryRecorder?
+    let slowHold: Duration
 
-    init(recorder: HistoryRecorder? = nil) {
+    init(recorder: HistoryRecorder? = nil, slowHold: Duration = .seconds(1)) {
         self.recorder = recorder
+        self.slowHold = slowHold
     }
 
     struct Delivery: Sendable {
@@ -30,7 +34,7 @@ final class CleanupSink: Sendable {
     /// Runs the sink on 127.0.0.1:0 for the duration of `body`, passing its URL.
     func run(_ body: (String) async throws -> Void) async throws {
         let router = Router()
-        for path in ["cleanup", "flaky"] {
+        for path in ["cleanup", "flaky", "slow"] {
             router.post(RouterPath(stringLiteral: "/\(path)")) { request, _ -> Response in
                 let bytes = try await request.body.collect(upTo: 1 << 20)
                 let json = (try? JSONSerialization.jsonObject(with: Data(bytes.readableBytesView))) as? [String: Any] ?? [:]
@@ -43,7 +47,7 @@ final class CleanupSink: Sendable {
                     at: .now)
                 self.state.withLock { $0.append(delivery) }
                 let attempt = (json["attempt"] as? NSNumber)?.uint32Value ?? 1
-                let succeeded = path == "cleanup" || attempt > 1
+                let succeeded = path != "flaky" || attempt > 1
                 self.recorder?.deliver { seq, at in
                     ChaosCheck.Delivery(
                         node: delivery.node, object: "\(json["object_type"] as? String ?? "?")/\(delivery.objectID)",
@@ -52,6 +56,7 @@ final class CleanupSink: Sendable {
                         fencingToken: (json["fencing_token"] as? NSNumber)?.uint64Value ?? 0, attempt: attempt,
                         atMs: at, seq: seq, succeeded: succeeded, confirmation: nil)
                 }
+                if path == "slow" { try await Task.sleep(for: self.slowHold) }
                 return Response(status: succeeded ? .ok : .serviceUnavailable)
             }
         }

@@ -171,8 +171,7 @@ func withProcessCluster(
     beforeStart: (SidecarProcess, _ peers: String) throws -> Void = { _, _ in },
     _ body: (ProcessCluster) async throws -> Void
 ) async throws {
-    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("gc-cluster-\(UUID().uuidString.prefix(8))").path
-    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    let directory = try makeClusterDirectory()
     let tls = try tls ?? (ClusterTLS.fromEnvironment ? ClusterTLS(pki: TestPKI(directory: "\(directory)/pki")) : nil)
     var specs: [(name: String, client: Int, raft: Int, metrics: Int)] = []
     for i in 1...size { specs.append(("n\(i)", try freePort(), try freePort(), try freePort())) }
@@ -188,13 +187,32 @@ func withProcessCluster(
         for (k, v) in environment { nodeEnv[k] = v }
         return SidecarProcess(name: spec.name, clientPort: spec.client, raftPort: spec.raft, metricsPort: spec.metrics, directory: directory, environment: nodeEnv)
     }
+    try await runProcessCluster(nodes: nodes, directory: directory, tls: tls, beforeStart: { try beforeStart($0, peers) }, body)
+}
+
+/// A fresh folder for one cluster's data and logs.
+func makeClusterDirectory() throws -> String {
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("gc-cluster-\(UUID().uuidString.prefix(8))").path
+    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    return directory
+}
+
+/// Starts `nodes` (after `beforeStart` for each), connects a client to
+/// each, waits until every one answers on its client port, runs `body`,
+/// then kills them all and removes `directory` (kept with
+/// `GC_KEEP_CLUSTER_DIR`). Shared by Raft clusters and postgres-mode sidecars.
+func runProcessCluster(
+    nodes: [SidecarProcess], directory: String, tls: ClusterTLS?,
+    beforeStart: (SidecarProcess) throws -> Void = { _ in },
+    _ body: (ProcessCluster) async throws -> Void
+) async throws {
     defer {
         for node in nodes { node.kill9() }
         if ProcessInfo.processInfo.environment["GC_KEEP_CLUSTER_DIR"] == nil {
             try? FileManager.default.removeItem(atPath: directory)
         }
     }
-    for node in nodes { try beforeStart(node, peers) }
+    for node in nodes { try beforeStart(node) }
     for node in nodes { try node.start() }
 
     var transports: [HTTP2ClientTransport.Posix] = []
