@@ -81,7 +81,7 @@ import Testing
                 }
                 // Every sidecar finished what it claimed: none is stuck on a
                 // database call that the crash left without an answer.
-                _ = try await cluster.eventually("every sidecar to finish its cleanups", timeout: .seconds(15)) { () -> Bool? in
+                _ = try await cluster.eventually("every sidecar to finish its cleanups", timeout: .seconds(30)) { () -> Bool? in
                     var inFlight: [String] = []
                     for i in cluster.nodes.indices {
                         let count = await cluster.metric("gc_cleanup_in_flight", node: i)
@@ -228,7 +228,7 @@ private struct Chaos {
             }
             let refused: Double
             do {
-                refused = try await cluster.eventually("\(node.name)'s late outcomes to be refused", timeout: .seconds(15)) { () -> Double? in
+                refused = try await cluster.eventually("\(node.name)'s late outcomes to be refused", timeout: .seconds(30)) { () -> Double? in
                     guard let now = await cluster.metric("gc_pg_outcomes_refused_total", node: victim), now > refusedBefore[victim] else { return nil }
                     return now - refusedBefore[victim]
                 }
@@ -242,7 +242,7 @@ private struct Chaos {
                 throw ClusterTestFailure("""
                     \(node.name) (\(inFlight.map { "\(Int($0))" } ?? "?") cleanups in flight, \(claimed.map { "\(Int($0))" } ?? "?") claimed \
                     since its start), frozen \(frozenFor) holding claims on \(held.map { "job \($0.job) (next attempt \($0.nextAttemptAt))" }), \
-                    one of them taken over by \(takenOverBy), had no late outcome refused within 15 s; those jobs now \
+                    one of them taken over by \(takenOverBy), had no late outcome refused within 30 s; those jobs now \
                     (id, state, next attempt, claim owner, token, expiry): \(jobs); \(error)
                     """)
             }
