@@ -191,6 +191,27 @@ public struct LeaseEvent: Hashable, Sendable {
     public var expiresAt: WallTime?
     public var reason: String
     public var attempt: UInt32
+
+    /// An event with these fields (public for stores that keep events
+    /// outside the state machine: PostgreSQL mode reads them back from its
+    /// events table).
+    public init(
+        index: UInt64, position: UInt32, kind: Kind, leaseID: LeaseID, object: ObjectKey, serviceID: String,
+        incarnation: UInt64, fencingToken: UInt64, at: WallTime, expiresAt: WallTime?, reason: String, attempt: UInt32
+    ) {
+        self.index = index
+        self.position = position
+        self.kind = kind
+        self.leaseID = leaseID
+        self.object = object
+        self.serviceID = serviceID
+        self.incarnation = incarnation
+        self.fencingToken = fencingToken
+        self.at = at
+        self.expiresAt = expiresAt
+        self.reason = reason
+        self.attempt = attempt
+    }
 }
 
 /// Running totals since the cluster was created (replicated, in snapshots).

@@ -138,7 +138,7 @@ struct DatabaseURLTests {
         #expect(configuration.database == "distributed_gc")
         #expect(configuration.options.maximumConnections == 17)
         #expect(configuration.options.connectTimeout == .seconds(4))
-        #expect(configuration.options.additionalStartupParameters.map(\.0) == ["application_name"])
+        #expect(configuration.options.additionalStartupParameters.map(\.0) == ["plan_cache_mode", "application_name"])
         #expect(try url.tlsConfiguration() == nil)
 
         let prefer = try DatabaseURL(parsing: "postgresql://gc@db/gc").tlsConfiguration()

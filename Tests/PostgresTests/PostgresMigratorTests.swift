@@ -70,7 +70,7 @@ struct PostgresMigratorTests {
         for table in ["gc_events", "gc_jobs", "gc_leases", "gc_objects", "gc_quota", "gc_schema_migrations", "gc_sessions", "gc_sidecars", "gc_stats"] {
             #expect(tables.contains(table), "\(table) missing")
         }
-        #expect(try await queryTexts(database, "SELECT count(*)::text FROM gc_stats") == ["16"])
+        #expect(try await queryTexts(database, "SELECT count(*)::text FROM gc_stats") == ["64"])
     }
 
     @Test("status: an empty database is version 0 with everything pending; it reports what a newer binary would apply")

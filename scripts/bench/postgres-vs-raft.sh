@@ -22,7 +22,7 @@ PY=$BENCH_HOME/venv/bin/python
 WORKLOADS=${WORKLOADS:-"create renew release"}; ROUNDS=${ROUNDS:-3}; MODES=${MODES:-"raft3 pg1 pg3"}
 CLEANUP_LEASES=${CLEANUP_LEASES:-50000}
 PG="$ROOT/scripts/lib/postgres.sh"
-st=$(mktemp -d)
+st=$(mktemp -d); chmod 755 "$st"   # the database runs as the postgres user
 cleanup() { $PY "$HERE/cluster3.py" stop --dir "$st/gc" >/dev/null 2>&1; "$PG" destroy "$st/pg" >/dev/null 2>&1; rm -rf "$st"; }
 trap cleanup EXIT
 lg() { $PY "$HERE/loadgen.py" "$@" --procs 2 --concurrency 64 --duration 10 --quiet-wait 30 2>&1 | grep 'ops/s' | tail -1; }

@@ -11,8 +11,9 @@ enum PostgresEventWriter {
         guard !events.isEmpty else { return }
         let ats = events.map(\.at.milliseconds)
         let records = events.map { ByteBuffer(bytes: PostgresEventRecord.encode($0)) }
-        try await connection.query("""
-            INSERT INTO gc_events (at, record) SELECT * FROM unnest(\(ats)::bigint[], \(records)::bytea[])
-            """, logger: logger)
+        _ = try await connection.rows(InsertEventsSQL.self, { b in
+            try b.append(ats)
+            try b.append(records)
+        }, logger: logger)
     }
 }

@@ -127,7 +127,7 @@ extension PostgresLeaseStore {
         let logger = self.logger
         let now = nowSQL
         try await transaction("release cleanup claims") { connection in
-            try await connection.query("""
+            try await connection.execute("""
                 UPDATE gc_jobs SET claim_token = NULL, claim_owner = NULL, claim_expires_at = NULL
                 WHERE id = ANY(\(ids.map { Int64(bitPattern: $0) })) AND claim_token = \(token)
                 """, logger: logger)

@@ -42,8 +42,11 @@ public final class PostgresLeaseStore: Sendable {
 
     /// The database's time in Unix milliseconds, as an SQL expression.
     var nowSQL: String {
-        "((extract(epoch from clock_timestamp()) * 1000)::bigint + \(clockOffset.withLock { $0 }))"
+        "((extract(epoch from clock_timestamp()) * 1000)::bigint + \(clockOffsetMilliseconds))"
     }
+
+    /// What ``advanceClockForTesting(by:)`` added to the database's clock.
+    var clockOffsetMilliseconds: Int64 { clockOffset.withLock { $0 } }
 
     /// Moves this store's view of the database's clock forward by `milliseconds`
     /// (tests of expiry and retries; no sidecar calls it).
@@ -148,11 +151,14 @@ public final class PostgresLeaseStore: Sendable {
         return StoreError(.unavailable, "PostgreSQL: cannot \(what): \(detail)")
     }
 
-    /// Deadlock detected (40P01) or serialization failure (40001): the
-    /// transaction was rolled back and may simply be run again.
+    /// Deadlock detected (40P01), serialization failure (40001) or a key a
+    /// concurrent transaction inserted first (23505): the transaction was
+    /// rolled back and may simply be run again.
     static func isConflict(_ error: any Error) -> Bool {
         guard let psql = error as? PSQLError, let state = psql.serverInfo?[.sqlState] else { return false }
-        return state == "40P01" || state == "40001"
+        // 23505: a unique violation on a key this transaction found absent
+        // (a new object or lease) that a concurrent one inserted first.
+        return state == "40P01" || state == "40001" || state == "23505"
     }
 
     /// One line saying what went wrong, with PostgreSQL's own message when there is one.

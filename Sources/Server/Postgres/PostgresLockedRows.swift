@@ -14,16 +14,29 @@ import PostgresNIO
 struct PostgresLockedRows {
     let connection: PostgresConnection
     let logger: Logger
+    /// The database's time as SQL (``PostgresLeaseStore/nowSQL``).
+    let nowSQL: String
+    /// Milliseconds added to the database's clock (tests only).
+    let clockOffset: Int64
     private(set) var slice = LeaseStateSlice()
     /// The quota shard each loaded lease is counted in.
     private(set) var quotaShards: [LeaseID: Int16] = [:]
-    /// Placeholders inserted to lock keys that had no row.
-    private var placeholderObjects: Set<ObjectKey> = []
+    /// The command's index and time, drawn by the last locking statement
+    /// (after every lock, so per object and per lease indexes grow in the
+    /// order their commands commit).
+    private(set) var index: UInt64 = 0
+    private(set) var now = WallTime.zero
+    /// Objects that had a row when locked (written back with UPDATE); a new
+    /// object is INSERTed, and a concurrent insert of the same key makes the
+    /// transaction fail with a unique violation and run again.
+    private var existingObjects: Set<ObjectKey> = []
     private var placeholderSession: String?
 
-    init(connection: PostgresConnection, logger: Logger) {
+    init(connection: PostgresConnection, logger: Logger, nowSQL: String, clockOffset: Int64) {
         self.connection = connection
         self.logger = logger
+        self.nowSQL = nowSQL
+        self.clockOffset = clockOffset
     }
 
     mutating func lockSession(_ clientID: String) async throws {
@@ -41,164 +54,153 @@ struct PostgresLockedRows {
         }
     }
 
-    /// Locks `object` (its row, or a placeholder) and its open cleanup job.
-    mutating func lockObject(_ object: ObjectKey) async throws {
-        let rows = try await connection.query("""
-            INSERT INTO gc_objects (object_type, object_id, record) VALUES (\(object.type.rawValue), \(object.id), ''::bytea)
-            ON CONFLICT (object_type, object_id) DO UPDATE SET record = gc_objects.record
-            RETURNING record
-            """, logger: logger)
-        for try await record in rows.decode(ByteBuffer.self) {
-            if record.readableBytes == 0 {
-                placeholderObjects.insert(object)
-            } else {
-                slice.objects.append(Array(record.readableBytesView))
+    /// The last branch of every locking statement: the index and the time.
+    private var drawBranch: String {
+        "SELECT 9::smallint, NULL::bytea, 0::smallint, 0::smallint, 0, NULL::text, nextval('gc_command_index'), \(nowSQL)"
+    }
+
+    /// Reads the rows of a locking statement: (kind, record, shard, state,
+    /// object type, object id, index, now); kind 0 = object, 1 = job,
+    /// 2 = lease, 9 = the drawn index.
+    private mutating func collect(_ rows: PostgresRowSequence) async throws -> Set<ObjectKey> {
+        var all: [PostgresRow] = []
+        for try await row in rows { all.append(row) }
+        return try collect(all)
+    }
+
+    private mutating func collect(_ rows: [PostgresRow]) throws -> Set<ObjectKey> {
+        var activeObjects: Set<ObjectKey> = []
+        for row in rows {
+            let (kind, record, shard, state, type, objectID, index, now) =
+                try row.decode((Int16, ByteBuffer?, Int16, Int16, Int32, String?, Int64, Int64).self)
+            switch kind {
+            case 0:
+                guard let record else { continue }
+                let bytes = Array(record.readableBytesView)
+                slice.objects.append(bytes)
+                if let type = ObjectType(rawValue: type), let objectID { existingObjects.insert(ObjectKey(type: type, id: objectID)) }
+            case 1:
+                if let record { slice.jobs.append(Array(record.readableBytesView)) }
+            case 2:
+                guard let record else { continue }
+                let bytes = Array(record.readableBytesView)
+                slice.leases.append(bytes)
+                let lease = try LeaseStateMachine.lease(record: bytes)
+                quotaShards[lease.id] = shard
+                if state == 0, let type = ObjectType(rawValue: type), let objectID { activeObjects.insert(ObjectKey(type: type, id: objectID)) }
+            default:
+                self.index = UInt64(index)
+                self.now = WallTime(milliseconds: now)
             }
         }
-        let jobs = try await connection.query("""
-            SELECT record FROM gc_jobs
-            WHERE object_type = \(object.type.rawValue) AND object_id = \(object.id) AND state IN (0, 2)
-            ORDER BY id FOR UPDATE
-            """, logger: logger)
-        for try await record in jobs.decode(ByteBuffer.self) {
-            slice.jobs.append(Array(record.readableBytesView))
-        }
+        return activeObjects
+    }
+
+    /// Locks `object`'s row (if any) and its open cleanup job, and draws the index: one statement.
+    mutating func lockObject(_ object: ObjectKey) async throws {
+        let offset = clockOffset
+        _ = try collect(try await connection.rows(LockObjectSQL.self, { b in
+            b.append(Int32(object.type.rawValue))
+            b.append(object.id)
+            b.append(offset)
+        }, logger: logger))
     }
 
     /// Locks the leases among `ids` that exist and, with `withObjects`, the
-    /// objects of the active ones (a release or expiry changes them).
+    /// objects of the active ones (a release or expiry changes them); draws the index.
     mutating func lockLeases(_ ids: [LeaseID], withObjects: Bool) async throws {
         let wanted = Array(Set(ids.map(\.rawValue))).sorted()
-        guard !wanted.isEmpty else { return }
-        let rows = try await connection.query("""
-            SELECT record, quota_shard, state, object_type, object_id FROM gc_leases
-            WHERE id = ANY(\(wanted)) ORDER BY id FOR UPDATE
-            """, logger: logger)
-        var objects: Set<ObjectKey> = []
-        for try await (record, shard, state, type, objectID) in rows.decode((ByteBuffer, Int16, Int16, Int32, String).self) {
-            let bytes = Array(record.readableBytesView)
-            slice.leases.append(bytes)
-            let lease = try LeaseStateMachine.lease(record: bytes)
-            quotaShards[lease.id] = shard
-            if state == 0, let type = ObjectType(rawValue: type) { objects.insert(ObjectKey(type: type, id: objectID)) }
+        guard withObjects else {
+            _ = try await collect(try await connection.query("""
+                WITH l AS (SELECT record, quota_shard, state, object_type, object_id FROM gc_leases
+                           WHERE id = ANY(\(wanted)::text[]) ORDER BY id FOR UPDATE)
+                SELECT 2::smallint, record, quota_shard, state, object_type, object_id, 0::bigint, 0::bigint FROM l
+                UNION ALL \(unescaped: drawBranch)
+                """, logger: logger))
+            return
         }
-        guard withObjects, !objects.isEmpty else { return }
+        let objects = try await collect(try await connection.query("""
+            SELECT 2::smallint, record, quota_shard, state, object_type, object_id, 0::bigint, 0::bigint FROM gc_leases
+            WHERE id = ANY(\(wanted)::text[]) ORDER BY id FOR UPDATE
+            """, logger: logger))
         let keys = objects.sorted { ($0.type, $0.id) < ($1.type, $1.id) }
-        let objectRows = try await connection.query("""
-            SELECT o.record FROM gc_objects o
-            JOIN unnest(\(keys.map { Int32($0.type.rawValue) })::integer[], \(keys.map(\.id))::text[]) AS k(object_type, object_id)
-              ON o.object_type = k.object_type AND o.object_id = k.object_id
-            ORDER BY o.object_type, o.object_id FOR UPDATE OF o
-            """, logger: logger)
-        for try await record in objectRows.decode(ByteBuffer.self) where record.readableBytes > 0 {
-            slice.objects.append(Array(record.readableBytesView))
-        }
+        _ = try await collect(try await connection.query("""
+            WITH o AS (SELECT g.record, g.object_type, g.object_id FROM gc_objects g
+                       JOIN unnest(\(keys.map { Int32($0.type.rawValue) })::integer[], \(keys.map(\.id))::text[]) AS k(object_type, object_id)
+                         ON g.object_type = k.object_type AND g.object_id = k.object_id
+                       ORDER BY g.object_type, g.object_id FOR UPDATE OF g)
+            SELECT 0::smallint, record, 0::smallint, 0::smallint, object_type, object_id, 0::bigint, 0::bigint FROM o
+            UNION ALL \(unescaped: drawBranch)
+            """, logger: logger))
     }
 
     mutating func lockJobs(_ ids: [JobID]) async throws {
         let wanted = Array(Set(ids)).sorted().compactMap { Int64(exactly: $0) }
-        guard !wanted.isEmpty else { return }
-        let rows = try await connection.query("""
-            SELECT record FROM gc_jobs WHERE id = ANY(\(wanted)) ORDER BY id FOR UPDATE
-            """, logger: logger)
-        for try await record in rows.decode(ByteBuffer.self) {
-            slice.jobs.append(Array(record.readableBytesView))
-        }
+        _ = try await collect(try await connection.query("""
+            WITH j AS (SELECT record FROM gc_jobs WHERE id = ANY(\(wanted)::bigint[]) ORDER BY id FOR UPDATE)
+            SELECT 1::smallint, record, 0::smallint, 0::smallint, 0, NULL::text, 0::bigint, 0::bigint FROM j
+            UNION ALL \(unescaped: drawBranch)
+            """, logger: logger))
     }
 
-    /// Writes back what the command changed, and removes the placeholders
-    /// of keys that still have no row.
-    func write(_ changes: LeaseSliceChanges, quotaShards: [LeaseID: Int16]) async throws {
-        try await writeLeases(changes, quotaShards: quotaShards)
-        try await writeObjects(changes)
-        try await writeJobs(changes)
+    /// Draws the index alone (a command that locks nothing).
+    mutating func drawIndex() async throws {
+        _ = try await collect(try await connection.query("\(unescaped: drawBranch)", logger: logger))
+    }
+
+    /// Writes back what the command changed, and adds its totals to the
+    /// stats shard `statsShard`, in one statement (its parts are CTEs, each
+    /// a no-op when its arrays are empty).
+    func write(_ changes: LeaseSliceChanges, quotaShards: [LeaseID: Int16], stats: LeaseStats, statsShard: Int16) async throws {
+        let leases = changes.leases.sorted { $0.lease.id < $1.lease.id }
+        let objects = changes.objects.sorted { ($0.object.type, $0.object.id) < ($1.object.type, $1.object.id) }
+        let inserted = objects.filter { !existingObjects.contains($0.object) }
+        let updated = objects.filter { existingObjects.contains($0.object) }
+        let removed = changes.removedObjects
+        let jobs = changes.jobs.sorted { $0.job.id < $1.job.id }
+        let hasStats = stats != LeaseStats()
+        _ = try await connection.rows(WriteBackSQL.self, { b in
+            try b.append(leases.map(\.lease.id.rawValue))
+            try b.append(leases.map { Int32($0.lease.object.type.rawValue) })
+            try b.append(leases.map(\.lease.object.id))
+            try b.append(leases.map(\.lease.serviceID))
+            try b.append(leases.map { Int16($0.lease.state.rawValue) })
+            try b.append(leases.map(\.lease.expiresAt.milliseconds))
+            try b.append(leases.map { $0.lease.endedAt?.milliseconds ?? Int64.min })
+            try b.append(leases.map { quotaShards[$0.lease.id] ?? 0 })
+            try b.append(leases.map { ByteBuffer(bytes: $0.record) })
+            try b.append(changes.forgottenLeases.map(\.rawValue))
+            try b.append(inserted.map { Int32($0.object.type.rawValue) })
+            try b.append(inserted.map(\.object.id))
+            try b.append(inserted.map { ByteBuffer(bytes: $0.record) })
+            try b.append(updated.map { Int32($0.object.type.rawValue) })
+            try b.append(updated.map(\.object.id))
+            try b.append(updated.map { ByteBuffer(bytes: $0.record) })
+            try b.append(removed.map { Int32($0.type.rawValue) })
+            try b.append(removed.map(\.id))
+            try b.append(jobs.map { Int64(bitPattern: $0.job.id) })
+            try b.append(jobs.map { Int32($0.job.object.type.rawValue) })
+            try b.append(jobs.map(\.job.object.id))
+            try b.append(jobs.map { Int16($0.job.state.rawValue) })
+            try b.append(jobs.map(\.job.nextAttemptAt.milliseconds))
+            try b.append(jobs.map(\.job.spec.endpoint))
+            try b.append(jobs.map { $0.job.finishedAt?.milliseconds ?? Int64.min })
+            try b.append(jobs.map { ByteBuffer(bytes: $0.record) })
+            try b.append(changes.forgottenJobs.map { Int64(bitPattern: $0) })
+            for value in [stats.created, stats.renewed, stats.released, stats.expired, stats.cleanupAttempts,
+                          stats.cleanupSucceeded, stats.cleanupFailures, stats.deadLettered] {
+                b.append(Int64(clamping: value))
+            }
+            b.append(statsShard)
+            b.append(hasStats)
+            b.append(Int64.min)
+        }, logger: logger)
         try await writeSessions(changes)
-    }
-
-    private func writeLeases(_ changes: LeaseSliceChanges, quotaShards: [LeaseID: Int16]) async throws {
-        if !changes.leases.isEmpty {
-            let leases = changes.leases.sorted { $0.lease.id < $1.lease.id }
-            let ids = leases.map(\.lease.id.rawValue)
-            let types = leases.map { Int32($0.lease.object.type.rawValue) }
-            let objectIDs = leases.map(\.lease.object.id)
-            let services = leases.map(\.lease.serviceID)
-            let states = leases.map { Int16($0.lease.state.rawValue) }
-            let expires = leases.map(\.lease.expiresAt.milliseconds)
-            let ended = leases.map { $0.lease.endedAt?.milliseconds ?? Int64.min }
-            let shards = leases.map { quotaShards[$0.lease.id] ?? 0 }
-            let records = leases.map { ByteBuffer(bytes: $0.record) }
-            try await connection.query("""
-                INSERT INTO gc_leases (id, object_type, object_id, service_id, state, expires_at, ended_at, quota_shard, record)
-                SELECT id, object_type, object_id, service_id, state, expires_at, NULLIF(ended_at, \(Int64.min)), quota_shard, record
-                FROM unnest(\(ids)::text[], \(types)::integer[], \(objectIDs)::text[], \(services)::text[], \(states)::smallint[],
-                            \(expires)::bigint[], \(ended)::bigint[], \(shards)::smallint[], \(records)::bytea[])
-                     AS u(id, object_type, object_id, service_id, state, expires_at, ended_at, quota_shard, record)
-                ON CONFLICT (id) DO UPDATE SET state = EXCLUDED.state, expires_at = EXCLUDED.expires_at,
-                    ended_at = EXCLUDED.ended_at, record = EXCLUDED.record
-                """, logger: logger)
-        }
-        if !changes.forgottenLeases.isEmpty {
-            try await connection.query("""
-                DELETE FROM gc_leases WHERE id = ANY(\(changes.forgottenLeases.map(\.rawValue)))
-                """, logger: logger)
-        }
-    }
-
-    private func writeObjects(_ changes: LeaseSliceChanges) async throws {
-        if !changes.objects.isEmpty {
-            let objects = changes.objects.sorted { ($0.object.type, $0.object.id) < ($1.object.type, $1.object.id) }
-            try await connection.query("""
-                INSERT INTO gc_objects (object_type, object_id, record)
-                SELECT * FROM unnest(\(objects.map { Int32($0.object.type.rawValue) })::integer[], \(objects.map(\.object.id))::text[],
-                                     \(objects.map { ByteBuffer(bytes: $0.record) })::bytea[])
-                ON CONFLICT (object_type, object_id) DO UPDATE SET record = EXCLUDED.record
-                """, logger: logger)
-        }
-        let written = Set(changes.objects.map(\.object))
-        let removed = changes.removedObjects + placeholderObjects.filter { !written.contains($0) }
-        if !removed.isEmpty {
-            try await connection.query("""
-                DELETE FROM gc_objects o USING unnest(\(removed.map { Int32($0.type.rawValue) })::integer[], \(removed.map(\.id))::text[])
-                    AS k(object_type, object_id)
-                WHERE o.object_type = k.object_type AND o.object_id = k.object_id
-                """, logger: logger)
-        }
-    }
-
-    private func writeJobs(_ changes: LeaseSliceChanges) async throws {
-        if !changes.jobs.isEmpty {
-            let jobs = changes.jobs.sorted { $0.job.id < $1.job.id }
-            let ids = jobs.map { Int64(bitPattern: $0.job.id) }
-            let types = jobs.map { Int32($0.job.object.type.rawValue) }
-            let objectIDs = jobs.map(\.job.object.id)
-            let states = jobs.map { Int16($0.job.state.rawValue) }
-            let next = jobs.map(\.job.nextAttemptAt.milliseconds)
-            let endpoints = jobs.map(\.job.spec.endpoint)
-            let finished = jobs.map { $0.job.finishedAt?.milliseconds ?? Int64.min }
-            let records = jobs.map { ByteBuffer(bytes: $0.record) }
-            // A job that changed (an outcome recorded, superseded, retried)
-            // is no longer held by whoever claimed it.
-            try await connection.query("""
-                INSERT INTO gc_jobs (id, object_type, object_id, state, next_attempt_at, endpoint, finished_at, record)
-                SELECT id, object_type, object_id, state, next_attempt_at, endpoint, NULLIF(finished_at, \(Int64.min)), record
-                FROM unnest(\(ids)::bigint[], \(types)::integer[], \(objectIDs)::text[], \(states)::smallint[], \(next)::bigint[],
-                            \(endpoints)::text[], \(finished)::bigint[], \(records)::bytea[])
-                     AS u(id, object_type, object_id, state, next_attempt_at, endpoint, finished_at, record)
-                ON CONFLICT (id) DO UPDATE SET state = EXCLUDED.state, next_attempt_at = EXCLUDED.next_attempt_at,
-                    finished_at = EXCLUDED.finished_at, record = EXCLUDED.record,
-                    claim_token = NULL, claim_owner = NULL, claim_expires_at = NULL
-                """, logger: logger)
-        }
-        if !changes.forgottenJobs.isEmpty {
-            try await connection.query("""
-                DELETE FROM gc_jobs WHERE id = ANY(\(changes.forgottenJobs.map { Int64(bitPattern: $0) }))
-                """, logger: logger)
-        }
     }
 
     private func writeSessions(_ changes: LeaseSliceChanges) async throws {
         for session in changes.sessions {
-            try await connection.query("""
+            try await connection.execute("""
                 UPDATE gc_sessions SET last_active = \(session.lastActive.milliseconds), record = \(ByteBuffer(bytes: session.record))
                 WHERE client_id = \(session.clientID)
                 """, logger: logger)
@@ -207,7 +209,7 @@ struct PostgresLockedRows {
         var removed = changes.forgottenSessions
         if let placeholderSession, !written.contains(placeholderSession) { removed.append(placeholderSession) }
         if !removed.isEmpty {
-            try await connection.query("DELETE FROM gc_sessions WHERE client_id = ANY(\(removed))", logger: logger)
+            try await connection.execute("DELETE FROM gc_sessions WHERE client_id = ANY(\(removed))", logger: logger)
         }
     }
 }

@@ -40,8 +40,36 @@ struct PostgresQuota: Sendable {
     func reserve(service: String, on connection: PostgresConnection, logger: Logger) async throws -> Reservation {
         let shard = Self.shard(for: connection)
         let serviceShard = shard % Int16(Self.serviceShards)
+        // Fast path: both units in one statement (service first, then all
+        // leases: the order every reservation locks them in).
+        var taken = (service: 0, all: 0)
+        for row in try await connection.rows(QuotaFastPathSQL.self, { b in
+            b.append(service)
+            b.append(serviceShard)
+            b.append(shard)
+        }, logger: logger) {
+            let (service, all) = try row.decode((Int32, Int32).self)
+            taken = (Int(service), Int(all))
+        }
+        if taken.service == 1 && taken.all == 1 { return .reserved(shard: shard) }
+        if taken.service == 1 {
+            // The service's unit is ours; the all-leases shard was full.
+            if case .full(let held) = try await take(scope: "", shard: shard, shards: Self.globalShards,
+                                                     limit: limits.maxLeases, on: connection, logger: logger) {
+                try await give(back: [(service, serviceShard, 1)], on: connection, logger: logger)
+                return .refused(.init(total: held, byService: [:]))
+            }
+            return .reserved(shard: shard)
+        }
         if case .full(let held) = try await take(scope: service, shard: serviceShard, shards: Self.serviceShards,
                                                  limit: limits.maxLeasesPerService, on: connection, logger: logger) {
+            // The state machine names the cluster's limit first when both are reached.
+            var total = 0
+            for try await count in try await connection.query(
+                "SELECT coalesce(sum(active), 0)::bigint FROM gc_quota WHERE scope = ''", logger: logger).decode(Int64.self) {
+                total = Int(count)
+            }
+            if total >= limits.maxLeases { return .refused(.init(total: total, byService: [:])) }
             return .refused(.init(total: 0, byService: [service: held]))
         }
         if case .full(let held) = try await take(scope: "", shard: shard, shards: Self.globalShards,
@@ -71,7 +99,7 @@ struct PostgresQuota: Sendable {
     /// Makes every scope re-divide its capacity at its next create, so a
     /// changed limit takes effect (called at start-up).
     static func resetCapacities(on connection: PostgresConnection, logger: Logger) async throws {
-        try await connection.query("UPDATE gc_quota SET capacity = active WHERE capacity <> active", logger: logger)
+        try await connection.execute("UPDATE gc_quota SET capacity = active WHERE capacity <> active", logger: logger)
     }
 
     private struct ScopeShard: Hashable {
@@ -93,7 +121,7 @@ struct PostgresQuota: Sendable {
         for try await _ in fast { return .taken }
         // The shard is full (or the scope is new): count the whole scope
         // under its locks and divide what is free again.
-        try await connection.query("""
+        try await connection.execute("""
             INSERT INTO gc_quota (scope, shard, active, capacity)
             SELECT \(scope), g, 0, 0 FROM generate_series(0, \(shards - 1)) AS g
             ON CONFLICT DO NOTHING
@@ -114,7 +142,7 @@ struct PostgresQuota: Sendable {
             shardList.append(row.shard)
             capacities.append(row.active + mine + each + (Int64(i) < extra ? 1 : 0))
         }
-        try await connection.query("""
+        try await connection.execute("""
             UPDATE gc_quota q SET capacity = c.capacity, active = q.active + CASE WHEN q.shard = \(shard) THEN 1 ELSE 0 END
             FROM unnest(\(shardList)::smallint[], \(capacities)::bigint[]) AS c(shard, capacity)
             WHERE q.scope = \(scope) AND q.shard = c.shard
@@ -125,7 +153,7 @@ struct PostgresQuota: Sendable {
     private func give(back counts: [(scope: String, shard: Int16, count: Int64)], on connection: PostgresConnection,
                       logger: Logger) async throws {
         for (scope, shard, count) in counts {
-            try await connection.query("""
+            try await connection.execute("""
                 UPDATE gc_quota SET active = GREATEST(active - \(count), 0) WHERE scope = \(scope) AND shard = \(shard)
                 """, logger: logger)
         }

@@ -24,6 +24,11 @@ public struct PostgresSidecar: Sendable {
     public let connector: PostgresConnector
     public let cleanup: PostgresCleanupService
     public let heartbeat: PostgresHeartbeat
+    /// `WatchLeases`: numbers new events (`PostgresEventSequencer`), feeds
+    /// them into `store.events` (`PostgresEventTail`), prunes old ones.
+    public let eventSequencer: PostgresEventSequencer
+    public let eventTail: PostgresEventTail
+    public let eventRetention: PostgresEventRetention
     public let security: NodeSecurity
     let logger: Logger
 
@@ -48,7 +53,14 @@ public struct PostgresSidecar: Sendable {
         client = PostgresClient(configuration: try database.clientConfiguration(maxConnections: config.maxDatabaseConnections),
                                 backgroundLogger: logger)
         connector = PostgresConnector(database: database, migrator: PostgresMigrator(logger: logger), logger: logger)
-        let events = EventHub(retentionBytes: config.eventHistoryBytes, maxWatchers: config.maxWatchers)
+        // Resumes older than this sidecar's history are read from gc_events,
+        // so a watcher may move to any sidecar.
+        let eventLog = PostgresEventLog(client: client, logger: logger)
+        let events = EventHub(retentionBytes: config.eventHistoryBytes, maxWatchers: config.maxWatchers, backfill: eventLog)
+        let eventTail = PostgresEventTail(client: client, log: eventLog, hub: events, logger: logger)
+        self.eventTail = eventTail
+        eventSequencer = PostgresEventSequencer(client: client, logger: logger, onSequenced: { _ in eventTail.poke() })
+        eventRetention = PostgresEventRetention(client: client, logger: logger)
         store = PostgresLeaseStore(client: client, limits: config.limits, events: events, logger: logger)
         let egress = CleanupEgress(policy: config.cleanupEgress, onDenied: { metrics.recordEgressDenied(stage: $0) })
         service = DistributedGCService(store: store, clock: clock, metrics: metrics, nodeID: config.nodeID, logger: logger,
@@ -148,7 +160,10 @@ public struct PostgresSidecar: Sendable {
             .init(service: DatabaseStartup(connector: connector, store: store, gate: started, logger: logger)),
             .init(service: AfterStartup(gate: started, service: heartbeat)),
             .init(service: AfterStartup(gate: started, service: cleanup)),
-            // (events: sequencer, tail, retention — wired with the pgwatch branch)
+            // Before the gRPC server, so they stop after it (the drain's events are still numbered).
+            .init(service: AfterStartup(gate: started, service: eventSequencer)),
+            .init(service: AfterStartup(gate: started, service: eventTail)),
+            .init(service: AfterStartup(gate: started, service: eventRetention)),
             .init(service: GRPCServerService(server: grpc, events: store.events)),
             .init(service: ListeningAnnouncer(server: grpc, host: config.host, what: "gRPC", logger: logger)),
         ]

@@ -9,6 +9,12 @@ import Synchronization
 /// resumes after the last event it received, so across a resume no event is
 /// lost or repeated, as long as this node still retains the events after
 /// that point; otherwise it is told so (``WatchError/compacted(requested:oldestRetained:)``).
+///
+/// With a ``EventBackfill`` source (PostgreSQL mode, where the events live
+/// in a table that every sidecar reads), a resume from before what this hub
+/// retains is served from that source first, then from the live stream
+/// (EventHub+Backfill.swift); only what the source no longer has either is
+/// `compacted`. Without one (Raft mode) nothing of that applies.
 public final class EventHub: Sendable {
     /// A point in the event stream: after every event up to `position` of
     /// log `index` (`position == nil`: after the whole index).
@@ -53,12 +59,13 @@ public final class EventHub: Sendable {
         case tooManyWatchers(limit: Int)
     }
 
-    private struct Subscriber {
+    // Internal rather than private: EventHub+Backfill.swift works on them.
+    struct Subscriber {
         var continuation: AsyncThrowingStream<LeaseEvent, any Error>.Continuation
         var lastDelivered: Cursor
     }
 
-    private struct State {
+    struct State {
         var retained: Deque<LeaseEvent> = []
         /// ``approximateBytes(of:)`` summed over `retained`.
         var retainedBytes = 0
@@ -71,6 +78,13 @@ public final class EventHub: Sendable {
         var unavailableThrough: Cursor?
         /// Set by ``close()``: no more watchers.
         var closed = false
+        /// With a ``backfill`` source: whether the feed that publishes here
+        /// started (``startFeed(after:)``); until then every watch is served
+        /// from the source.
+        var feedStarted = false
+        /// With a ``backfill`` source: watchers being served from it, not yet
+        /// among `subscribers` (they count against ``maxWatchers`` too).
+        var backfilling: [UInt64: Subscriber] = [:]
     }
 
     /// Events kept for resumption, at most.
@@ -82,14 +96,26 @@ public final class EventHub: Sendable {
     public let watcherBuffer: Int
     /// Watchers connected at once (`GC_MAX_WATCHERS`); one more is refused.
     public let maxWatchers: Int
-    private let state = Mutex(State())
+    let state = Mutex(State())
+    /// Where events this hub does not retain are read from; nil in Raft mode.
+    let backfill: (any EventBackfill)?
+    /// How long a backfilling watcher that caught up with the source waits
+    /// before it looks again, while the feed has not started.
+    let backfillPollInterval: Duration
 
     /// The default of ``retentionBytes``: 8 MiB, about 30,000 events of
     /// leases with 30-byte ids and no metadata.
     public static let defaultRetentionBytes = 8 << 20
 
+    /// A hub that retains at most `retention` events and `retentionBytes`.
+    /// With `backfill`, resumes from before what it retains are read from
+    /// that source (see ``EventBackfill``), and watchers wait for
+    /// ``startFeed(after:)`` before they are served live.
     public init(retention: Int = 100_000, retentionBytes: Int = EventHub.defaultRetentionBytes,
-                watcherBuffer: Int = 10_000, maxWatchers: Int = 1_000) {
+                watcherBuffer: Int = 10_000, maxWatchers: Int = 1_000,
+                backfill: (any EventBackfill)? = nil, backfillPollInterval: Duration = .milliseconds(250)) {
+        self.backfill = backfill
+        self.backfillPollInterval = backfillPollInterval
         self.retention = retention
         self.retentionBytes = max(0, retentionBytes)
         self.watcherBuffer = max(1, watcherBuffer)
@@ -162,8 +188,11 @@ public final class EventHub: Sendable {
     public func close() {
         let subscribers = state.withLock { s in
             s.closed = true
-            defer { s.subscribers = [:] }
-            return Array(s.subscribers.values)
+            defer {
+                s.subscribers = [:]
+                s.backfilling = [:]
+            }
+            return Array(s.subscribers.values) + Array(s.backfilling.values)
         }
         for sub in subscribers { sub.continuation.finish(throwing: WatchError.closed(lastDelivered: sub.lastDelivered)) }
     }
@@ -179,7 +208,12 @@ public final class EventHub: Sendable {
     /// first buffer-full of it and then ``WatchError/tooSlow(lastDelivered:)``
     /// naming the last event delivered, so it resumes from there: no event
     /// is ever skipped without the watcher being told.
+    ///
+    /// With a ``backfill`` source, events after `after` that this hub does
+    /// not hold are read from it, so `compacted` means the source lost them
+    /// too (``subscribeWithBackfill(after:source:)``).
     public func subscribe(after: Cursor?) throws(WatchError) -> AsyncThrowingStream<LeaseEvent, any Error> {
+        if let backfill { return try subscribeWithBackfill(after: after, source: backfill) }
         let (stream, continuation) = AsyncThrowingStream<LeaseEvent, any Error>.makeStream(
             bufferingPolicy: .bufferingOldest(watcherBuffer))
         let id: UInt64? = try state.withLock { s throws(WatchError) in
@@ -231,6 +265,7 @@ public final class EventHub: Sendable {
     /// Events retained for resumption, and their ``approximateBytes(of:)``.
     public var retainedSize: (events: Int, bytes: Int) { state.withLock { ($0.retained.count, $0.retainedBytes) } }
 
-    /// Number of connected watchers.
-    public var watcherCount: Int { state.withLock { $0.subscribers.count } }
+    /// Number of connected watchers (with those being served from a
+    /// ``backfill`` source).
+    public var watcherCount: Int { state.withLock { $0.subscribers.count + $0.backfilling.count } }
 }
