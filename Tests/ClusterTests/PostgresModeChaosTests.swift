@@ -79,6 +79,17 @@ import Testing
                     let busy = leases.contains { !$0.hasEndedAt || $0.cleanupState == .cleanupPending }
                     return busy ? nil : leases
                 }
+                // Every sidecar finished what it claimed: none is stuck on a
+                // database call that the crash left without an answer.
+                _ = try await cluster.eventually("every sidecar to finish its cleanups", timeout: .seconds(30)) { () -> Bool? in
+                    var inFlight: [String] = []
+                    for i in cluster.nodes.indices {
+                        let count = await cluster.metric("gc_cleanup_in_flight", node: i)
+                        if count != 0 { inFlight.append("\(cluster.nodes[i].name): \(count.map { "\(Int($0))" } ?? "no answer")") }
+                    }
+                    if inFlight.isEmpty { return true }
+                    throw ClusterTestFailure("cleanups still in flight: \(inFlight.joined(separator: ", "))")
+                }
                 for lease in workload.known.withLock({ $0 }) {
                     await workload.get(lease.id, object: lease.object, linearizable: true, via: 1, client: -1)
                 }
@@ -154,20 +165,23 @@ private struct Chaos {
     }
 
     /// Freezes (SIGSTOP) a sidecar that holds claims on `/slow` jobs, keeps
-    /// it frozen until another sidecar has taken one of those jobs over (its
-    /// claim expired), thaws it (SIGCONT) and expects its late outcome to be
-    /// refused: its `gc_pg_outcomes_refused_total` rises.
+    /// it frozen for longer than a claim and until another sidecar has taken
+    /// one of those jobs over, thaws it (SIGCONT) and expects its late
+    /// outcome to be refused: its `gc_pg_outcomes_refused_total` rises.
     ///
     /// Claims are seen in `gc_jobs` and can end between the look and the
     /// signal, so a sidecar found holding none once frozen is thawed and
-    /// another looked for (for up to 20 s).
+    /// another looked for (for up to 20 s). A takeover is a new owner on a
+    /// job that did not change since (same `next_attempt_at`): a job whose
+    /// outcome the frozen sidecar had just committed (its COMMIT was on the
+    /// wire) is claimed again for its next attempt, which is no takeover.
     func pauseClaimHolder(log: inout FaultLog) async throws {
-        var refusedBefore: [Double] = []
-        for i in cluster.nodes.indices {
-            refusedBefore.append(await cluster.metric("gc_pg_outcomes_refused_total", node: i) ?? 0)
-        }
         let deadline = ContinuousClock.now + .seconds(20)
         while ContinuousClock.now < deadline {
+            var refusedBefore: [Double] = []
+            for i in cluster.nodes.indices {
+                refusedBefore.append(await cluster.metric("gc_pg_outcomes_refused_total", node: i) ?? 0)
+            }
             // Claims of the running processes (not of a killed predecessor).
             let claims = try await liveSlowClaims(log: log)
             guard let owner = claims.first?.owner, let victim = cluster.index(of: owner) else {
@@ -176,22 +190,27 @@ private struct Chaos {
             }
             let node = cluster.nodes[victim]
             node.pause()
-            let held = try await liveSlowClaims(log: log).filter { $0.owner == owner }.map(\.job)
+            let held = try await liveSlowClaims(log: log).filter { $0.owner == owner }
             guard !held.isEmpty else {
                 node.resume()
                 continue
             }
             log.pauses += 1
             let frozenAt = ContinuousClock.now
-            // Frozen until one of its jobs is claimed by another sidecar: its
-            // claim expired (GC_CLEANUP_CLAIM_SECONDS) and was taken over.
+            // Frozen until one of its jobs, unchanged, is claimed by another
+            // sidecar: its claim expired (GC_CLEANUP_CLAIM_SECONDS) and was
+            // taken over. Given up once none is left to take over.
             var takenOverBy: String?
+            var stillHeld = held.count
             let takeoverDeadline = ContinuousClock.now + .seconds(PostgresModeChaosTests.claimSeconds + 15)
-            while takenOverBy == nil, ContinuousClock.now < takeoverDeadline {
-                takenOverBy = try await sql("""
-                    SELECT claim_owner FROM gc_jobs
-                    WHERE id IN (\(held.joined(separator: ","))) AND claim_owner IS NOT NULL AND claim_owner <> '\(owner)' LIMIT 1
-                    """).first
+            while takenOverBy == nil, stillHeld > 0, ContinuousClock.now < takeoverDeadline {
+                let current = try await rows("""
+                    SELECT id, next_attempt_at, COALESCE(claim_owner, '') FROM gc_jobs
+                    WHERE state = 0 AND id IN (\(held.map(\.job).joined(separator: ",")))
+                    """)
+                let unchanged = current.filter { row in row.count == 3 && held.contains { $0.job == row[0] && $0.nextAttemptAt == row[1] } }
+                takenOverBy = unchanged.first { $0[2] != "" && $0[2] != owner }?[2]
+                stillHeld = unchanged.filter { $0[2] == owner }.count
                 if takenOverBy == nil { try await Task.sleep(for: .milliseconds(50)) }
             }
             if takenOverBy != nil {
@@ -202,20 +221,36 @@ private struct Chaos {
             node.resume()
             let frozenFor = ContinuousClock.now - frozenAt
             guard let takenOverBy else {
-                // Its outcome was being recorded when it froze (the rows stay
-                // locked, so nobody may take them): not a stale outcome.
-                log.events.append("SIGSTOP \(node.name) \(frozenFor): its \(held.count) claims were not taken over")
-                return
+                // Its outcomes were being recorded when it froze (the rows
+                // stay locked, so nobody may take them): none is stale.
+                log.events.append("SIGSTOP \(node.name) \(frozenFor): none of its \(held.count) claims was taken over")
+                continue
             }
-            let refused = try await cluster.eventually("\(node.name)'s late outcomes to be refused", timeout: .seconds(15)) { () -> Double? in
-                guard let now = await cluster.metric("gc_pg_outcomes_refused_total", node: victim), now > refusedBefore[victim] else { return nil }
-                return now - refusedBefore[victim]
+            let refused: Double
+            do {
+                refused = try await cluster.eventually("\(node.name)'s late outcomes to be refused", timeout: .seconds(30)) { () -> Double? in
+                    guard let now = await cluster.metric("gc_pg_outcomes_refused_total", node: victim), now > refusedBefore[victim] else { return nil }
+                    return now - refusedBefore[victim]
+                }
+            } catch {
+                let jobs = try await rows("""
+                    SELECT id, state, next_attempt_at, claim_owner, claim_token, claim_expires_at FROM gc_jobs
+                    WHERE id IN (\(held.map(\.job).joined(separator: ",")))
+                    """)
+                let inFlight = await cluster.metric("gc_cleanup_in_flight", node: victim)
+                let claimed = await cluster.metric("gc_pg_claims_total", node: victim)
+                throw ClusterTestFailure("""
+                    \(node.name) (\(inFlight.map { "\(Int($0))" } ?? "?") cleanups in flight, \(claimed.map { "\(Int($0))" } ?? "?") claimed \
+                    since its start), frozen \(frozenFor) holding claims on \(held.map { "job \($0.job) (next attempt \($0.nextAttemptAt))" }), \
+                    one of them taken over by \(takenOverBy), had no late outcome refused within 30 s; those jobs now \
+                    (id, state, next attempt, claim owner, token, expiry): \(jobs); \(error)
+                    """)
             }
             log.refusals += 1
             log.events.append("SIGSTOP \(node.name) \(frozenFor) holding \(held.count) claims, taken over by \(takenOverBy), \(Int(refused)) outcomes refused")
             return
         }
-        log.events.append("SIGSTOP: no sidecar held a claim on /slow for 20 s")
+        log.events.append("SIGSTOP: no claim holder on /slow had a claim taken over within 20 s")
     }
 
     /// `pg_ctl restart -m immediate` mid-load: every sidecar must read from
@@ -242,15 +277,15 @@ private struct Chaos {
 
     /// Live claims on pending `/slow` jobs made by the sidecar processes
     /// running now, newest claim first.
-    private func liveSlowClaims(log: FaultLog) async throws -> [(owner: String, job: String)] {
+    private func liveSlowClaims(log: FaultLog) async throws -> [(owner: String, job: String, nextAttemptAt: String)] {
         let claimMs = PostgresModeChaosTests.claimSeconds * 1000
         return try await rows("""
-            SELECT claim_owner, id, claim_expires_at - \(claimMs) FROM gc_jobs
+            SELECT claim_owner, id, claim_expires_at - \(claimMs), next_attempt_at FROM gc_jobs
             WHERE state = 0 AND endpoint LIKE '%/slow' AND claim_owner IS NOT NULL AND claim_expires_at > \(Self.now)
             ORDER BY claim_expires_at DESC
             """).compactMap { row in
-            guard row.count == 3, let claimedAt = Int64(row[2]), claimedAt > log.startedAtMs[row[0]] ?? 0 else { return nil }
-            return (row[0], row[1])
+            guard row.count == 4, let claimedAt = Int64(row[2]), claimedAt > log.startedAtMs[row[0]] ?? 0 else { return nil }
+            return (row[0], row[1], row[3])
         }
     }
 
@@ -260,8 +295,4 @@ private struct Chaos {
             .split(separator: "\n").filter { !$0.isEmpty }.map { $0.split(separator: "|", omittingEmptySubsequences: false).map(String.init) }
     }
 
-    /// The first field of each row of `query`.
-    private func sql(_ query: String) async throws -> [String] {
-        try await rows(query).compactMap(\.first)
-    }
 }

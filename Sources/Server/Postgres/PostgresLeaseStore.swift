@@ -26,6 +26,14 @@ public final class PostgresLeaseStore: Sendable {
     /// Statements retried when PostgreSQL aborts a transaction to resolve a
     /// deadlock or a serialization conflict (nothing was applied).
     static let maxConflictRetries = 8
+    /// How long one transaction or read may take before it is abandoned
+    /// and reported as unavailable (a transaction's commit as unknown).
+    /// postgres-nio can leave a query written just as its connection
+    /// closes (a database crash) waiting forever; without this bound the
+    /// caller would wait with it (a sidecar's outcome batcher, dispatcher
+    /// or reaper stalled for good). The abandoned attempt is cancelled and
+    /// left to end on its own.
+    static let attemptLimit: Duration = .seconds(15)
     /// Milliseconds added to the database's clock (tests move time forward
     /// with ``advanceClockForTesting(by:)``; always 0 in a sidecar).
     private let clockOffset = Mutex<Int64>(0)
@@ -85,13 +93,16 @@ public final class PostgresLeaseStore: Sendable {
     /// Runs `body` in a transaction, retrying it when PostgreSQL aborted it
     /// for a deadlock or serialization conflict; maps database failures to
     /// ``StoreError``.
-    func transaction<R: Sendable>(_ what: String, _ body: @Sendable (PostgresConnection) async throws -> R) async throws -> R {
+    func transaction<R: Sendable>(_ what: String, _ body: @escaping @Sendable (PostgresConnection) async throws -> R) async throws -> R {
         var attempt = 0
+        let client = self.client, logger = self.logger
         while true {
             attempt += 1
             do {
-                let result = try await client.withTransaction(logger: logger) { connection in
-                    try await body(connection)
+                let result = try await PostgresAttemptTimeout.run(limit: Self.attemptLimit) {
+                    try await client.withTransaction(logger: logger) { connection in
+                        try await body(connection)
+                    }
                 }
                 if lastFailure.withLock({ $0 != nil }) { lastFailure.withLock { $0 = nil } }
                 return result
@@ -108,7 +119,8 @@ public final class PostgresLeaseStore: Sendable {
             } catch let error as StoreError {
                 throw error
             } catch {
-                let failure = storeError(what, error, commitUnknown: false)
+                // Abandoned after attemptLimit: it may still commit.
+                let failure = storeError(what, error, commitUnknown: error is PostgresAttemptTimedOut)
                 lastFailure.withLock { $0 = failure.message }
                 throw failure
             }
@@ -116,9 +128,12 @@ public final class PostgresLeaseStore: Sendable {
     }
 
     /// A read outside any transaction, with failures mapped to ``StoreError``.
-    func reading<R: Sendable>(_ what: String, _ body: @Sendable (PostgresConnection) async throws -> R) async throws -> R {
+    func reading<R: Sendable>(_ what: String, _ body: @escaping @Sendable (PostgresConnection) async throws -> R) async throws -> R {
+        let client = self.client
         do {
-            return try await client.withConnection { connection in try await body(connection) }
+            return try await PostgresAttemptTimeout.run(limit: Self.attemptLimit) {
+                try await client.withConnection { connection in try await body(connection) }
+            }
         } catch let error as StoreError {
             throw error
         } catch let error as LeaseStateMachine.DecodingError {

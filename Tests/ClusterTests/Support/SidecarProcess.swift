@@ -45,7 +45,10 @@ final class SidecarProcess: @unchecked Sendable {
         env["GC_METRICS_PORT"] = "\(metricsPort)"
         env["GC_DATA_DIR"] = dataDirectory
         process.environment = env
-        FileManager.default.createFile(atPath: logPath, contents: nil)
+        // Appends: a restarted node's log keeps what its predecessor wrote.
+        if !FileManager.default.fileExists(atPath: logPath) {
+            FileManager.default.createFile(atPath: logPath, contents: nil)
+        }
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
         log.seekToEndOfFile()
         process.standardOutput = log
