@@ -23,6 +23,8 @@ public final class PostgresLeaseStore: Sendable {
     let client: PostgresClient
     let logger: Logger
     let quota: PostgresQuota
+    /// Group commit of the clients' creates, renewals and releases.
+    let writes: PostgresWriteBatcher
     /// Statements retried when PostgreSQL aborts a transaction to resolve a
     /// deadlock or a serialization conflict (nothing was applied).
     static let maxConflictRetries = 8
@@ -58,12 +60,18 @@ public final class PostgresLeaseStore: Sendable {
     ///   - client: the connection pool (run as a service by the sidecar).
     ///   - limits: the lease rules; every sidecar over one database should
     ///     use the same (each enforces its own on the commands it writes).
-    public init(client: PostgresClient, limits: LeaseLimits, events: EventHub, logger: Logger) {
+    ///   - writeTransactions: most transactions applying the clients'
+    ///     writes at once; the writes arriving meanwhile wait and are
+    ///     applied together (``PostgresWriteBatcher``). Leave the rest of
+    ///     the pool to the reaper, the cleanups, the events and the reads.
+    public init(client: PostgresClient, limits: LeaseLimits, events: EventHub, logger: Logger,
+                writeTransactions: Int = 4) {
         self.client = client
         self.limits = limits
         self.events = events
         self.logger = logger
         self.quota = PostgresQuota(limits: limits)
+        self.writes = PostgresWriteBatcher(maxInFlight: writeTransactions)
     }
 
     /// Run once the schema is current, before serving: every quota scope
@@ -84,10 +92,51 @@ public final class PostgresLeaseStore: Sendable {
     ///   when the database could not be reached or the commit's outcome is
     ///   unknown (retry with the same `origin` to apply it at most once).
     public func propose(_ command: LeaseCommand, origin: ClientOrigin?) async throws -> CommandResult {
+        guard Self.isBatchable(command) else { return try await applyAlone(command, origin: origin) }
+        return try await writes.apply(.init(command: command, origin: origin)) { batch in await self.run(batch) }
+    }
+
+    /// `command` in a transaction of its own.
+    private func applyAlone(_ command: LeaseCommand, origin: ClientOrigin?) async throws -> CommandResult {
         let outcome = try await transaction("apply \(command.kindName)") { connection in
             try await self.apply(command, origin: origin, on: connection)
         }
         return try outcome.get()
+    }
+
+    private func outcome(of item: PostgresWriteBatcher.Command) async -> Result<CommandResult, any Error> {
+        do {
+            return .success(try await applyAlone(item.command, origin: item.origin))
+        } catch {
+            return .failure(error)
+        }
+    }
+
+    /// Applies a batch of the write batcher: alone when it is one command;
+    /// else in one transaction, or, when it cannot be applied as one
+    /// (``BatchNeedsSplitting``), each command alone, concurrently.
+    private func run(_ batch: [PostgresWriteBatcher.Command]) async -> [Result<CommandResult, any Error>] {
+        if batch.count == 1 {
+            return [await outcome(of: batch[0])]
+        }
+        do {
+            let results = try await transaction("apply a batch of \(batch.count) writes") { connection in
+                try await self.apply(batch: batch, on: connection)
+            }
+            return results.map { $0.mapError { $0 as any Error } }
+        } catch is BatchNeedsSplitting {
+            return await withTaskGroup(of: (Int, Result<CommandResult, any Error>).self) { group in
+                for (index, item) in batch.enumerated() {
+                    group.addTask { (index, await self.outcome(of: item)) }
+                }
+                var outcomes = [Result<CommandResult, any Error>](
+                    repeating: .failure(StoreError(.unavailable, "internal error: unanswered")), count: batch.count)
+                for await (index, outcome) in group { outcomes[index] = outcome }
+                return outcomes
+            }
+        } catch {
+            return Array(repeating: .failure(error), count: batch.count)
+        }
     }
 
     /// Runs `body` in a transaction, retrying it when PostgreSQL aborted it
@@ -109,6 +158,7 @@ public final class PostgresLeaseStore: Sendable {
             } catch let error as PostgresTransactionError {
                 if let inner = error.closureError as? LeaseError { throw inner }
                 if let inner = error.closureError as? StoreError { throw inner }
+                if let inner = error.closureError as? BatchNeedsSplitting { throw inner }
                 let cause = error.commitError ?? error.closureError ?? error.beginError
                 if attempt < Self.maxConflictRetries, let cause, Self.isConflict(cause) { continue }
                 let failure = storeError(what, cause, commitUnknown: error.commitError != nil)
@@ -117,6 +167,8 @@ public final class PostgresLeaseStore: Sendable {
             } catch let error as LeaseError {
                 throw error
             } catch let error as StoreError {
+                throw error
+            } catch let error as BatchNeedsSplitting {
                 throw error
             } catch {
                 // Abandoned after attemptLimit: it may still commit.

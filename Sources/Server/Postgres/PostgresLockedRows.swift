@@ -25,12 +25,14 @@ struct PostgresLockedRows {
     /// (after every lock, so per object and per lease indexes grow in the
     /// order their commands commit).
     private(set) var index: UInt64 = 0
+    /// Every index drawn, in increasing order (one per command of a batch).
+    private(set) var indexes: [UInt64] = []
     private(set) var now = WallTime.zero
     /// Objects that had a row when locked (written back with UPDATE); a new
     /// object is INSERTed, and a concurrent insert of the same key makes the
     /// transaction fail with a unique violation and run again.
     private var existingObjects: Set<ObjectKey> = []
-    private var placeholderSession: String?
+    private var placeholderSessions: Set<String> = []
 
     init(connection: PostgresConnection, logger: Logger, nowSQL: String, clockOffset: Int64) {
         self.connection = connection
@@ -47,7 +49,7 @@ struct PostgresLockedRows {
             """, logger: logger)
         for try await record in rows.decode(ByteBuffer.self) {
             if record.readableBytes == 0 {
-                placeholderSession = clientID
+                placeholderSessions.insert(clientID)
             } else {
                 slice.sessions.append(Array(record.readableBytesView))
             }
@@ -90,9 +92,12 @@ struct PostgresLockedRows {
                 if state == 0, let type = ObjectType(rawValue: type), let objectID { activeObjects.insert(ObjectKey(type: type, id: objectID)) }
             default:
                 self.index = UInt64(index)
+                self.indexes.append(UInt64(index))
                 self.now = WallTime(milliseconds: now)
             }
         }
+        indexes.sort()
+        if let first = indexes.first { self.index = first }
         return activeObjects
     }
 
@@ -141,6 +146,34 @@ struct PostgresLockedRows {
             SELECT 1::smallint, record, 0::smallint, 0::smallint, 0, NULL::text, 0::bigint, 0::bigint FROM j
             UNION ALL \(unescaped: drawBranch)
             """, logger: logger))
+    }
+
+    /// Locks the rows of a batch of commands, in the global order, and
+    /// draws `count` indexes: `sessions`, then `leases` (by id), then
+    /// `objects` with, when `objectsOfLeases`, the objects of the active
+    /// leases among `leases` (by key), then the open cleanup jobs of those
+    /// objects. Three statements at most, whatever the batch's size.
+    mutating func lock(sessions: [String], leases: [LeaseID], objectsOfLeases: Bool, objects: [ObjectKey],
+                       count: Int) async throws {
+        for clientID in Set(sessions).sorted() { try await lockSession(clientID) }
+        var keys = Set(objects)
+        if !leases.isEmpty {
+            let active = try collect(try await connection.rows(LockLeasesSQL.self, { b in
+                b.append(Array(Set(leases.map(\.rawValue))).sorted())
+            }, logger: logger))
+            if objectsOfLeases { keys.formUnion(active) }
+        }
+        let ordered = keys.sorted { ($0.type, $0.id) < ($1.type, $1.id) }
+        let offset = clockOffset
+        _ = try collect(try await connection.rows(LockObjectsSQL.self, { b in
+            b.append(ordered.map { Int32($0.type.rawValue) })
+            b.append(ordered.map(\.id))
+            b.append(offset)
+            b.append(Int32(count))
+        }, logger: logger))
+        guard indexes.count == count else {
+            throw StoreError(.unavailable, "PostgreSQL: \(count) command indexes were asked for, \(indexes.count) drawn")
+        }
     }
 
     /// Draws the index alone (a command that locks nothing).
@@ -207,7 +240,7 @@ struct PostgresLockedRows {
         }
         let written = Set(changes.sessions.map(\.clientID))
         var removed = changes.forgottenSessions
-        if let placeholderSession, !written.contains(placeholderSession) { removed.append(placeholderSession) }
+        removed += placeholderSessions.subtracting(written).subtracting(removed).sorted()
         if !removed.isEmpty {
             try await connection.execute("DELETE FROM gc_sessions WHERE client_id = ANY(\(removed))", logger: logger)
         }

@@ -159,3 +159,26 @@ struct PostgresQuota: Sendable {
         }
     }
 }
+
+extension PostgresQuota {
+    /// The units of a batch's new leases (`counts` per service), all in one
+    /// statement on the transaction's shards, or none: nil when any shard
+    /// lacks room, and the caller applies the batch's commands one by one
+    /// (``reserve(service:on:logger:)`` redivides capacity or refuses exactly).
+    func reserveAll(_ counts: [String: Int], on connection: PostgresConnection, logger: Logger) async throws -> Int16? {
+        let shard = Self.shard(for: connection)
+        let services = counts.keys.sorted()
+        let total = counts.values.reduce(0, +)
+        for row in try await connection.rows(QuotaBatchSQL.self, { b in
+            b.append(services)
+            b.append(services.map { Int32(clamping: counts[$0] ?? 0) })
+            b.append(shard % Int16(Self.serviceShards))
+            b.append(shard)
+            b.append(Int32(clamping: total))
+        }, logger: logger) {
+            let (tookServices, tookAll) = try row.decode((Int32, Int32).self)
+            if Int(tookServices) == services.count && tookAll == 1 { return shard }
+        }
+        return nil
+    }
+}

@@ -49,6 +49,47 @@ enum LockObjectSQL: PreparedSQL {
         """
 }
 
+/// Locks leases by id ($1 text[]), in id order, without drawing an index.
+enum LockLeasesSQL: PreparedSQL {
+    static let sql = """
+        SELECT 2::smallint, record, quota_shard, state, object_type, object_id, 0::bigint, 0::bigint FROM gc_leases
+        WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE
+        """
+}
+
+/// A batch's objects ($1 types, $2 ids, in key order) and their open jobs,
+/// locked, then $4 command indexes drawn ($3 clock offset).
+enum LockObjectsSQL: PreparedSQL {
+    static let sql = """
+        WITH k AS (SELECT * FROM unnest($1::integer[], $2::text[]) AS k(object_type, object_id)),
+             o AS (SELECT g.record, g.object_type, g.object_id FROM gc_objects g
+                   JOIN k ON g.object_type = k.object_type AND g.object_id = k.object_id
+                   ORDER BY g.object_type, g.object_id FOR UPDATE OF g),
+             j AS (SELECT g.record FROM gc_jobs g
+                   JOIN k ON g.object_type = k.object_type AND g.object_id = k.object_id
+                   WHERE g.state IN (0, 2) ORDER BY g.id FOR UPDATE OF g)
+        SELECT 0::smallint, record, 0::smallint, 0::smallint, object_type, object_id, 0::bigint, 0::bigint FROM o
+        UNION ALL SELECT 1::smallint, record, 0::smallint, 0::smallint, 0, NULL::text, 0::bigint, 0::bigint FROM j
+        UNION ALL SELECT 9::smallint, NULL::bytea, 0::smallint, 0::smallint, 0, NULL::text, nextval('gc_command_index'),
+            ((extract(epoch from clock_timestamp()) * 1000)::bigint + $3::bigint) FROM generate_series(1, $4::integer)
+        """
+}
+
+/// The quota units of a batch's creates, all or none: $1 services with $2
+/// units each in their shard $3, and $5 units of all leases in shard $4.
+/// Answers the services that took theirs and whether all leases' took.
+enum QuotaBatchSQL: PreparedSQL {
+    static let sql = """
+        WITH s AS (UPDATE gc_quota q SET active = q.active + u.n
+                   FROM unnest($1::text[], $2::integer[]) AS u(scope, n)
+                   WHERE q.scope = u.scope AND q.shard = $3::smallint AND q.active + u.n <= q.capacity RETURNING 1),
+             a AS (UPDATE gc_quota SET active = active + $5::integer
+                   WHERE scope = '' AND shard = $4::smallint AND active + $5::integer <= capacity
+                     AND (SELECT count(*) FROM s) = cardinality($1::text[]) RETURNING 1)
+        SELECT (SELECT count(*) FROM s)::integer, (SELECT count(*) FROM a)::integer
+        """
+}
+
 /// Both quota units of a create ($1 service, $2 its shard, $3 the all-leases shard).
 enum QuotaFastPathSQL: PreparedSQL {
     static let sql = """
