@@ -63,7 +63,7 @@ if [ "$CLEANUP_LEASES" -gt 0 ]; then
       GC_CLEANUP_ENDPOINT_CONCURRENCY=256 GC_LOG_LEVEL=warning
     eps=$(up "pg$n") || exit 1; sleep 3
     echo "cleanup pg$n:"
-    "$BIN/cleanup-bench" --endpoint "$eps" --sink http --leases "$CLEANUP_LEASES" --idle-seconds 3 2>&1 | grep -iE "cleanups/s|delivered|throughput" | head -5
+    "$BIN/cleanup-bench" --endpoint "$eps" --sink http --leases "$CLEANUP_LEASES" --idle-seconds 3 2>&1 | grep -iE "filled|deliveries|cleanups/s" | head -5
     down
     unset GC_MIN_LEASE_DURATION GC_CLEANUP_INTERVAL GC_CLEANUP_GRACE_PERIOD GC_CLEANUP_ENDPOINT_RATE GC_CLEANUP_ENDPOINT_CONCURRENCY GC_LOG_LEVEL
   done

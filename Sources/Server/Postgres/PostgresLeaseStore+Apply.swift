@@ -45,7 +45,7 @@ extension PostgresLeaseStore {
         // Only a lease this command created takes quota: a replayed answer
         // (same origin) names a lease created by the first attempt.
         if case .success(.created(let lease)) = output.result, machine.lease(lease.id) != nil {
-            switch try await quota.reserve(service: lease.serviceID, on: connection, logger: logger) {
+            switch try await quota.reserve(service: lease.serviceID, shard: rows.shard, on: connection, logger: logger) {
             case .reserved(let shard):
                 shards[lease.id] = shard
             case .refused(let counts):
@@ -62,7 +62,7 @@ extension PostgresLeaseStore {
             ended.append((lease.serviceID, shards[lease.id] ?? 0))
         }
         try await quota.release(ended, on: connection, logger: logger)
-        try await rows.write(changes, quotaShards: shards, stats: machine.stats, statsShard: PostgresQuota.shard(for: connection))
+        try await rows.write(changes, quotaShards: shards, stats: machine.stats, statsShard: rows.shard)
         try await PostgresEventWriter.insert(output.events, on: connection, logger: logger)
         return output.result
     }

@@ -86,13 +86,13 @@ extension PostgresLeaseStore {
             }
         }
         if !newLeases.isEmpty {
-            guard let shard = try await quota.reserveAll(newLeases, on: connection, logger: logger) else {
+            guard try await quota.reserveAll(newLeases, shard: rows.shard, on: connection, logger: logger) else {
                 throw BatchNeedsSplitting()
             }
-            for id in fresh { shards[id] = shard }
+            for id in fresh { shards[id] = rows.shard }
         }
         try await quota.release(ended, on: connection, logger: logger)
-        try await rows.write(changes, quotaShards: shards, stats: machine.stats, statsShard: PostgresQuota.shard(for: connection))
+        try await rows.write(changes, quotaShards: shards, stats: machine.stats, statsShard: rows.shard)
         try await PostgresEventWriter.insert(events, on: connection, logger: logger)
         return results
     }

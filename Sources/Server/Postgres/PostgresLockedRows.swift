@@ -28,6 +28,9 @@ struct PostgresLockedRows {
     /// Every index drawn, in increasing order (one per command of a batch).
     private(set) var indexes: [UInt64] = []
     private(set) var now = WallTime.zero
+    /// The quota and stats shard of this transaction (drawn with the index:
+    /// ``PostgresQuota/backendShardSQL``).
+    private(set) var shard: Int16 = 0
     /// Objects that had a row when locked (written back with UPDATE); a new
     /// object is INSERTed, and a concurrent insert of the same key makes the
     /// transaction fail with a unique violation and run again.
@@ -56,9 +59,9 @@ struct PostgresLockedRows {
         }
     }
 
-    /// The last branch of every locking statement: the index and the time.
+    /// The last branch of every locking statement: the index, the time and the shard.
     private var drawBranch: String {
-        "SELECT 9::smallint, NULL::bytea, 0::smallint, 0::smallint, 0, NULL::text, nextval('gc_command_index'), \(nowSQL)"
+        "SELECT 9::smallint, NULL::bytea, \(PostgresQuota.backendShardSQL), 0::smallint, 0, NULL::text, nextval('gc_command_index'), \(nowSQL)"
     }
 
     /// Reads the rows of a locking statement: (kind, record, shard, state,
@@ -94,6 +97,7 @@ struct PostgresLockedRows {
                 self.index = UInt64(index)
                 self.indexes.append(UInt64(index))
                 self.now = WallTime(milliseconds: now)
+                self.shard = shard
             }
         }
         indexes.sort()

@@ -12,7 +12,7 @@ import PostgresNIO
 /// always. A create takes one unit from its shard (`active < capacity`, one
 /// row lock); only when that shard is full does it lock every shard of the
 /// scope, count them, and hand the free capacity out again, or refuse with
-/// the exact count. A transaction picks its shard by its connection, so
+/// the exact count. A transaction picks its shard by its server process id, so
 /// concurrent creates rarely wait on each other's counter.
 struct PostgresQuota: Sendable {
     /// Shards of the all-leases scope (and of the stats rows).
@@ -31,14 +31,15 @@ struct PostgresQuota: Sendable {
         case refused(LeaseStateMachine.ActiveLeaseCounts)
     }
 
-    /// The shard a transaction on `connection` uses.
-    static func shard(for connection: PostgresConnection) -> Int16 {
-        Int16(truncatingIfNeeded: abs(connection.id % globalShards))
-    }
+    /// The shard a transaction uses, as SQL: its server process's id, which
+    /// no other open connection shares, whichever sidecar holds it (pool
+    /// connection ids are per sidecar: every sidecar's first connection
+    /// would share shard 1, and three sidecars waited on each other's rows).
+    static let backendShardSQL = "(pg_backend_pid() % \(globalShards))::smallint"
 
-    /// Counts one more active lease of `service`, or says which limit it would cross.
-    func reserve(service: String, on connection: PostgresConnection, logger: Logger) async throws -> Reservation {
-        let shard = Self.shard(for: connection)
+    /// Counts one more active lease of `service` in `shard` (the
+    /// transaction's, ``backendShardSQL``), or says which limit it would cross.
+    func reserve(service: String, shard: Int16, on connection: PostgresConnection, logger: Logger) async throws -> Reservation {
         let serviceShard = shard % Int16(Self.serviceShards)
         // Fast path: both units in one statement (service first, then all
         // leases: the order every reservation locks them in).
@@ -162,11 +163,10 @@ struct PostgresQuota: Sendable {
 
 extension PostgresQuota {
     /// The units of a batch's new leases (`counts` per service), all in one
-    /// statement on the transaction's shards, or none: nil when any shard
+    /// statement on the transaction's `shard`, or none: false when any shard
     /// lacks room, and the caller applies the batch's commands one by one
     /// (``reserve(service:on:logger:)`` redivides capacity or refuses exactly).
-    func reserveAll(_ counts: [String: Int], on connection: PostgresConnection, logger: Logger) async throws -> Int16? {
-        let shard = Self.shard(for: connection)
+    func reserveAll(_ counts: [String: Int], shard: Int16, on connection: PostgresConnection, logger: Logger) async throws -> Bool {
         let services = counts.keys.sorted()
         let total = counts.values.reduce(0, +)
         for row in try await connection.rows(QuotaBatchSQL.self, { b in
@@ -177,8 +177,8 @@ extension PostgresQuota {
             b.append(Int32(clamping: total))
         }, logger: logger) {
             let (tookServices, tookAll) = try row.decode((Int32, Int32).self)
-            if Int(tookServices) == services.count && tookAll == 1 { return shard }
+            if Int(tookServices) == services.count && tookAll == 1 { return true }
         }
-        return nil
+        return false
     }
 }

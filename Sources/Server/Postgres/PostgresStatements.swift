@@ -36,7 +36,8 @@ extension PostgresConnection {
 
 
 /// Locks an object's row and its open job, then draws the command index
-/// ($1 type, $2 id, $3 clock offset). Rows as ``PostgresLockedRows`` reads them.
+/// ($1 type, $2 id, $3 clock offset) with the transaction's counter shard.
+/// Rows as ``PostgresLockedRows`` reads them.
 enum LockObjectSQL: PreparedSQL {
     static let sql = """
         WITH o AS (SELECT record FROM gc_objects WHERE object_type = $1 AND object_id = $2 FOR UPDATE),
@@ -44,7 +45,7 @@ enum LockObjectSQL: PreparedSQL {
                    ORDER BY id FOR UPDATE)
         SELECT 0::smallint, record, 0::smallint, 0::smallint, $1::integer, $2::text, 0::bigint, 0::bigint FROM o
         UNION ALL SELECT 1::smallint, record, 0::smallint, 0::smallint, 0, NULL::text, 0::bigint, 0::bigint FROM j
-        UNION ALL SELECT 9::smallint, NULL::bytea, 0::smallint, 0::smallint, 0, NULL::text, nextval('gc_command_index'),
+        UNION ALL SELECT 9::smallint, NULL::bytea, \(PostgresQuota.backendShardSQL), 0::smallint, 0, NULL::text, nextval('gc_command_index'),
             ((extract(epoch from clock_timestamp()) * 1000)::bigint + $3::bigint)
         """
 }
@@ -70,7 +71,7 @@ enum LockObjectsSQL: PreparedSQL {
                    WHERE g.state IN (0, 2) ORDER BY g.id FOR UPDATE OF g)
         SELECT 0::smallint, record, 0::smallint, 0::smallint, object_type, object_id, 0::bigint, 0::bigint FROM o
         UNION ALL SELECT 1::smallint, record, 0::smallint, 0::smallint, 0, NULL::text, 0::bigint, 0::bigint FROM j
-        UNION ALL SELECT 9::smallint, NULL::bytea, 0::smallint, 0::smallint, 0, NULL::text, nextval('gc_command_index'),
+        UNION ALL SELECT 9::smallint, NULL::bytea, \(PostgresQuota.backendShardSQL), 0::smallint, 0, NULL::text, nextval('gc_command_index'),
             ((extract(epoch from clock_timestamp()) * 1000)::bigint + $3::bigint) FROM generate_series(1, $4::integer)
         """
 }
