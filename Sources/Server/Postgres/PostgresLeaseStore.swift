@@ -65,7 +65,7 @@ public final class PostgresLeaseStore: Sendable {
     ///     applied together (``PostgresWriteBatcher``). Leave the rest of
     ///     the pool to the reaper, the cleanups, the events and the reads.
     public init(client: PostgresClient, limits: LeaseLimits, events: EventHub, logger: Logger,
-                writeTransactions: Int = 4) {
+                writeTransactions: Int = 2) {
         self.client = client
         self.limits = limits
         self.events = events
