@@ -53,6 +53,19 @@ public final class TemporaryPostgres: Sendable {
         return TemporaryPostgres(directory: directory, port: port, url: url)
     }
 
+    /// The test process's shared server: started by the first caller (every
+    /// later one waits for that start and gets the same server), never
+    /// removed by a test, gone when the process exits (the script's
+    /// watchdog). For tests that only need databases of their own
+    /// (``createDatabase(_:)``); a test that stops, restarts or reconfigures
+    /// its server must ``start()`` one for itself. A start that failed fails
+    /// every caller the same way.
+    public static func shared() async throws -> TemporaryPostgres {
+        try await sharedServer.value
+    }
+
+    private static let sharedServer = Task { try await TemporaryPostgres.start() }
+
     /// `url` for another database on this server.
     public func url(database: String, user: String = "gc") -> String {
         "postgresql://\(user)@127.0.0.1:\(port)/\(database)"
