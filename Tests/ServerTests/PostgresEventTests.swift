@@ -136,7 +136,7 @@ struct PostgresEventTests {
 
     @Test("events committed out of id order are delivered in commit order, none missed or repeated")
     func commitOrder() async throws {
-        try await withEventDatabase { _, client in
+        try await withFreshDatabase { _, client in
             let sidecar = EventSidecar(client: client)
             try await sidecar.running {
                 let watch = EventRecorder(try sidecar.hub.subscribe(after: nil))
@@ -177,7 +177,7 @@ struct PostgresEventTests {
 
     @Test("a watcher resumes on another sidecar after the last position it received and gets exactly the rest")
     func resumeOnAnotherSidecar() async throws {
-        try await withEventDatabase { database, clientA in
+        try await withFreshDatabase { database, clientA in
             try await withPostgresClient(database) { clientB in
                 let a = EventSidecar(client: clientA)
                 // B keeps only 5 events itself: the resume must come from the table.
@@ -210,7 +210,7 @@ struct PostgresEventTests {
 
     @Test("NOTIFY wakes a tail long before its polling interval")
     func notifyWakesTheTail() async throws {
-        try await withEventDatabase { database, client in
+        try await withFreshDatabase { database, client in
             try await withPostgresClient(database) { writerClient in
                 // The writer's sidecar numbers events; the watched sidecar
                 // learns of them only through NOTIFY (no in-process poke, and
@@ -241,7 +241,7 @@ struct PostgresEventTests {
 
     @Test("polling alone (no LISTEN, no NOTIFY, no advisory lock, two sequencers racing) still delivers everything in order")
     func pollingAlone() async throws {
-        try await withEventDatabase { database, clientA in
+        try await withFreshDatabase { database, clientA in
             try await withPostgresClient(database) { clientB in
                 var bare = PostgresEventSequencer.Options()
                 bare.interval = .milliseconds(2)
@@ -276,7 +276,7 @@ struct PostgresEventTests {
 
     @Test("an event this build cannot decode stops the stream at it: nothing after it is delivered, a resume is told why")
     func undecodableEventStopsTheStream() async throws {
-        try await withEventDatabase { _, client in
+        try await withFreshDatabase { _, client in
             let sidecar = EventSidecar(client: client)
             try await sidecar.running {
                 let watch = EventRecorder(try sidecar.hub.subscribe(after: nil))
@@ -307,7 +307,7 @@ struct PostgresEventTests {
 
     @Test("retention deletes the oldest events beyond the bound; a resume from before them is compacted, after them is served")
     func retentionAndCompaction() async throws {
-        try await withEventDatabase { _, client in
+        try await withFreshDatabase { _, client in
             let now = Int64(1_700_000_000_000)
             try await Self.insert((1...30).map { testEvent($0, at: now) }, with: client)
             let sequencer = PostgresEventSequencer(client: client, logger: quietLogger)

@@ -48,7 +48,7 @@ struct PostgresWatchAPITests {
 
     @Test("a watch broken on one sidecar resumes on another with after_index: every event once, in order")
     func resumeOnAnotherSidecar() async throws {
-        try await withEventDatabase { database, clientA in
+        try await withFreshDatabase { database, clientA in
             try await withPostgresClient(database) { clientB in
                 let a = APISidecar(client: clientA)
                 let b = APISidecar(client: clientB)

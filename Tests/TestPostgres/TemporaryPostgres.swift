@@ -53,6 +53,31 @@ public final class TemporaryPostgres: Sendable {
         return TemporaryPostgres(directory: directory, port: port, url: url)
     }
 
+    /// The test process's shared server: started by the first caller (every
+    /// later one waits for that start and gets the same server), never
+    /// removed by a test, gone when the process exits (the script's
+    /// watchdog). For tests that only need databases of their own
+    /// (``createDatabase(_:)``); a test that stops, restarts or reconfigures
+    /// its server must ``start()`` one for itself. A start that failed fails
+    /// every caller the same way.
+    ///
+    /// It runs with `synchronous_commit = off`: a commit returns before its
+    /// WAL reaches the disk (fsync stays on, so a crash could lose the last
+    /// moments' commits but never corrupts). Nothing crashes this server and
+    /// nothing outlives the process; what clients see of commits is
+    /// unchanged, and the many small transactions of tests running in
+    /// parallel no longer queue for WAL flushes.
+    public static func shared() async throws -> TemporaryPostgres {
+        try await sharedServer.value
+    }
+
+    private static let sharedServer = Task {
+        let server = try await TemporaryPostgres.start()
+        try await server.psql("ALTER SYSTEM SET synchronous_commit = off")
+        try await server.psql("SELECT pg_reload_conf()")
+        return server
+    }
+
     /// `url` for another database on this server.
     public func url(database: String, user: String = "gc") -> String {
         "postgresql://\(user)@127.0.0.1:\(port)/\(database)"

@@ -6,15 +6,13 @@ import Synchronization
 import TestPostgres
 import Testing
 
-/// One throwaway server for the suites that only need databases (each test
-/// makes its own with `createDatabase()`); the tests that stop or restart a
-/// server start their own. The script's watchdog removes it when the test
-/// process exits.
+/// The test process's shared server (``TemporaryPostgres/shared()``, the
+/// one ServerTests' PostgreSQL tests use too) for the suites that only need
+/// databases (each test makes its own with `createDatabase()`); the tests
+/// that stop or restart a server start their own.
 enum SharedPostgres {
-    private static let server = Task { try await TemporaryPostgres.start() }
-
     static func get() async throws -> TemporaryPostgres {
-        try await server.value
+        try await TemporaryPostgres.shared()
     }
 
     /// A fresh, empty database on the shared server, parsed.

@@ -5,14 +5,14 @@ import Server
 import Synchronization
 
 /// The PostgreSQL backend of the contract: a `PostgresLeaseStore` over a
-/// fresh database (schema applied) of the test process's throwaway server.
+/// fresh database (schema applied) of the test process's shared throwaway
+/// server (``SharedTestPostgres``).
 ///
 /// Due jobs are claimed with `claimDueJobs`; the backend keeps each job's
 /// claim token so that ``record(_:)`` presents it, as a sidecar's dispatcher does.
 final class PostgresBackend: LeaseStoreBackend {
     let postgres: PostgresLeaseStore
     let client: PostgresClient
-    let database: String
     /// The claim token of every job ``dueJobs()`` claimed.
     private let tokens = Mutex<[JobID: UUID]>([:])
 
@@ -21,9 +21,8 @@ final class PostgresBackend: LeaseStoreBackend {
     /// Claims taken by ``dueJobs()`` hold this long on the database's clock.
     static let claimFor = Duration.seconds(3_600)
 
-    private init(client: PostgresClient, limits: LeaseLimits, database: String) {
+    private init(client: PostgresClient, limits: LeaseLimits) {
         self.client = client
-        self.database = database
         postgres = PostgresLeaseStore(client: client, limits: limits, events: EventHub(retentionBytes: 1 << 20, maxWatchers: 10),
                                       logger: quietLogger)
     }
@@ -31,14 +30,8 @@ final class PostgresBackend: LeaseStoreBackend {
     /// Runs `body` with a store over a fresh database; the connection pool
     /// runs for exactly as long as `body`.
     static func run(limits: LeaseLimits, connections: Int = 20, _ body: (PostgresBackend) async throws -> Void) async throws {
-        let (server, database) = try await ScratchPostgres.freshDatabase()
-        var configuration = server.configuration(database: database)
-        configuration.options.maximumConnections = connections
-        let client = PostgresClient(configuration: configuration, backgroundLogger: quietLogger)
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { await client.run() }
-            defer { group.cancelAll() }
-            try await body(PostgresBackend(client: client, limits: limits, database: database))
+        try await withFreshDatabase(maxConnections: connections) { _, client in
+            try await body(PostgresBackend(client: client, limits: limits))
         }
     }
 

@@ -7,11 +7,14 @@ import Synchronization
 import Testing
 
 /// Reaping and cleanup delivery in PostgreSQL mode, by several sidecars
-/// over one real (throwaway) database: each sidecar is its own pool, store,
+/// over one real database (a fresh one per test on the shared throwaway
+/// server, ``SharedTestPostgres``): each sidecar is its own pool, store,
 /// metrics and ``PostgresCleanupService``.
 @Suite(.serialized, .timeLimit(.minutes(2)))
 struct PostgresCleanupTests {
     static let endpoint = "http://127.0.0.1:9/cleanup"
+    /// Each sidecar's pool (and the test's own client) holds at most this many connections.
+    static let poolSize = 20
 
     /// One sidecar's view of the database.
     struct Sidecar {
@@ -21,11 +24,11 @@ struct PostgresCleanupTests {
     }
 
     static func withSidecar<T: Sendable>(
-        _ server: CleanupScratchPostgres, name: String, transport: any CleanupTransport,
+        _ database: PostgresClient.Configuration, name: String, transport: any CleanupTransport,
         limits: CleanupLimits = .unlimited(maxConcurrency: 16), claimDuration: Duration = .seconds(30),
         _ body: (Sidecar) async throws -> T
     ) async throws -> T {
-        try await withScratchClient(server) { client in
+        try await withPostgresClient(database) { client in
             let store = PostgresLeaseStore(client: client, limits: LeaseLimits(),
                                            events: EventHub(retentionBytes: 1 << 20, maxWatchers: 10), logger: quietLogger)
             let metrics = SidecarMetrics()
@@ -82,11 +85,11 @@ struct PostgresCleanupTests {
 
     @Test("two sidecars running over one database deliver every expired object's cleanup exactly once when nothing fails")
     func twoSidecarsDeliverEachCleanupOnce() async throws {
-        try await withScratchPostgres { server, _ in
+        try await withFreshDatabase(maxConnections: Self.poolSize) { database, _ in
             let transport = RecordingTransport()
-            try await Self.withSidecar(server, name: "a", transport: transport,
+            try await Self.withSidecar(database, name: "a", transport: transport,
                                        limits: .unlimited(maxConcurrency: 4)) { a in
-                try await Self.withSidecar(server, name: "b", transport: transport,
+                try await Self.withSidecar(database, name: "b", transport: transport,
                                            limits: .unlimited(maxConcurrency: 4)) { b in
                     let leases = try await Self.createLeases(a.store, count: 60)
                     Self.advance(a, b, seconds: 120)
@@ -116,10 +119,10 @@ struct PostgresCleanupTests {
 
     @Test("a failed delivery is delivered again by another sidecar after its backoff, with the same idempotency key")
     func redeliveryKeepsTheIdempotencyKey() async throws {
-        try await withScratchPostgres { server, _ in
+        try await withFreshDatabase(maxConnections: Self.poolSize) { database, _ in
             let transport = RecordingTransport(script: [.failed(reason: "HTTP 503", permanent: false)])
-            try await Self.withSidecar(server, name: "a", transport: transport) { a in
-                try await Self.withSidecar(server, name: "b", transport: transport) { b in
+            try await Self.withSidecar(database, name: "a", transport: transport) { a in
+                try await Self.withSidecar(database, name: "b", transport: transport) { b in
                     let spec = CleanupSpec(httpEndpoint: Self.endpoint, maxRetries: 3, retryDelaySeconds: 1)
                     let lease = try #require(try await Self.createLeases(a.store, count: 1, cleanup: spec).first)
                     Self.advance(a, b, seconds: 120)
@@ -145,11 +148,11 @@ struct PostgresCleanupTests {
 
     @Test("a sidecar paused past its claim has its outcome refused; the sidecar that took the job over is the one that counts")
     func pausedSidecarsOutcomeIsRefused() async throws {
-        try await withScratchPostgres { server, _ in
+        try await withFreshDatabase(maxConnections: Self.poolSize) { database, _ in
             let paused = BlockingTransport()
             let recording = RecordingTransport()
-            try await Self.withSidecar(server, name: "a", transport: paused, claimDuration: .seconds(30)) { a in
-                try await Self.withSidecar(server, name: "b", transport: recording) { b in
+            try await Self.withSidecar(database, name: "a", transport: paused, claimDuration: .seconds(30)) { a in
+                try await Self.withSidecar(database, name: "b", transport: recording) { b in
                     let lease = try #require(try await Self.createLeases(a.store, count: 1).first)
                     Self.advance(a, b, seconds: 120)
                     #expect(try await a.service.reapOnce() == 1)
@@ -183,10 +186,10 @@ struct PostgresCleanupTests {
 
     @Test("failed deliveries back off, then dead-letter after the job's retries")
     func failuresBackOffAndDeadLetter() async throws {
-        try await withScratchPostgres { server, _ in
+        try await withFreshDatabase(maxConnections: Self.poolSize) { database, _ in
             let failure = CleanupAttemptResult.failed(reason: "HTTP 503", permanent: false)
             let transport = RecordingTransport(script: Array(repeating: failure, count: 10))
-            try await Self.withSidecar(server, name: "a", transport: transport) { a in
+            try await Self.withSidecar(database, name: "a", transport: transport) { a in
                 let spec = CleanupSpec(httpEndpoint: Self.endpoint, maxRetries: 2, retryDelaySeconds: 1)
                 let lease = try #require(try await Self.createLeases(a.store, count: 1, cleanup: spec).first)
                 Self.advance(a, seconds: 120)
@@ -215,12 +218,12 @@ struct PostgresCleanupTests {
 
     @Test("jobs claimed beyond what an endpoint admits are given back at once, for another sidecar to take")
     func throttleRefusalsAreGivenBack() async throws {
-        try await withScratchPostgres { server, _ in
+        try await withFreshDatabase(maxConnections: Self.poolSize) { database, _ in
             let blocking = BlockingTransport()
             let recording = RecordingTransport()
             let narrow = CleanupLimits(maxConcurrency: 16, endpointConcurrency: 2, endpointRatePerSecond: 0, breakerFailures: 0)
-            try await Self.withSidecar(server, name: "a", transport: blocking, limits: narrow) { a in
-                try await Self.withSidecar(server, name: "b", transport: recording) { b in
+            try await Self.withSidecar(database, name: "a", transport: blocking, limits: narrow) { a in
+                try await Self.withSidecar(database, name: "b", transport: recording) { b in
                     try await Self.createLeases(a.store, count: 5)
                     Self.advance(a, b, seconds: 120)
                     try await a.service.reapOnce()
@@ -245,11 +248,11 @@ struct PostgresCleanupTests {
 
     @Test("a delivery cut short by shutdown gives its claim back, and another sidecar delivers it at once")
     func shutdownGivesClaimsBack() async throws {
-        try await withScratchPostgres { server, _ in
+        try await withFreshDatabase(maxConnections: Self.poolSize) { database, _ in
             let blocking = BlockingTransport()
             let recording = RecordingTransport()
-            try await Self.withSidecar(server, name: "a", transport: blocking) { a in
-                try await Self.withSidecar(server, name: "b", transport: recording) { b in
+            try await Self.withSidecar(database, name: "a", transport: blocking) { a in
+                try await Self.withSidecar(database, name: "b", transport: recording) { b in
                     let lease = try #require(try await Self.createLeases(a.store, count: 1).first)
                     Self.advance(a, b, seconds: 120)
                     let running = Task { try await a.service.run() }
@@ -271,8 +274,8 @@ struct PostgresCleanupTests {
 
     @Test("the heartbeat row shows a live sidecar with its claims, and goes on shutdown")
     func heartbeatRowAppearsAndGoesOnShutdown() async throws {
-        try await withScratchPostgres { server, client in
-            try await Self.withSidecar(server, name: "a", transport: RecordingTransport()) { a in
+        try await withFreshDatabase(maxConnections: Self.poolSize) { database, client in
+            try await Self.withSidecar(database, name: "a", transport: RecordingTransport()) { a in
                 let heartbeat = PostgresHeartbeat(store: a.store, name: "sidecar-a", address: "10.0.0.1:50051", poolSize: 20,
                                                   claims: { 7 }, interval: .milliseconds(20), logger: quietLogger)
                 // A sidecar that died long ago without removing its row.
