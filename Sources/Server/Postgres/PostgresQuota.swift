@@ -81,7 +81,9 @@ struct PostgresQuota: Sendable {
         return .reserved(shard: shard)
     }
 
-    /// Uncounts leases that ended: `(service, shard)` as reserved.
+    /// Uncounts leases that ended: `(service, shard)` as reserved. One
+    /// statement, whatever the number (a batch of releases ends leases of
+    /// many services), locking the rows in the order reservations do.
     func release(_ ended: [(service: String, shard: Int16)], on connection: PostgresConnection, logger: Logger) async throws {
         guard !ended.isEmpty else { return }
         var counts: [ScopeShard: Int64] = [:]
@@ -89,12 +91,12 @@ struct PostgresQuota: Sendable {
             counts[ScopeShard(scope: service, shard: shard % Int16(Self.serviceShards)), default: 0] += 1
             counts[ScopeShard(scope: "", shard: shard), default: 0] += 1
         }
-        // Services before the all-leases scope, each in shard order: the
-        // same order reservations lock them in.
-        let ordered = counts.sorted { a, b in
-            (a.key.scope.isEmpty ? 1 : 0, a.key.scope, a.key.shard) < (b.key.scope.isEmpty ? 1 : 0, b.key.scope, b.key.shard)
-        }
-        try await give(back: ordered.map { ($0.key.scope, $0.key.shard, $0.value) }, on: connection, logger: logger)
+        let rows = Array(counts)
+        _ = try await connection.rows(QuotaGiveBackSQL.self, { b in
+            b.append(rows.map(\.key.scope))
+            b.append(rows.map(\.key.shard))
+            b.append(rows.map(\.value))
+        }, logger: logger)
     }
 
     /// Makes every scope re-divide its capacity at its next create, so a

@@ -91,6 +91,20 @@ enum QuotaBatchSQL: PreparedSQL {
         """
 }
 
+/// Quota units given back ($1 scopes, $2 shards, $3 counts): the rows are
+/// locked first in the order reservations lock them (services, then all
+/// leases; each by shard), then updated.
+enum QuotaGiveBackSQL: PreparedSQL {
+    static let sql = """
+        WITH u AS (SELECT * FROM unnest($1::text[], $2::smallint[], $3::bigint[]) AS u(scope, shard, n)),
+             l AS MATERIALIZED (SELECT q.scope, q.shard, u.n FROM gc_quota q
+                                JOIN u ON q.scope = u.scope AND q.shard = u.shard
+                                ORDER BY q.scope = '', q.scope, q.shard FOR UPDATE OF q)
+        UPDATE gc_quota q SET active = GREATEST(q.active - l.n, 0) FROM l
+        WHERE q.scope = l.scope AND q.shard = l.shard
+        """
+}
+
 /// Both quota units of a create ($1 service, $2 its shard, $3 the all-leases shard).
 enum QuotaFastPathSQL: PreparedSQL {
     static let sql = """
