@@ -28,8 +28,11 @@ public final class PostgresEventTail: Service, Sendable {
         /// Time between reads when nothing wakes the tail earlier.
         public var pollInterval: Duration = .milliseconds(250)
         /// Events read at once, at most; a full batch is followed at once by
-        /// the next read.
-        public var batchSize = 1_000
+        /// the next read. Kept below postgres-nio's row buffer target (256):
+        /// a result the reader keeps up with never waits on backpressure,
+        /// the state in which postgres-nio 1.33.2 traps if the database
+        /// closes the connection (DESIGN.md, "PostgreSQL mode", known issue).
+        public var batchSize = 200
         /// Whether to `LISTEN gc_events` (false: poll only).
         public var listen = true
         /// Wait before re-establishing LISTEN after it failed; it doubles

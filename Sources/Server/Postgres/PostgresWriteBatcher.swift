@@ -38,21 +38,9 @@ final class PostgresWriteBatcher: Sendable {
     }
 
     private struct State: Sendable {
-        var queue: [Pending] = []
-        var inFlight = 0
+        var queue = GroupCommitQueue<Pending>()
         var batches: UInt64 = 0
         var commands: UInt64 = 0
-
-        /// The next batch: the oldest `max` waiting commands.
-        mutating func take(_ max: Int) -> [Pending] {
-            if queue.count <= max {
-                defer { queue = [] }
-                return queue
-            }
-            let batch = Array(queue.prefix(max))
-            queue.removeFirst(max)
-            return batch
-        }
     }
 
     private let state = Mutex(State())
@@ -67,7 +55,7 @@ final class PostgresWriteBatcher: Sendable {
         var queued: Int
     }
 
-    var stats: Stats { state.withLock { Stats(batches: $0.batches, commands: $0.commands, queued: $0.queue.count) } }
+    var stats: Stats { state.withLock { Stats(batches: $0.batches, commands: $0.commands, queued: $0.queue.waiting.count) } }
 
     init(maxBatch: Int = 64, maxInFlight: Int) {
         self.maxBatch = max(1, maxBatch)
@@ -78,11 +66,8 @@ final class PostgresWriteBatcher: Sendable {
     /// batch committed; `run` applies batches (every caller passes the same).
     func apply(_ command: Command, run: @escaping Runner) async throws -> CommandResult {
         try await withCheckedThrowingContinuation { continuation in
-            let start: [Pending]? = state.withLock { s in
-                s.queue.append(Pending(command: command, continuation: continuation))
-                guard s.inFlight < maxInFlight else { return nil }
-                s.inFlight += 1
-                return s.take(maxBatch)
+            let start = state.withLock {
+                $0.queue.add(Pending(command: command, continuation: continuation), maxInFlight: maxInFlight, maxBatch: maxBatch)
             }
             if let start {
                 // Not the caller's task: its batch answers other callers too,
@@ -108,11 +93,7 @@ final class PostgresWriteBatcher: Sendable {
                     : .failure(StoreError(.unavailable, "internal error: a write batch answered \(outcomes.count) of \(batch.count) commands"))
                 item.continuation.resume(with: outcome)
             }
-            batch = state.withLock { s in
-                let next = s.take(maxBatch)
-                if next.isEmpty { s.inFlight -= 1 }
-                return next
-            }
+            batch = state.withLock { $0.queue.next(maxBatch: maxBatch) }
         }
     }
 }

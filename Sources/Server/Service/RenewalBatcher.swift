@@ -39,21 +39,9 @@ public final class RenewalBatcher: Sendable {
     }
 
     private struct State: Sendable {
-        var queue: [Pending] = []
-        var inFlight = 0
+        var queue = GroupCommitQueue<Pending>()
         var entries: UInt64 = 0
         var renewals: UInt64 = 0
-
-        /// The next batch: the oldest `max` queued renewals.
-        mutating func take(_ max: Int) -> [Pending] {
-            if queue.count <= max {
-                defer { queue = [] }
-                return queue
-            }
-            let batch = Array(queue.prefix(max))
-            queue.removeFirst(max)
-            return batch
-        }
     }
 
     /// What the batcher has done so far (for metrics and tests).
@@ -84,7 +72,7 @@ public final class RenewalBatcher: Sendable {
     }
 
     public var stats: Stats {
-        state.withLock { Stats(entries: $0.entries, renewals: $0.renewals, queued: $0.queue.count, inFlight: $0.inFlight) }
+        state.withLock { Stats(entries: $0.entries, renewals: $0.renewals, queued: $0.queue.waiting.count, inFlight: $0.queue.inFlight) }
     }
 
     /// Queues `renewal` for the next batch; `done` gets its outcome once the
@@ -97,11 +85,8 @@ public final class RenewalBatcher: Sendable {
         // nil: queued, a batch in flight will take it; []: refused (full);
         // otherwise the batch this call starts.
         let start: [Pending]? = state.withLock { s in
-            guard s.queue.count < maxQueued else { return [] }
-            s.queue.append(Pending(renewal: renewal, done: done))
-            guard s.inFlight < maxInFlight else { return nil }
-            s.inFlight += 1
-            return s.take(maxBatch)
+            guard s.queue.waiting.count < maxQueued else { return [] }
+            return s.queue.add(Pending(renewal: renewal, done: done), maxInFlight: maxInFlight, maxBatch: maxBatch)
         }
         guard let start else { return true }
         if start.isEmpty { return false }
@@ -115,11 +100,7 @@ public final class RenewalBatcher: Sendable {
         var batch = first
         while !batch.isEmpty {
             await commit(batch)
-            batch = state.withLock { s in
-                let next = s.take(maxBatch)
-                if next.isEmpty { s.inFlight -= 1 }
-                return next
-            }
+            batch = state.withLock { $0.queue.next(maxBatch: maxBatch) }
         }
     }
 
