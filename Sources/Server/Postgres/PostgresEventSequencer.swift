@@ -103,26 +103,13 @@ public final class PostgresEventSequencer: Service, Sendable {
         await cancelWhenGracefulShutdown { await self.loop() }
     }
 
+    /// Passes every interval, back to back while full batches come; after
+    /// failures (a database down) backs off up to 2 s.
     private func loop() async {
-        var failures = 0
-        while !Task.isCancelled {
-            var fullBatch = false
-            do {
-                if case .numbered(let count, _) = try await sequenceOnce() { fullBatch = count >= options.batchSize }
-                failures = 0
-            } catch {
-                if Task.isCancelled { return }
-                failures += 1
-                if failures == 1 || failures % 100 == 0 {
-                    logger.warning("event sequencer: pass failed; retrying", metadata: [
-                        "error": "\(PostgresFailure.describe(error))", "failures": "\(failures)",
-                    ])
-                }
-            }
-            if fullBatch { continue }
-            // Back off on failures (a database down), up to 2 s.
-            let delay = failures == 0 ? options.interval : min(options.interval * (1 << min(failures, 7)), .seconds(2))
-            await wake.wait(timeout: delay)
+        await wake.runPasses(every: options.interval, maxDoublings: 7, maxBackoff: .seconds(2), logger: logger,
+                             failureMessage: "event sequencer: pass failed; retrying") {
+            if case .numbered(let count, _) = try await sequenceOnce() { return count >= options.batchSize }
+            return false
         }
     }
 

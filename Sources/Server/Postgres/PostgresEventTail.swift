@@ -92,25 +92,12 @@ public final class PostgresEventTail: Service, Sendable {
         }
     }
 
+    /// Reads every poll interval or when woken, back to back while full
+    /// batches come; after failures backs off up to 5 s.
     private func readLoop() async {
-        var failures = 0
-        while !Task.isCancelled {
-            var fullBatch = false
-            do {
-                fullBatch = try await readOnce()
-                failures = 0
-            } catch {
-                if Task.isCancelled { return }
-                failures += 1
-                if failures == 1 || failures % 100 == 0 {
-                    logger.warning("event tail: reading gc_events failed; retrying", metadata: [
-                        "error": "\(PostgresFailure.describe(error))", "failures": "\(failures)",
-                    ])
-                }
-            }
-            if fullBatch { continue }
-            let delay = failures == 0 ? options.pollInterval : min(options.pollInterval * (1 << min(failures, 4)), .seconds(5))
-            await wake.wait(timeout: delay)
+        await wake.runPasses(every: options.pollInterval, maxDoublings: 4, maxBackoff: .seconds(5), logger: logger,
+                             failureMessage: "event tail: reading gc_events failed; retrying") {
+            try await readOnce()
         }
     }
 

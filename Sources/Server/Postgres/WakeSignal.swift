@@ -1,3 +1,4 @@
+import Logging
 import Synchronization
 
 /// Wakes one waiting loop early: ``signal()`` ends the current or the next
@@ -64,6 +65,39 @@ final class WakeSignal: Sendable {
                 return s.waiter
             }
             waiter?.resume()
+        }
+    }
+}
+
+extension WakeSignal {
+    /// Runs `pass` until the task is cancelled: again at once when it
+    /// returns true (a full batch: more may wait), else after `interval` or
+    /// at the next ``signal()``. A pass that throws is retried after
+    /// `interval` doubled per failure in a row (at most `maxDoublings`
+    /// times), and never later than `maxBackoff`; the
+    /// first failure and every hundredth are logged as `failureMessage`.
+    /// The loop of the event sequencer and of the event tail.
+    func runPasses(every interval: Duration, maxDoublings: Int, maxBackoff: Duration, logger: Logger,
+                   failureMessage: Logger.Message,
+                   _ pass: () async throws -> Bool) async {
+        var failures = 0
+        while !Task.isCancelled {
+            var full = false
+            do {
+                full = try await pass()
+                failures = 0
+            } catch {
+                if Task.isCancelled { return }
+                failures += 1
+                if failures == 1 || failures % 100 == 0 {
+                    logger.warning(failureMessage, metadata: [
+                        "error": "\(PostgresFailure.describe(error))", "failures": "\(failures)",
+                    ])
+                }
+            }
+            if full { continue }
+            let delay = failures == 0 ? interval : min(interval * (1 << min(failures, maxDoublings)), maxBackoff)
+            await wait(timeout: delay)
         }
     }
 }

@@ -55,6 +55,17 @@ extension EventHub {
         case finish(AsyncThrowingStream<LeaseEvent, any Error>.Continuation, WatchError)
     }
 
+    /// Whether a backfill reads on after `step`; ends the watch of a `.finish`.
+    private static func goesOn(_ step: Step) -> Bool {
+        switch step {
+        case .read: return true
+        case .done: return false
+        case .finish(let continuation, let error):
+            continuation.finish(throwing: error)
+            return false
+        }
+    }
+
     /// The feed that publishes into this hub (``PostgresEventTail``) starts
     /// after `index`: events up to it are not held here and are served from
     /// the backfill source; watches wait for this (reading the source
@@ -151,13 +162,7 @@ extension EventHub {
                         return .read
                     }
                 }
-                switch attached {
-                case .done: return
-                case .finish(let continuation, let error):
-                    continuation.finish(throwing: error)
-                    return
-                case .read: break
-                }
+                guard Self.goesOn(attached) else { return }
                 let events = try await source.events(after: last.index, limit: min(Self.backfillBatch, watcherBuffer))
                 if events.isEmpty {
                     // Caught up with the source, but the feed has not started
@@ -178,13 +183,7 @@ extension EventHub {
                     s.backfilling[id] = sub
                     return .read
                 }
-                switch delivered {
-                case .done: return
-                case .finish(let continuation, let error):
-                    continuation.finish(throwing: error)
-                    return
-                case .read: break
-                }
+                guard Self.goesOn(delivered) else { return }
             }
         } catch is CancellationError {
             // The watcher went away (its stream's termination cancelled this).
