@@ -5,6 +5,8 @@ import Raft
 /// - Durability: every ``persist(_:)`` and ``compact(to:)`` is one `BEGIN IMMEDIATE … COMMIT`
 ///   transaction; with the default `synchronous=FULL` its commit is one fsync of the WAL, so a
 ///   whole ready-set (hard state, snapshot, any number of entries) costs one fsync (group commit).
+///   A batch that only moves the commit index (``PersistBatch/mustSync`` false) is committed
+///   with `synchronous=NORMAL`, without its own fsync.
 /// - Integrity: every row carries a CRC-32; ``load()`` verifies checksums and log contiguity and
 ///   throws ``RaftStorageError/corrupted(_:)`` instead of returning a truncated log.
 /// - Failure: after any error from ``persist(_:)`` or ``compact(to:)`` (I/O, lock, commit or an
@@ -154,7 +156,12 @@ public final class SQLiteRaftStorage: RaftStorage {
         let db = try writableConnection()
         if batch.isEmpty { return }
         let replacedFile = batch.snapshot == nil ? nil : try recordedFile(db)
-        try writeTransaction(db, operation: "persist") { writer throws(RaftStorageError) in
+        // A commit-index-only batch is written without its fsync (WAL order keeps it before
+        // every later commit, which the next durable commit flushes with it).
+        let flush = batch.mustSync || options.synchronous != .full
+        if !flush { try setSynchronous(db, "NORMAL") }
+        defer { if !flush { try? setSynchronous(db, "FULL") } }
+        try writeTransaction(db, operation: "persist", observed: flush) { writer throws(RaftStorageError) in
             if let snapshot = batch.snapshot {
                 try writer.installSnapshot(snapshot)
             }
@@ -244,9 +251,22 @@ public final class SQLiteRaftStorage: RaftStorage {
 
     /// Runs `body` between `BEGIN IMMEDIATE` and `COMMIT`; on any failure rolls back, poisons
     /// the storage and throws ``RaftStorageError/writeFailed(_:)``.
+    /// Sets `PRAGMA synchronous` between transactions; a failure poisons the storage (it must
+    /// never go on committing less durably than it was opened for).
+    private func setSynchronous(_ db: SQLiteConnection, _ value: String) throws(RaftStorageError) {
+        do {
+            try db.exec("PRAGMA synchronous = \(value)")
+        } catch {
+            throw poison(db, "PRAGMA synchronous = \(value) failed: \(error)")
+        }
+    }
+
+    /// - Parameter observed: whether the ``observer`` hears of the commit (its timings describe
+    ///   durable commits; a commit-index-only write without fsync is not one).
     private func writeTransaction(
         _ db: SQLiteConnection,
         operation: String,
+        observed: Bool = true,
         _ body: (StorageWriter) throws(RaftStorageError) -> Void
     ) throws(RaftStorageError) {
         let start = ContinuousClock.now
@@ -273,7 +293,7 @@ public final class SQLiteRaftStorage: RaftStorage {
             db.rollbackIfNeeded()
             throw poison(db, "\(operation): COMMIT failed (batch not durable): \(error)")
         }
-        if let observer {
+        if let observer, observed {
             let end = ContinuousClock.now
             observer.committed(end - commitStart, end - start)
         }

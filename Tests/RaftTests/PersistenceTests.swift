@@ -44,6 +44,58 @@ struct PersistenceTests {
         #expect(!candidate.hasReady || candidate.ready().messages.isEmpty)
     }
 
+    @Test("a Ready must be flushed when it carries entries, a vote or a term, not when only the commit index moved")
+    func mustSyncOnlyForEntriesTermAndVote() throws {
+        var config = RaftConfig(id: 2, peers: ConfState(voters: [1, 2, 3]))
+        config.preVote = false
+        var node = try RaftNode(config: config, state: PersistedState(), random: SplitMix64(seed: 9))
+
+        node.step(Message(type: .vote, from: 1, to: 2, term: 1, logTerm: 0, index: 0))
+        var rd = node.ready()
+        #expect(rd.mustSync && rd.persistBatch.mustSync, "a granted vote must be durable before it is sent")
+        node.advance(rd)
+
+        let entries = [Entry(term: 1, index: 1, kind: .noop), Entry(term: 1, index: 2, data: [7])]
+        node.step(Message(type: .append, from: 1, to: 2, term: 1, logTerm: 0, index: 0, entries: entries, commit: 0))
+        rd = node.ready()
+        #expect(rd.entries == entries)
+        #expect(rd.mustSync, "acknowledged entries must be durable")
+        node.advance(rd)
+
+        // The leader's heartbeat moves only the commit index.
+        node.step(Message(type: .heartbeat, from: 1, to: 2, term: 1, commit: 2))
+        rd = node.ready()
+        #expect(rd.hardState == HardState(term: 1, vote: 1, commit: 2))
+        #expect(rd.entries.isEmpty && rd.snapshot == nil)
+        #expect(!rd.mustSync && !rd.persistBatch.mustSync)
+        #expect(rd.mustPersist, "the commit index is still written, without a flush")
+        #expect(rd.committedEntries == entries)
+        node.advance(rd)
+    }
+
+    @Test("after a crash loses the commit indexes written without a flush, a cluster recovers them and stays safe")
+    func crashLosingUnflushedCommitsIsSafe() throws {
+        let c = Cluster.scenario(voters: 3) { $0.compactThreshold = 1_000 }
+        c.elect(1)
+        for i in 0..<20 { _ = try c.propose(1, bytes("w\(i)")) }
+        c.tick(10)
+        let committed = c.node(2).raft?.status().commit ?? 0
+        #expect(committed >= 21)
+        // Every node crashes at once (a power loss): the commit indexes since each one's last
+        // flush are lost, the entries are not.
+        for id in [1, 2, 3] as [NodeID] { c.crash(id, restartAfter: 5, powerLoss: true) }
+        let restored = try [1, 2, 3].map { (id: NodeID) in try c.node(id).storage.load().hardState.commit }
+        #expect(restored.contains { $0 < committed }, "the crash model must have lost a commit index (\(restored))")
+        c.tick(60)
+        let leader = try #require(c.leader())
+        _ = try c.propose(leader, bytes("after"))
+        c.tick(20)
+        for id in [1, 2, 3] as [NodeID] {
+            #expect((c.node(id).raft?.status().commit ?? 0) > committed)
+        }
+        #expect(c.violations.isEmpty, "\(c.violations)")
+    }
+
     @Test("the checker holds over a busy cluster with elections and crashes")
     func orderingUnderChurn() throws {
         let c = Cluster.scenario(voters: 5) { $0.compactThreshold = 4; $0.snapshotChunkSize = 8 }

@@ -249,6 +249,7 @@ public struct RaftNode: Sendable {
             prevSoftState = soft
         }
         let hard = hardState
+        let termOrVoteChanged = hard.term != prevHardState.term || hard.vote != prevHardState.vote
         if hard != prevHardState {
             rd.hardState = hard
             prevHardState = hard
@@ -256,6 +257,7 @@ public struct RaftNode: Sendable {
         rd.snapshot = receivedSnapshot
         receivedSnapshot = nil
         rd.entries = log.takeUnstable()
+        rd.mustSync = termOrVoteChanged || rd.snapshot != nil || !rd.entries.isEmpty
         rd.committedEntries = log.takeCommitted()
         rd.messages = messages
         messages.removeAll(keepingCapacity: true)

@@ -16,9 +16,14 @@ public final class MemoryStorage: RaftStorage {
     /// Number of successful `persist` calls (one per group commit).
     public private(set) var persistCount = 0
 
+    /// The commit index as of the last durable write (a `mustSync` persist or a compaction):
+    /// what survives ``loseUnsyncedWrites()``.
+    private var durableCommit: UInt64 = 0
+
     /// Creates a storage holding `initial`.
     public init(_ initial: PersistedState = PersistedState()) {
         self.state = initial
+        self.durableCommit = initial.hardState.commit
     }
 
     /// True after a failed write, until ``reopen()``.
@@ -28,6 +33,14 @@ public final class MemoryStorage: RaftStorage {
     public func reopen() {
         poisoned = false
         failPersists = false
+    }
+
+    /// Simulates a machine crash: what was written without a flush (batches whose
+    /// ``PersistBatch/mustSync`` is false, which move only the commit index) is lost, back to
+    /// the commit index of the last durable write. A durable write flushes every earlier one
+    /// (like SQLite's WAL, whose frames are synced in order).
+    public func loseUnsyncedWrites() {
+        state.hardState.commit = durableCommit
     }
 
     /// The durable state, as a restart would see it.
@@ -71,6 +84,7 @@ public final class MemoryStorage: RaftStorage {
         }
         state = next
         persistCount += 1
+        if batch.mustSync { durableCommit = state.hardState.commit }
     }
 
     /// Saves a locally taken snapshot and drops the entries it covers (Raft §7).
@@ -87,6 +101,7 @@ public final class MemoryStorage: RaftStorage {
         }
         state.entries.removeFirst(Int(index - snapshotIndex))
         state.snapshot = snapshot
+        durableCommit = state.hardState.commit
     }
 
     private func checkWritable() throws(RaftStorageError) {

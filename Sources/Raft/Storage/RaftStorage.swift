@@ -24,11 +24,17 @@ public struct PersistBatch: Sendable, Equatable {
     /// Entries to append. If the first entry's index is at or below the stored last index, the
     /// stored suffix from that index on is replaced (conflicting entries are truncated).
     public var entries: [Entry]
+    /// Whether the batch must be durable when ``RaftStorage/persist(_:)`` returns. False only
+    /// for a batch whose sole change is the commit index (see ``Ready/mustSync``): a storage
+    /// may then write it without a flush, as long as it stays atomic and ordered before every
+    /// later batch (a crash may lose it, never tear it or keep a later batch without it).
+    public var mustSync: Bool
 
-    public init(hardState: HardState? = nil, snapshot: Snapshot? = nil, entries: [Entry] = []) {
+    public init(hardState: HardState? = nil, snapshot: Snapshot? = nil, entries: [Entry] = [], mustSync: Bool = true) {
         self.hardState = hardState
         self.snapshot = snapshot
         self.entries = entries
+        self.mustSync = mustSync
     }
 
     public var isEmpty: Bool { hardState == nil && snapshot == nil && entries.isEmpty }
@@ -55,8 +61,9 @@ public protocol RaftStorage: AnyObject {
     /// checksum fails or the log is not contiguous; never returns a silently truncated log.
     func load() throws(RaftStorageError) -> PersistedState
 
-    /// Writes `batch` atomically and durably (group commit). On error nothing of `batch` may be
-    /// assumed written, and the storage refuses further writes.
+    /// Writes `batch` atomically and, when ``PersistBatch/mustSync`` is set, durably (group
+    /// commit). On error nothing of `batch` may be assumed written, and the storage refuses
+    /// further writes.
     func persist(_ batch: PersistBatch) throws(RaftStorageError)
 
     /// Saves a snapshot the local application took at `snapshot.metadata.index` and discards the

@@ -145,9 +145,13 @@ final class Cluster {
     }
 
     /// Crash: everything not persisted is lost; messages in flight from it stay in the network.
-    func crash(_ id: NodeID, restartAfter ticks: Int? = nil) {
+    ///
+    /// - Parameter powerLoss: the machine went down, not only the process: what was written
+    ///   without a flush (commit-index-only batches) is lost too.
+    func crash(_ id: NodeID, restartAfter ticks: Int? = nil, powerLoss: Bool = false) {
         let node = node(id)
         stats.crashes += 1
+        if powerLoss { node.storage.loseUnsyncedWrites() }
         node.raft = nil
         node.restartAt = ticks.map { now + $0 }
     }

@@ -103,7 +103,7 @@ struct Simulation {
             cluster.heal()
         }
         if rng.chance(options.crashRate), let victim = rng.pick(ids.filter { cluster.node($0).isUp }) {
-            cluster.crash(victim, restartAfter: rng.int(3...40))
+            cluster.crash(victim, restartAfter: rng.int(3...40), powerLoss: rng.chance(0.5))
         }
     }
 
