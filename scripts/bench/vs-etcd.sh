@@ -44,7 +44,13 @@ for r in $(seq 1 "$ROUNDS"); do
     eps=$($PY "$HERE/cluster3.py" start --bin "$BIN" --dir "$st/gc"); sleep 3
     line=$(lg --target "$(ours_t $p)" --endpoints "$eps" --to all)
     echo "round $r ours: $line"; O[$p]="${O[$p]:-} $(echo "$line" | num)"
-    $PY "$HERE/cluster3.py" stop --dir "$st/gc" >/dev/null; rm -rf "$st/gc"
+    $PY "$HERE/cluster3.py" stop --dir "$st/gc" >/dev/null
+    # A run with errors keeps its nodes' logs for a look afterwards.
+    if ! echo "$line" | grep -q 'errors={}'; then
+      kept=$(mktemp -d /tmp/vs-etcd-errors-XXXX); cp "$st"/gc/*.log "$st/gc/cluster.json" "$kept/" 2>/dev/null
+      echo "round $r ours: errors; node logs kept in $kept"
+    fi
+    rm -rf "$st/gc"
   done
 done
 for p in $PAIRS; do
