@@ -192,7 +192,7 @@ extension LeaseStateMachine {
     /// Rebuilds every derived index from the replicated state.
     mutating func rebuildIndexes() {
         indexes = Indexes()
-        indexes.orderedLeaseIDs = leases.keys.sorted()
+        indexes.orderedLeaseIDs = ChunkedArray(leases.keys.sorted())
         for id in indexes.orderedLeaseIDs {
             guard let lease = leases[id] else { continue }
             if lease.isActive { indexActive(lease) }

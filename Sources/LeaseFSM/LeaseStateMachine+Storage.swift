@@ -16,17 +16,16 @@ extension LeaseStateMachine {
     /// iteration order is observable: everything that is shown is sorted).
     mutating func shrinkStorageIfSparse() {
         if leases.isSparse { leases = leases.rebuilt() }
-        if Self.isSparse(capacity: objects.capacity, count: objects.count) { objects = Self.rebuilt(objects) }
-        if Self.isSparse(capacity: jobs.capacity, count: jobs.count) { jobs = Self.rebuilt(jobs) }
+        if Self.isSparse(capacity: objects.capacity, count: objects.count) { objects = objects.rebuilt() }
+        if Self.isSparse(capacity: jobs.capacity, count: jobs.count) { jobs = jobs.rebuilt() }
         if Self.isSparse(capacity: indexes.expiryBuckets.capacity, count: indexes.expiryBuckets.count) {
             indexes.expiryBuckets = Self.rebuilt(indexes.expiryBuckets)
         }
         if Self.isSparse(capacity: indexes.openJobByObject.capacity, count: indexes.openJobByObject.count) {
-            indexes.openJobByObject = Self.rebuilt(indexes.openJobByObject)
+            indexes.openJobByObject = indexes.openJobByObject.rebuilt()
         }
-        if Self.isSparse(capacity: indexes.orderedLeaseIDs.capacity, count: indexes.orderedLeaseIDs.count) {
-            indexes.orderedLeaseIDs = indexes.orderedLeaseIDs.withUnsafeBufferPointer { Array($0) }
-        }
+        // orderedLeaseIDs is never sparse: its chunks are full but the last,
+        // and removing forgotten ids rebuilds it (forgetRetired).
         // Deque does not tell its capacity: its largest count stands in.
         indexes.endedHighWater = max(indexes.endedHighWater, indexes.endedLeases.count)
         if Self.isSparse(capacity: indexes.endedHighWater, count: indexes.endedLeases.count) {

@@ -21,8 +21,10 @@ public struct LeaseStateMachine: Sendable {
 
     // Replicated state (what snapshots hold and equality compares).
     var leases = LeaseTable()
-    var objects: [ObjectKey: ObjectRecord] = [:]
-    var jobs: [JobID: CleanupJob] = [:]
+    // The large tables are chunked: a snapshot in progress shares them, and
+    // a write copies one chunk (see ChunkedArray), not the table.
+    var objects = ShardedDictionary<ObjectKey, ObjectRecord>()
+    var jobs = ShardedDictionary<JobID, CleanupJob>()
     var jobSequence: UInt64 = 0
     /// Client sessions by client id (see ``ClientOrigin``).
     var sessions: [String: ClientSession] = [:]
@@ -93,7 +95,7 @@ public struct LeaseStateMachine: Sendable {
     struct Indexes: Sendable {
         /// Every retained lease id in creation (= id) order; may hold ids of
         /// forgotten leases until the next compaction.
-        var orderedLeaseIDs: [LeaseID] = []
+        var orderedLeaseIDs = ChunkedArray<LeaseID>()
         var forgottenInOrder = 0
         /// Active leases by the second their `expires_at` falls in.
         var expiryBuckets: [Int64: Set<LeaseID>] = [:]
@@ -101,7 +103,7 @@ public struct LeaseStateMachine: Sendable {
         var activeByType: [ObjectType: Int] = [:]
         var activeCount = 0
         /// The pending or dead-lettered job of each object.
-        var openJobByObject: [ObjectKey: JobID] = [:]
+        var openJobByObject = ShardedDictionary<ObjectKey, JobID>()
         var pendingJobs = PendingJobIndex()
         var deadLetteredJobs: Set<JobID> = []
         /// Ended leases, oldest end first (ends are stamped with a monotonic now).

@@ -6,13 +6,15 @@
 /// it has 262,144 slots of 160 bytes. Here the hash table holds only 4-byte
 /// slot numbers, and the leases sit in an array that grows by doubling
 /// (DESIGN.md, "Memory"). Freed slots are reused; when most are free the
-/// table is rebuilt (``isSparse``), so memory returns after churn.
+/// table is rebuilt (``isSparse``), so memory returns after churn. Both are
+/// chunked (``ChunkedArray``, ``ShardedDictionary``), so a write after the
+/// table was shared with a snapshot in progress copies a chunk, not the table.
 ///
 /// Behaves as the dictionary did: lookups by id, `keys`, `values` (in no
 /// particular order: callers sort), `count`, equality as a map.
 struct LeaseTable: Sendable {
-    private var slotOf: [LeaseID: UInt32] = [:]
-    private var slots: [Lease?] = []
+    private var slotOf = ShardedDictionary<LeaseID, UInt32>()
+    private var slots = ChunkedArray<Lease?>()
     private var freeSlots: [UInt32] = []
 
     init() {}
@@ -20,7 +22,7 @@ struct LeaseTable: Sendable {
     var count: Int { slotOf.count }
     var isEmpty: Bool { slotOf.isEmpty }
     /// The ids of the retained leases, in no particular order.
-    var keys: Dictionary<LeaseID, UInt32>.Keys { slotOf.keys }
+    var keys: [LeaseID] { slotOf.keys }
     /// The retained leases, in no particular order.
     var values: [Lease] { slots.compactMap { $0 } }
 
