@@ -71,6 +71,15 @@ struct LeaseIDSet: Hashable, Sendable, Sequence {
         }
     }
 
+    /// The smallest id in the set (the oldest lease: ids sort in creation order).
+    var smallest: LeaseID? {
+        switch storage {
+        case nil: nil
+        case .one(let only): only
+        case .many(let ids): ids.min()
+        }
+    }
+
     func makeIterator() -> Array<LeaseID>.Iterator {
         switch storage {
         case nil: [].makeIterator()
