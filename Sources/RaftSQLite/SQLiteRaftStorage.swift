@@ -195,7 +195,7 @@ public final class SQLiteRaftStorage: RaftStorage {
 
     /// Records the snapshot file `staged` (written by ``snapshotStager``) for `snapshot` and
     /// deletes the log entries it covers, in one short transaction; then removes the file of the
-    /// snapshot it replaced. `snapshot.data` is not written again.
+    /// snapshot it replaced. `snapshot.data` is not written again, and may be empty (the staged file holds the bytes).
     ///
     /// Crash safety: the file is complete and durable before this starts, and the previous
     /// snapshot's file is removed only after the commit, so a crash at any point leaves either
@@ -206,7 +206,7 @@ public final class SQLiteRaftStorage: RaftStorage {
         guard files != nil else {
             throw poison(db, "compact: a staged snapshot was given to a storage without snapshot files")
         }
-        guard staged.index == snapshot.metadata.index, UInt64(snapshot.data.count) == staged.size else {
+        guard staged.index == snapshot.metadata.index, snapshot.data.isEmpty || UInt64(snapshot.data.count) == staged.size else {
             throw poison(db, "compact: staged snapshot \(staged.name) (index \(staged.index), \(staged.size) bytes) does not match the snapshot at \(snapshot.metadata.index) (\(snapshot.data.count) bytes)")
         }
         let replacedFile = try recordedFile(db)
@@ -214,6 +214,15 @@ public final class SQLiteRaftStorage: RaftStorage {
             try writer.compact(to: snapshot, file: SnapshotFileReference(staged))
         }
         if let replacedFile, replacedFile != staged.name { retire(replacedFile) }
+    }
+
+    /// Reads the recorded snapshot back from its file, verified as ``load()`` verifies it; nil
+    /// when the recorded snapshot is not in a file (none yet, an in-memory database, or one
+    /// received from a leader, which is kept in its row).
+    public var recordedSnapshotReader: (@Sendable () -> [UInt8]?)? {
+        guard let files, case .open(let db) = state,
+              let recorded = try? StorageWriter(db: db).storedSnapshotFileReference() else { return nil }
+        return { try? files.read(recorded.reference, index: recorded.index) }
     }
 
     /// Removes the file of a replaced snapshot once no durable row can name it again.
@@ -249,11 +258,11 @@ public final class SQLiteRaftStorage: RaftStorage {
         }
     }
 
-    /// Runs `body` between `BEGIN IMMEDIATE` and `COMMIT`; on any failure rolls back, poisons
-    /// the storage and throws ``RaftStorageError/writeFailed(_:)``.
     /// Sets `PRAGMA synchronous` between transactions; a failure poisons the storage (it must
-    /// never go on committing less durably than it was opened for).
+    /// never go on committing less durably than it was opened for). Does nothing once the
+    /// storage is poisoned or closed (it writes nothing more).
     private func setSynchronous(_ db: SQLiteConnection, _ value: String) throws(RaftStorageError) {
+        guard case .open = state else { return }
         do {
             try db.exec("PRAGMA synchronous = \(value)")
         } catch {
@@ -261,6 +270,9 @@ public final class SQLiteRaftStorage: RaftStorage {
         }
     }
 
+    /// Runs `body` between `BEGIN IMMEDIATE` and `COMMIT`; on any failure rolls back, poisons
+    /// the storage and throws ``RaftStorageError/writeFailed(_:)``.
+    ///
     /// - Parameter observed: whether the ``observer`` hears of the commit (its timings describe
     ///   durable commits; a commit-index-only write without fsync is not one).
     private func writeTransaction(

@@ -113,6 +113,11 @@ public struct SnapshotFiles: SnapshotStager {
         discard(named: staged.name)
     }
 
+    public func reader(for staged: StagedSnapshot) -> @Sendable () -> [UInt8]? {
+        let reference = SnapshotFileReference(staged)
+        return { try? self.read(reference, index: staged.index) }
+    }
+
     /// Removes the snapshot file `name` (best effort; a leftover is swept at the next open).
     func discard(named name: String) {
         unlink(path(name))

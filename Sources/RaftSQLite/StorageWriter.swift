@@ -178,6 +178,18 @@ struct StorageWriter {
         return bytes.flatMap { SnapshotFileReference(decoding: $0)?.name }
     }
 
+    /// The index and file reference of the stored snapshot, if it is kept in a file.
+    func storedSnapshotFileReference() throws(RaftStorageError) -> (index: UInt64, reference: SnapshotFileReference)? {
+        let row = try sql("read snapshot file reference") { () throws(SQLiteError) -> (Int64, [UInt8])? in
+            let statement = try db.cachedStatement("SELECT idx, data FROM snapshot WHERE id = 1 AND in_file = 1")
+            defer { statement.reset() }
+            guard try statement.step() else { return nil }
+            return (statement.int64(at: 0), statement.blob(at: 1))
+        }
+        guard let row, row.0 > 0, let reference = SnapshotFileReference(decoding: row.1) else { return nil }
+        return (UInt64(row.0), reference)
+    }
+
     // MARK: Helpers
 
     private func deleteEntries(through index: Int64) throws(RaftStorageError) {

@@ -30,6 +30,28 @@ struct SnapshotTests {
         #expect(c.violations.isEmpty, "\(c.violations)")
     }
 
+    @Test("a leader that let go of its snapshot's bytes reads them back for a lagging follower, and tries again when the read fails")
+    func releasedSnapshotIsReadBack() throws {
+        let c = Cluster.scenario(voters: 3) { $0.snapshotChunkSize = 4; $0.compactThreshold = 5; $0.releaseSnapshotData = true }
+        c.elect(1)
+        c.crash(3)
+        for i in 0..<30 { try c.propose(1, bytes("v\(i)")) }
+        c.stabilize()
+        let leaderLog = c.raft(1).log
+        #expect(leaderLog.snapshotIndex > 5, "the leader compacted")
+        #expect(c.raft(1).latestSnapshot?.data.isEmpty == true, "the bytes were let go")
+        c.snapshotReadBacks.failNext(2)
+        c.start(3)
+        c.tick(6 * c.options.electionTick)
+        c.stabilize()
+        #expect(c.snapshotReadBacks.failed == 2, "the failed reads sent nothing")
+        #expect(c.snapshotReadBacks.served >= 1)
+        #expect(c.raft(3).log.snapshotIndex >= leaderLog.snapshotIndex, "node 3 installed the snapshot read back")
+        #expect(c.raft(3).lastIndex == c.raft(1).lastIndex)
+        #expect(c.node(3).digest == c.node(1).digest, "state machines agree")
+        #expect(c.violations.isEmpty, "\(c.violations)")
+    }
+
     @Test("chunks arriving out of order or twice are reassembled once")
     func reorderedChunks() throws {
         var config = RaftConfig(id: 2, peers: ConfState(voters: [1, 2]))

@@ -23,7 +23,22 @@ extension RaftNode {
         )
         log.compact(to: index)
         latestSnapshot = snapshot
+        latestSnapshotSource = nil
         return snapshot
+    }
+
+    /// Forgets the bytes of the latest snapshot, keeping its metadata, once `source` can read
+    /// them back from durable storage (the snapshot file the driver just recorded). Otherwise
+    /// every node would hold a copy of the whole state as bytes for as long as no follower
+    /// needs it: about a quarter of a gigabyte with a million leases. When a follower needs
+    /// the snapshot, ``sendSnapshot(to:)`` reads it back with `source`; if that fails, nothing
+    /// is sent and the follower is tried again on a later append. A later ``compact(appliedIndex:data:)``
+    /// or installed snapshot replaces both.
+    public mutating func releaseSnapshotData(readBackWith source: @escaping @Sendable () -> [UInt8]?) {
+        guard var snapshot = latestSnapshot else { return }
+        snapshot.data = []
+        latestSnapshot = snapshot
+        latestSnapshotSource = source
     }
 
     /// Starts an InstallSnapshot transfer to `peer`: the whole snapshot is sent as chunks of
@@ -40,8 +55,14 @@ extension RaftNode {
             // to answer a heartbeat first.
             return false
         }
+        var data = snapshot.data
+        if let source = latestSnapshotSource {
+            // Released: read back from storage (a failure is retried on a later append).
+            guard let stored = source() else { return false }
+            data = stored
+        }
         progress[peer]?.becomeSnapshot(snapshot.metadata.index)
-        let total = snapshot.data.count
+        let total = data.count
         let chunkSize = config.snapshotChunkSize
         var offset = 0
         repeat {
@@ -52,7 +73,7 @@ extension RaftNode {
                     metadata: snapshot.metadata,
                     offset: UInt64(offset),
                     totalSize: UInt64(total),
-                    data: Array(snapshot.data[offset..<end])
+                    data: Array(data[offset..<end])
                 )
             ))
             offset = end
@@ -97,6 +118,7 @@ extension RaftNode {
             return
         }
         latestSnapshot = snapshot
+        latestSnapshotSource = nil
         receivedSnapshot = snapshot
         send(Message(type: .appendResponse, from: id, to: leader, term: term, index: log.lastIndex))
     }

@@ -53,8 +53,12 @@ public struct RaftNode: Sendable {
     // Follower state.
     var snapshotReceiver: SnapshotReceiver?
 
-    /// The snapshot at `log.snapshotIndex` (with data), sent to followers that lag behind it.
+    /// The snapshot at `log.snapshotIndex`, sent to followers that lag behind it. Its data is
+    /// empty once released (``releaseSnapshotData(readBackWith:)``): then
+    /// `latestSnapshotSource` reads it back.
     var latestSnapshot: Snapshot?
+    /// Reads the released data of `latestSnapshot` back from durable storage.
+    var latestSnapshotSource: (@Sendable () -> [UInt8]?)?
 
     // Refused peers' messages (RaftNode+Admission).
     /// Count of refused messages by reason, since start.

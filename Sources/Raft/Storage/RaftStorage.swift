@@ -83,6 +83,18 @@ public protocol RaftStorage: AnyObject {
     /// leaves the previous snapshot and the whole log; after it, the new snapshot and the
     /// compacted log.
     func compact(to snapshot: Snapshot, staged: StagedSnapshot) throws(RaftStorageError)
+
+    /// Reads the recorded snapshot's bytes back from durable storage, or `nil` if this storage
+    /// keeps no snapshot it can read back that way (used at start-up; after a compaction the
+    /// driver reads the staged snapshot with ``SnapshotStager/reader(for:)``). A driver hands it to
+    /// ``RaftNode/releaseSnapshotData(readBackWith:)`` so the core need not keep the bytes.
+    /// The reader runs on the driver's isolation and returns nil on any failure.
+    var recordedSnapshotReader: (@Sendable () -> [UInt8]?)? { get }
+}
+
+extension RaftStorage {
+    /// No reader: the core keeps the latest snapshot's bytes in memory.
+    public var recordedSnapshotReader: (@Sendable () -> [UInt8]?)? { nil }
 }
 
 extension RaftStorage {
@@ -107,6 +119,10 @@ public protocol SnapshotStager: Sendable {
 
     /// Removes a staged snapshot that will not be recorded (e.g. the core refused to compact).
     func discard(_ staged: StagedSnapshot)
+
+    /// Reads `staged`'s bytes back, verified; nil on any failure (for
+    /// ``RaftNode/releaseSnapshotData(readBackWith:)``).
+    func reader(for staged: StagedSnapshot) -> @Sendable () -> [UInt8]?
 }
 
 /// A durably written, not yet recorded snapshot (see ``SnapshotStager``).

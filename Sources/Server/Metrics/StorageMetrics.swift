@@ -15,10 +15,10 @@ final class StorageMetrics: Sendable {
     init(registry: PrometheusCollectorRegistry) {
         commitDuration = registry.durationHistogram(
             "gc_raft_storage_fsync_duration_seconds", buckets: SidecarMetrics.durationBuckets,
-            help: "Duration of the Raft log's commits on this node (SQLite COMMIT: WAL write and fsync).")
+            help: "Duration of the Raft log's flushed commits on this node (SQLite COMMIT: WAL write and fsync); a write that only moves the commit index is not flushed and not counted.")
         writeDuration = registry.durationHistogram(
             "gc_raft_storage_write_duration_seconds", buckets: SidecarMetrics.durationBuckets,
-            help: "Duration of the Raft log's write transactions on this node, BEGIN to COMMIT.")
+            help: "Duration of the Raft log's flushed write transactions on this node, BEGIN to COMMIT.")
         failures = registry.counter(
             "gc_raft_storage_write_failures_total",
             help: "Raft log writes that failed on this node; after one the node stops acknowledging writes until restarted.")

@@ -87,7 +87,10 @@ public actor RaftLeaseStore: LeaseStore, MachineReadable {
         config.electionTick = max(2, cluster.electionTicks)
         config.heartbeatTick = 1
         // Distinct nodes must draw distinct election timeouts.
-        self.node = try RaftNode(config: config, state: persisted, random: SplitMix64(seed: seed ^ cluster.local.id))
+        var node = try RaftNode(config: config, state: persisted, random: SplitMix64(seed: seed ^ cluster.local.id))
+        // The snapshot's bytes stay in their file until a follower needs them.
+        if let reader = storage.recordedSnapshotReader { node.releaseSnapshotData(readBackWith: reader) }
+        self.node = node
         self.cluster = cluster
         self.session = ForwardingSession(clientID: "\(cluster.local.name)/\(String(UInt64.random(in: 1...UInt64.max), radix: 16))")
         self.storage = storage

@@ -23,9 +23,10 @@ struct SnapshotScheduler {
 
     /// What the background work produced, handed back to ``finish(_:node:storage:logger:)``.
     enum Outcome: Sendable {
-        /// The state at `index` encoded as `data`; `staged` if its bytes are already durable
-        /// in a file.
-        case encoded(index: UInt64, data: [UInt8], staged: StagedSnapshot?, encoding: Duration, staging: Duration)
+        /// The state at `index` encoded as `size` bytes: in `staged` if the stager wrote them
+        /// durably (then `data` is empty: the bytes were freed off the store's isolation),
+        /// else in `data`.
+        case encoded(index: UInt64, data: [UInt8], size: Int, staged: StagedSnapshot?, encoding: Duration, staging: Duration)
         /// Encoding or staging failed: the node must stop (compacting to anything else would
         /// lose state; a disk that cannot take the file cannot be trusted with the log).
         case failed(index: UInt64, message: String)
@@ -83,7 +84,9 @@ struct SnapshotScheduler {
                 return .failed(index: index, message: "the snapshot at index \(index) could not be written (\(error))")
             }
         }
-        return .encoded(index: index, data: data, staged: staged, encoding: encoded - started, staging: clock.now - encoded)
+        // Staged: the file holds the bytes, and they are freed here, not on the store.
+        return .encoded(index: index, data: staged == nil ? data : [], size: data.count, staged: staged,
+                        encoding: encoded - started, staging: clock.now - encoded)
     }
 
     /// Records a finished snapshot, on the store's isolation: compacts the in-memory log and
@@ -95,12 +98,17 @@ struct SnapshotScheduler {
         switch outcome {
         case .failed(_, let message):
             return .poison(message)
-        case .encoded(let index, let data, let staged, let encoding, let staging):
+        case .encoded(let index, let data, let size, let staged, let encoding, let staging):
             let clock = ContinuousClock()
             let started = clock.now
             let snapshot: Snapshot
             do {
                 snapshot = try node.compact(appliedIndex: index, data: data)
+                // A staged snapshot's bytes stay in its file: the core reads them back if a
+                // follower needs them, instead of holding a copy of the state.
+                if let staged, let stager = storage.snapshotStager {
+                    node.releaseSnapshotData(readBackWith: stager.reader(for: staged))
+                }
             } catch {
                 // The core refused (e.g. a newer snapshot was installed from the leader
                 // meanwhile): harmless, try again after the next threshold.
@@ -122,7 +130,7 @@ struct SnapshotScheduler {
             // Only the record (and, without a stager, the bytes) was written on the store's
             // isolation; encoding and the file were not.
             logger.info("snapshot taken", metadata: [
-                "index": "\(index)", "bytes": "\(data.count)", "file": "\(staged?.name ?? "none")",
+                "index": "\(index)", "bytes": "\(size)", "file": "\(staged?.name ?? "none")",
                 "encode_ms": "\(Self.milliseconds(encoding))", "file_ms": "\(Self.milliseconds(staging))",
                 "write_ms": "\(Self.milliseconds(clock.now - started))",
                 // write_ms split: the in-memory log, then the storage's record.
@@ -136,7 +144,7 @@ struct SnapshotScheduler {
     /// staged file, if any, is removed.
     mutating func abandon(_ outcome: Outcome, stager: (any SnapshotStager)?) {
         inFlight = nil
-        if case .encoded(_, _, let staged?, _, _) = outcome { stager?.discard(staged) }
+        if case .encoded(_, _, _, let staged?, _, _) = outcome { stager?.discard(staged) }
     }
 
     private static func milliseconds(_ duration: Duration) -> Int64 {

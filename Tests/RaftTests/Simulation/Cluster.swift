@@ -1,3 +1,4 @@
+import Synchronization
 @testable import Raft
 
 /// A directed network link.
@@ -53,6 +54,8 @@ final class Cluster {
     var blocked: Set<Link> = []
     /// Scenario hook: return false to drop a message.
     var filter: ((Message) -> Bool)?
+    /// Reads of released snapshot bytes (``SimOptions/releaseSnapshotData``).
+    let snapshotReadBacks = SnapshotReadBacks()
     /// Scenario hook: rewrite (or drop, with nil) a message as it is sent.
     var rewrite: ((Message) -> Message?)?
     var faultsEnabled = true
@@ -303,6 +306,10 @@ final class Cluster {
         do {
             let snapshot = try raft.compact(appliedIndex: status.applied, data: data)
             try node.storage.compact(to: snapshot)
+            if options.releaseSnapshotData {
+                let readBacks = snapshotReadBacks
+                raft.releaseSnapshotData(readBackWith: { readBacks.read(data) })
+            }
             node.raft = raft
         } catch {
             fail("compaction on node \(node.id) failed: \(error)")
@@ -496,6 +503,29 @@ final class Cluster {
         }
         if let commit = rd.hardState?.commit, commit > last {
             fail("persistence: node \(node.id) persists commit \(commit) beyond its durable log \(last)")
+        }
+    }
+}
+
+/// The simulated storage's read-back of released snapshot bytes: counts reads, and fails the
+/// next `failuresLeft` of them (a missing or unreadable file).
+final class SnapshotReadBacks: Sendable {
+    private let state = Mutex((failuresLeft: 0, served: 0, failed: 0))
+
+    func failNext(_ count: Int) { state.withLock { $0.failuresLeft = count } }
+
+    var served: Int { state.withLock { $0.served } }
+    var failed: Int { state.withLock { $0.failed } }
+
+    func read(_ data: [UInt8]) -> [UInt8]? {
+        state.withLock { s in
+            if s.failuresLeft > 0 {
+                s.failuresLeft -= 1
+                s.failed += 1
+                return nil
+            }
+            s.served += 1
+            return data
         }
     }
 }

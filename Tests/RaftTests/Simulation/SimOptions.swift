@@ -19,6 +19,9 @@ struct SimOptions: Sendable, CustomStringConvertible {
     var transferRate = 0.0
     var confChangeRate = 0.0
     var compactThreshold = 0 // 0 = never compact
+    /// After compacting, the core lets go of the snapshot's bytes and reads them back when a
+    /// follower needs them (as the SQLite driver does with snapshot files).
+    var releaseSnapshotData = false
     var electionTick = 10
     var preVote = true
     var checkQuorum = true
@@ -43,6 +46,8 @@ struct SimOptions: Sendable, CustomStringConvertible {
         o.transferRate = rng.chance(0.3) ? 0.01 : 0
         o.confChangeRate = rng.chance(0.3) ? 0.02 : 0
         o.compactThreshold = rng.chance(0.5) ? rng.int(3...20) : 0
+        // Half the compacting runs, without drawing from the seed (runs stay as they were).
+        o.releaseSnapshotData = o.compactThreshold % 2 == 0
         o.preVote = rng.chance(0.8)
         o.checkQuorum = rng.chance(0.8)
         o.maxInflight = rng.int(1...8)
@@ -55,7 +60,7 @@ struct SimOptions: Sendable, CustomStringConvertible {
         "nodes=\(nodeCount) ticks=\(faultTicks) delay<=\(maxDelay) loss=\(lossRate) dup=\(duplicateRate) "
             + "partition=\(partitionRate) heal=\(healRate) crash=\(crashRate) persistFail=\(persistFailRate) "
             + "skew=\(skewRate) propose=\(proposeRate) read=\(readRate) transfer=\(transferRate) "
-            + "conf=\(confChangeRate) compact=\(compactThreshold) preVote=\(preVote) checkQuorum=\(checkQuorum) "
+            + "conf=\(confChangeRate) compact=\(compactThreshold) release=\(releaseSnapshotData) preVote=\(preVote) checkQuorum=\(checkQuorum) "
             + "inflight=\(maxInflight) batch=\(maxEntriesPerAppend) chunk=\(snapshotChunkSize)"
     }
 }
