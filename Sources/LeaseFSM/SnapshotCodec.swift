@@ -6,8 +6,9 @@ import SwiftProtobuf
 /// Layout: the magic `00 'G' 'C' 'S'` (a protobuf message cannot start with a zero byte, so a
 /// format-1 protobuf snapshot is told apart by its first byte), the format byte, then the
 /// header (now, applied index, job sequence, the eight stats counters), then four sections,
-/// each a `UInt64` record count followed by the records: leases, objects, jobs (all sorted by
-/// key, so equal states give equal bytes) and client sessions (each a length-prefixed
+/// each a `UInt64` record count followed by the records: leases (by id), objects (each where
+/// its oldest active lease comes), jobs (by id), so equal states give equal bytes (readers
+/// accept any order), and client sessions (each a length-prefixed
 /// `ClientSessionRecord` protobuf: few, and shaped like the command replies they hold).
 /// Integers are fixed-width little-endian; strings and byte runs are a `UInt32` length and
 /// the UTF-8 bytes; an optional is a `0`/`1` byte and the value. Encoding and decoding are a
