@@ -4,15 +4,25 @@ import Testing
 /// Log compaction and InstallSnapshot (Raft §7).
 @Suite("Snapshot")
 struct SnapshotTests {
-    @Test("a lagging follower catches up through a chunked InstallSnapshot")
-    func snapshotToLaggingFollower() throws {
-        let c = Cluster.scenario(voters: 3) { $0.snapshotChunkSize = 4; $0.compactThreshold = 5 }
+    /// Node 3 down while node 1 leads, takes 30 writes and compacts past them (4-byte chunks).
+    private static func leaderCompactedPastNode3(releasingData: Bool) throws -> (Cluster, RaftLog) {
+        let c = Cluster.scenario(voters: 3) {
+            $0.snapshotChunkSize = 4
+            $0.compactThreshold = 5
+            $0.releaseSnapshotData = releasingData
+        }
         c.elect(1)
         c.crash(3)
         for i in 0..<30 { try c.propose(1, bytes("v\(i)")) }
         c.stabilize()
         let leaderLog = c.raft(1).log
         #expect(leaderLog.snapshotIndex > 5, "the leader compacted")
+        return (c, leaderLog)
+    }
+
+    @Test("a lagging follower catches up through a chunked InstallSnapshot")
+    func snapshotToLaggingFollower() throws {
+        let (c, leaderLog) = try Self.leaderCompactedPastNode3(releasingData: false)
         var chunks: [SnapshotChunk] = []
         c.filter = { m in
             if let chunk = m.snapshot { chunks.append(chunk) }
@@ -32,13 +42,7 @@ struct SnapshotTests {
 
     @Test("a leader that let go of its snapshot's bytes reads them back for a lagging follower, and tries again when the read fails")
     func releasedSnapshotIsReadBack() throws {
-        let c = Cluster.scenario(voters: 3) { $0.snapshotChunkSize = 4; $0.compactThreshold = 5; $0.releaseSnapshotData = true }
-        c.elect(1)
-        c.crash(3)
-        for i in 0..<30 { try c.propose(1, bytes("v\(i)")) }
-        c.stabilize()
-        let leaderLog = c.raft(1).log
-        #expect(leaderLog.snapshotIndex > 5, "the leader compacted")
+        let (c, leaderLog) = try Self.leaderCompactedPastNode3(releasingData: true)
         #expect(c.raft(1).latestSnapshot?.data.isEmpty == true, "the bytes were let go")
         c.snapshotReadBacks.failNext(2)
         c.start(3)
