@@ -12,7 +12,9 @@ struct ShardedDictionary<Key: Hashable, Value> {
     /// Shards per dictionary (a power of two).
     static var shardCount: Int { 256 }
 
-    private var shards: [[Key: Value]]
+    /// Empty until the first insert (a state machine per PostgreSQL command is built and
+    /// dropped often), then ``shardCount`` dictionaries.
+    private var shards: [[Key: Value]] = []
     /// The number of entries.
     private(set) var count = 0
     /// The largest ``count`` since the shards were built: dictionaries keep
@@ -21,9 +23,7 @@ struct ShardedDictionary<Key: Hashable, Value> {
     /// cost more than the command).
     private var highWater = 0
 
-    init() {
-        shards = Array(repeating: [:], count: Self.shardCount)
-    }
+    init() {}
 
     /// The shard of `key`: the top bits of its hash (a shard's dictionary
     /// buckets by the low bits of its own seeded hash).
@@ -34,8 +34,12 @@ struct ShardedDictionary<Key: Hashable, Value> {
     var isEmpty: Bool { count == 0 }
 
     subscript(key: Key) -> Value? {
-        get { shards[Self.shard(of: key)][key] }
+        get { shards.isEmpty ? nil : shards[Self.shard(of: key)][key] }
         set {
+            if shards.isEmpty {
+                guard newValue != nil else { return }
+                shards = Array(repeating: [:], count: Self.shardCount)
+            }
             let shard = Self.shard(of: key)
             if let newValue {
                 if shards[shard].updateValue(newValue, forKey: key) == nil {
@@ -51,7 +55,7 @@ struct ShardedDictionary<Key: Hashable, Value> {
     /// Removes the entry of `key`; returns its value, or nil if there was none.
     @discardableResult
     mutating func removeValue(forKey key: Key) -> Value? {
-        guard let removed = shards[Self.shard(of: key)].removeValue(forKey: key) else { return nil }
+        guard !shards.isEmpty, let removed = shards[Self.shard(of: key)].removeValue(forKey: key) else { return nil }
         count -= 1
         return removed
     }
@@ -79,6 +83,7 @@ struct ShardedDictionary<Key: Hashable, Value> {
     /// margin: keys do not spread exactly evenly).
     mutating func reserveCapacity(_ minimumCapacity: Int) {
         let perShard = minimumCapacity / Self.shardCount + minimumCapacity / (8 * Self.shardCount) + 1
+        if shards.isEmpty { shards = Array(repeating: [:], count: Self.shardCount) }
         for index in shards.indices { shards[index].reserveCapacity(perShard) }
         highWater = Swift.max(highWater, minimumCapacity)
     }

@@ -96,6 +96,19 @@ struct ChunkedStorageTests {
         #expect(snapshot[5] == "v5" && snapshot[7] == "v7" && snapshot[2_000] == nil)
     }
 
+    @Test("an empty sharded dictionary, never written or emptied, answers as an empty dictionary")
+    func emptyShardedDictionary() {
+        var fresh = ShardedDictionary<String, Int>()
+        #expect(fresh["x"] == nil && fresh.isEmpty && fresh.keys.isEmpty && fresh.values.isEmpty)
+        #expect(fresh.removeValue(forKey: "x") == nil)
+        fresh["x"] = nil
+        #expect(fresh.isEmpty && Array(fresh).isEmpty)
+        var emptied = ShardedDictionary<String, Int>()
+        emptied["y"] = 1
+        emptied["y"] = nil
+        #expect(emptied == fresh && emptied.count == 0)
+    }
+
     @Test("rebuilding a sharded dictionary after removals keeps its entries and gives capacity back")
     func shardedDictionaryRebuilds() {
         var table = ShardedDictionary<Int, Int>()
