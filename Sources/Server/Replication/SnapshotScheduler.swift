@@ -99,6 +99,10 @@ struct SnapshotScheduler {
         case .failed(_, let message):
             return .poison(message)
         case .encoded(let index, let data, let size, let staged, let encoding, let staging):
+            // A staged snapshot comes without its bytes: only the stager can read them back.
+            if staged != nil && storage.snapshotStager == nil {
+                return .poison("the snapshot at index \(index) was staged by a storage that cannot read it back")
+            }
             let clock = ContinuousClock()
             let started = clock.now
             let snapshot: Snapshot
