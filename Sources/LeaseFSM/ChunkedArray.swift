@@ -70,9 +70,3 @@ struct ChunkedArray<Element>: RandomAccessCollection, MutableCollection {
 }
 
 extension ChunkedArray: Sendable where Element: Sendable {}
-
-extension ChunkedArray: Equatable where Element: Equatable {
-    static func == (lhs: ChunkedArray, rhs: ChunkedArray) -> Bool {
-        lhs.count == rhs.count && lhs.elementsEqual(rhs)
-    }
-}

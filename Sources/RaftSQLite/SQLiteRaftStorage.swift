@@ -222,7 +222,7 @@ public final class SQLiteRaftStorage: RaftStorage {
     public var recordedSnapshotReader: (@Sendable () -> [UInt8]?)? {
         guard let files, case .open(let db) = state,
               let recorded = try? StorageWriter(db: db).storedSnapshotFileReference() else { return nil }
-        return { try? files.read(recorded.reference, index: recorded.index) }
+        return files.reader(for: recorded.reference, index: recorded.index)
     }
 
     /// Removes the file of a replaced snapshot once no durable row can name it again.

@@ -114,8 +114,12 @@ public struct SnapshotFiles: SnapshotStager {
     }
 
     public func reader(for staged: StagedSnapshot) -> @Sendable () -> [UInt8]? {
-        let reference = SnapshotFileReference(staged)
-        return { try? self.read(reference, index: staged.index) }
+        reader(for: SnapshotFileReference(staged), index: staged.index)
+    }
+
+    /// Reads the file `reference` names back, verified by ``read(_:index:)``; nil on any failure.
+    func reader(for reference: SnapshotFileReference, index: UInt64) -> @Sendable () -> [UInt8]? {
+        { try? self.read(reference, index: index) }
     }
 
     /// Removes the snapshot file `name` (best effort; a leftover is swept at the next open).

@@ -169,13 +169,7 @@ struct StorageWriter {
 
     /// The name of the snapshot file the stored row records, if it records one.
     func storedSnapshotFile() throws(RaftStorageError) -> String? {
-        let bytes = try sql("read snapshot file") { () throws(SQLiteError) -> [UInt8]? in
-            let statement = try db.cachedStatement("SELECT data FROM snapshot WHERE id = 1 AND in_file = 1")
-            defer { statement.reset() }
-            guard try statement.step() else { return nil }
-            return statement.blob(at: 0)
-        }
-        return bytes.flatMap { SnapshotFileReference(decoding: $0)?.name }
+        try storedSnapshotFileReference()?.reference.name
     }
 
     /// The index and file reference of the stored snapshot, if it is kept in a file.

@@ -39,7 +39,7 @@ struct ChunkedStorageTests {
         chunked.removeAll { $0 % 3 == 0 }
         plain.removeAll { $0 % 3 == 0 }
         #expect(Array(chunked) == plain)
-        #expect(chunked == ChunkedArray(plain))
+        #expect(Array(ChunkedArray(plain)) == plain)
     }
 
     @Test("writing to a copy of a chunked array leaves the original as it was")

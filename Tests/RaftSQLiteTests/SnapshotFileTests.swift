@@ -21,6 +21,41 @@ import Testing
         try storage.compact(to: snap, staged: staged)
     }
 
+    @Test("the bytes of a staged snapshot, and after a reopen of the recorded one, read back verified; nothing when there is no file or it is damaged")
+    func snapshotBytesReadBackFromTheFile() throws {
+        try withTemporaryDirectory { directory in
+            let path = databasePath(in: directory)
+            let storage = try openStorage(path)
+            #expect(storage.recordedSnapshotReader == nil, "no snapshot recorded yet")
+            try storage.persist(PersistBatch(entries: makeEntries(1...20, term: 1)))
+            let stager = try #require(storage.snapshotStager)
+            let staged = try stager.stage(index: 12, data: snapshot(12).data)
+            #expect(stager.reader(for: staged)() == snapshot(12).data)
+            // The store records it without the bytes (they stay in the file).
+            try storage.compact(to: Snapshot(metadata: snapshot(12).metadata), staged: staged)
+            storage.close()
+
+            let reopened = try openStorage(path)
+            let reader = try #require(reopened.recordedSnapshotReader)
+            #expect(reader() == snapshot(12).data)
+            #expect(try reopened.load().snapshot == snapshot(12), "the record points at the full bytes")
+            // A damaged file reads back as nothing (the core then sends nothing).
+            let file = URL(fileURLWithPath: path + ".snapshots/" + SnapshotFiles.name(index: 12))
+            var bytes = try Data(contentsOf: file)
+            bytes[bytes.count / 2] ^= 0xFF
+            try bytes.write(to: file)
+            #expect(reader() == nil)
+            reopened.close()
+
+            // A snapshot received from a leader is kept in its row: no file to read back, so
+            // the core keeps its bytes.
+            let follower = try openStorage(directory.appendingPathComponent("follower.db").path)
+            try follower.persist(PersistBatch(snapshot: snapshot(30)))
+            #expect(follower.recordedSnapshotReader == nil)
+            follower.close()
+        }
+    }
+
     @Test func stagedSnapshotIsRecordedCompactsTheLogAndLoadsBack() throws {
         try withTemporaryDirectory { directory in
             let path = databasePath(in: directory)
