@@ -39,12 +39,16 @@ struct ChunkedArray<Element>: RandomAccessCollection, MutableCollection {
         }
     }
 
-    /// Adds `element` at the end; starts a new chunk when the last is full
-    /// (a chunk grows by doubling up to ``chunkSize``, so a small array stays
-    /// small).
+    /// Adds `element` at the end; starts a new chunk when the last is full.
+    /// The first chunk grows by doubling up to ``chunkSize``, so a small
+    /// array stays small; later ones are allocated whole (growing them by
+    /// doubling copied every element about twice).
     mutating func append(_ element: Element) {
         if count & Self.offsetMask == 0 {
-            chunks.append([element])
+            var chunk: [Element] = []
+            if count > 0 { chunk.reserveCapacity(Self.chunkSize) }
+            chunk.append(element)
+            chunks.append(chunk)
         } else {
             chunks[chunks.count - 1].append(element)
         }

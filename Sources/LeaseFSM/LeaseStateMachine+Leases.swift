@@ -189,16 +189,43 @@ extension LeaseStateMachine {
         if indexes.expiryBuckets[key]?.isEmpty == true { indexes.expiryBuckets[key] = nil }
     }
 
-    /// Rebuilds every derived index from the replicated state.
-    mutating func rebuildIndexes() {
+    /// Rebuilds every derived index from the replicated state (the interned
+    /// copies are kept: they only share storage).
+    ///
+    /// - Parameter leaseIDsInOrder: every retained lease id in ascending
+    ///   order, when the caller has it (a snapshot lists leases so); without
+    ///   it the ids are sorted.
+    mutating func rebuildIndexes(leaseIDsInOrder: ChunkedArray<LeaseID>? = nil) {
+        rebuildLeaseIndexes(leaseIDsInOrder: leaseIDsInOrder)
+        rebuildJobIndexes()
+    }
+
+    /// Rebuilds the indexes of leases (and resets those of jobs: see ``rebuildJobIndexes()``).
+    mutating func rebuildLeaseIndexes(leaseIDsInOrder: ChunkedArray<LeaseID>?) {
+        let interned = indexes.interned
         indexes = Indexes()
-        indexes.orderedLeaseIDs = ChunkedArray(leases.keys.sorted())
-        for id in indexes.orderedLeaseIDs {
-            guard let lease = leases[id] else { continue }
-            if lease.isActive { indexActive(lease) }
+        indexes.interned = interned
+        if let leaseIDsInOrder, leaseIDsInOrder.count == leases.count {
+            indexes.orderedLeaseIDs = leaseIDsInOrder
+        } else {
+            indexes.orderedLeaseIDs = ChunkedArray(leases.keys.sorted())
         }
-        let ended = leases.values.filter { !$0.isActive }.sorted { ($0.endedAt ?? .zero, $0.id) < ($1.endedAt ?? .zero, $1.id) }
+        // One pass over the table in storage order: the active indexes are
+        // counts and sets, and only the ended leases need an order.
+        var ended: [(endedAt: WallTime, id: LeaseID)] = []
+        for (_, lease) in leases {
+            if lease.isActive {
+                indexActive(lease)
+            } else {
+                ended.append((lease.endedAt ?? .zero, lease.id))
+            }
+        }
+        ended.sort { ($0.endedAt, $0.id) < ($1.endedAt, $1.id) }
         indexes.endedLeases = Deque(ended.map(\.id))
+    }
+
+    /// Rebuilds the indexes of cleanup jobs, which are empty (after ``rebuildLeaseIndexes(leaseIDsInOrder:)``).
+    mutating func rebuildJobIndexes() {
         for job in jobs.values.sorted(by: { $0.id < $1.id }) {
             switch job.state {
             case .pending:
@@ -213,6 +240,5 @@ extension LeaseStateMachine {
         }
         let finished = jobs.values.filter { !$0.isOpen }.sorted { ($0.finishedAt ?? .zero, $0.id) < ($1.finishedAt ?? .zero, $1.id) }
         indexes.finishedJobs = Deque(finished.map(\.id))
-        internRestoredLeases()
     }
 }

@@ -77,6 +77,7 @@ extension LeaseStateMachine {
             sessions[record.clientID] = try ClientSession(record)
         }
         rebuildIndexes()
+        internRestoredLeases()
         if let activeCounts {
             indexes.activeCount = activeCounts.total
             indexes.activeByService = activeCounts.byService

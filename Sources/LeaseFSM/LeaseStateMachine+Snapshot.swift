@@ -1,4 +1,6 @@
+import Dispatch
 import SwiftProtobuf
+import Synchronization
 
 /// Snapshots of the whole state: written in the compact binary format 2 (``SnapshotCodec``);
 /// read in format 2 or in the protobuf format 1 (proto/lease_fsm.proto) older versions wrote.
@@ -130,44 +132,117 @@ extension LeaseStateMachine {
     ///   written by a newer version.
     public init(snapshot bytes: [UInt8], limits: LeaseLimits) throws(DecodingError) {
         if SnapshotCodec.isBinary(bytes) {
-            let decoded: Result<LeaseStateMachine, DecodingError> = bytes.withUnsafeBytes { buffer -> Result<LeaseStateMachine, DecodingError> in
-                do throws(DecodingError) {
-                    return .success(try LeaseStateMachine(binarySnapshot: buffer, limits: limits))
-                } catch {
-                    return .failure(error)
-                }
-            }
-            self = try decoded.get()
+            try self.init(binarySnapshot: bytes, limits: limits)
             return
         }
         try self.init(protobufSnapshot: bytes, limits: limits)
     }
 
+    /// Snapshots with at least this many leases are decoded on two threads.
+    static let parallelDecodeLeases = 20_000
+
     /// Restores a format-2 snapshot (``SnapshotCodec``).
-    init(binarySnapshot buffer: UnsafeRawBufferPointer, limits: LeaseLimits) throws(DecodingError) {
-        var r = SnapshotReader(buffer, position: SnapshotCodec.magic.count)
-        let format = try r.u8()
-        guard format == SnapshotCodec.format else {
-            throw DecodingError(message: "snapshot format \(format) is not supported (this build reads 1...\(SnapshotCodec.format))")
+    ///
+    /// A large one is decoded in two halves at once: the leases (with their indexes) on one
+    /// thread, the objects, cleanup jobs and sessions after them on another; a scan that only
+    /// reads lengths finds where the leases end. A restart's decode was most of its time
+    /// to serving (DESIGN.md, "Restart").
+    ///
+    /// - Parameter parallelFrom: the lease count from which the two halves run at once (tests
+    ///   pass 0 to decode small states that way).
+    init(binarySnapshot bytes: [UInt8], limits: LeaseLimits, parallelFrom: Int = parallelDecodeLeases) throws(DecodingError) {
+        let (header, leaseCount, leasesStart, restStart) = try bytes.withSnapshotReader(at: SnapshotCodec.magic.count) {
+            (r: inout SnapshotReader) throws(DecodingError) -> (SnapshotHeader, Int, Int, Int?) in
+            let header = try SnapshotHeader(&r)
+            let leaseCount = try r.count(minimumSize: 100)
+            let leasesStart = r.position
+            guard leaseCount >= parallelFrom else { return (header, leaseCount, leasesStart, nil) }
+            for _ in 0..<leaseCount { try r.skipLease() }
+            return (header, leaseCount, leasesStart, r.position)
         }
-        self.init(limits: limits)
-        now = try r.time()
-        appliedIndex = try r.u64()
-        jobSequence = try r.u64()
-        stats.created = try r.u64()
-        stats.renewed = try r.u64()
-        stats.expired = try r.u64()
-        stats.released = try r.u64()
-        stats.cleanupAttempts = try r.u64()
-        stats.cleanupFailures = try r.u64()
-        stats.cleanupSucceeded = try r.u64()
-        stats.deadLettered = try r.u64()
-        let leaseCount = try r.count(minimumSize: 100)
+        let decodeLeases = { @Sendable () throws(DecodingError) -> (LeaseStateMachine, Int) in
+            var part = LeaseStateMachine(limits: limits)
+            let end = try bytes.withSnapshotReader(at: leasesStart) { r throws(DecodingError) in
+                try part.decodeLeases(&r, count: leaseCount)
+                return r.position
+            }
+            return (part, end)
+        }
+        let decodeRest = { @Sendable (start: Int) throws(DecodingError) -> LeaseStateMachine in
+            var part = LeaseStateMachine(limits: limits)
+            try bytes.withSnapshotReader(at: start) { r throws(DecodingError) in try part.decodeRest(&r) }
+            return part
+        }
+        let leasePart: LeaseStateMachine
+        let restPart: LeaseStateMachine
+        if let restStart {
+            let end: Int
+            ((leasePart, end), restPart) = try Self.inParallel(
+                { () throws(DecodingError) in try decodeLeases() },
+                { () throws(DecodingError) in try decodeRest(restStart) })
+            guard end == restStart else {
+                throw DecodingError(message: "snapshot leases end at byte \(end), not at \(restStart) where scanning them ended")
+            }
+        } else {
+            let end: Int
+            (leasePart, end) = try decodeLeases()
+            restPart = try decodeRest(end)
+        }
+        self = leasePart
+        now = header.now
+        appliedIndex = header.appliedIndex
+        jobSequence = header.jobSequence
+        stats = header.stats
+        objects = restPart.objects
+        jobs = restPart.jobs
+        sessions = restPart.sessions
+        rebuildJobIndexes()
+    }
+
+    /// Runs `first` on the calling thread and `second` on another at the same time; the
+    /// first error (in that order) is thrown once both have ended.
+    static func inParallel<A: Sendable, B: Sendable>(
+        _ first: @Sendable () throws(DecodingError) -> A, _ second: @Sendable () throws(DecodingError) -> B
+    ) throws(DecodingError) -> (A, B) {
+        let a = Mutex<Result<A, DecodingError>?>(nil)
+        let b = Mutex<Result<B, DecodingError>?>(nil)
+        DispatchQueue.concurrentPerform(iterations: 2) { half in
+            if half == 0 {
+                let result = Result { () throws(DecodingError) in try first() }
+                a.withLock { $0 = result }
+            } else {
+                let result = Result { () throws(DecodingError) in try second() }
+                b.withLock { $0 = result }
+            }
+        }
+        guard let first = a.withLock({ $0 }), let second = b.withLock({ $0 }) else {
+            preconditionFailure("concurrentPerform returned before both halves ran")
+        }
+        return (try first.get(), try second.get())
+    }
+
+    /// Decodes `count` leases into the (empty) lease table and builds their indexes.
+    ///
+    /// ``snapshot()`` writes leases in id order: kept as read, that order is the id index,
+    /// which then needs no sort (a million string keys took over a second). Any other order
+    /// is sorted as before.
+    private mutating func decodeLeases(_ r: inout SnapshotReader, count leaseCount: Int) throws(DecodingError) {
         leases.reserveCapacity(leaseCount)
+        var leaseIDsInOrder = ChunkedArray<LeaseID>()
+        leaseIDsInOrder.reserveCapacity(leaseCount)
+        var ascending = true
         for _ in 0..<leaseCount {
-            let lease = try r.lease()
+            var lease = try r.lease()
+            if ascending, let last = leaseIDsInOrder.last, !(last < lease.id) { ascending = false }
+            intern(&lease)
             leases[lease.id] = lease
+            leaseIDsInOrder.append(lease.id)
         }
+        rebuildLeaseIndexes(leaseIDsInOrder: ascending ? leaseIDsInOrder : nil)
+    }
+
+    /// Decodes what follows the leases (objects, cleanup jobs, client sessions) up to the end.
+    private mutating func decodeRest(_ r: inout SnapshotReader) throws(DecodingError) {
         let objectCount = try r.count(minimumSize: 21)
         objects.reserveCapacity(objectCount)
         for _ in 0..<objectCount {
@@ -177,7 +252,7 @@ extension LeaseStateMachine {
             guard activeCount <= r.remaining / 4 else {
                 throw DecodingError(message: "object \(key) claims \(activeCount) active leases")
             }
-            var active = Set<LeaseID>(minimumCapacity: activeCount)
+            var active = LeaseIDSet()  // inline for the usual one lease: no Set per object
             for _ in 0..<activeCount { active.insert(LeaseID(try r.string())) }
             var source: CleanupSource?
             if try r.flag() {
@@ -206,7 +281,6 @@ extension LeaseStateMachine {
         guard r.remaining == 0 else {
             throw DecodingError(message: "snapshot has \(r.remaining) bytes after its last record")
         }
-        rebuildIndexes()
     }
 
     /// Restores a format-1 (protobuf) snapshot.
@@ -240,6 +314,7 @@ extension LeaseStateMachine {
             sessions[record.clientID] = try ClientSession(record)
         }
         rebuildIndexes()
+        internRestoredLeases()
     }
 }
 

@@ -46,15 +46,27 @@ extension LeaseStateMachine {
     }
 
     /// Points every restored lease at the shared copies of its service id,
-    /// metadata and cleanup spec (a snapshot decodes each lease's own).
+    /// metadata and cleanup spec (a decoded record has its own).
     mutating func internRestoredLeases() {
         for id in indexes.orderedLeaseIDs {
-            guard var lease = leases[id],
-                  lease.serviceID.utf8.count > 15 || !lease.metadata.isEmpty || lease.cleanupBox != nil else { continue }
-            lease.serviceID = indexes.interned.string(lease.serviceID)
-            lease.metadata = indexes.interned.metadata(lease.metadata)
-            lease.cleanupBox = lease.cleanupBox.map { indexes.interned.spec($0) }
+            guard var lease = leases[id], Self.needsInterning(lease) else { continue }
+            intern(&lease)
             leases[id] = lease
         }
+    }
+
+    /// Points `lease` at the shared copies of its service id, metadata and
+    /// cleanup spec.
+    mutating func intern(_ lease: inout Lease) {
+        guard Self.needsInterning(lease) else { return }
+        lease.serviceID = indexes.interned.string(lease.serviceID)
+        lease.metadata = indexes.interned.metadata(lease.metadata)
+        lease.cleanupBox = lease.cleanupBox.map { indexes.interned.spec($0) }
+    }
+
+    /// Whether `lease` holds anything the interner would share (a service id
+    /// of up to 15 bytes is stored inline).
+    static func needsInterning(_ lease: Lease) -> Bool {
+        lease.serviceID.utf8.count > 15 || !lease.metadata.isEmpty || lease.cleanupBox != nil
     }
 }

@@ -29,20 +29,28 @@ struct LeaseTable: Sendable {
     subscript(id: LeaseID) -> Lease? {
         get { slotOf[id].flatMap { slots[Int($0)] } }
         set {
-            if let newValue {
-                precondition(newValue.id == id, "a lease is stored under its own id")
-                if let slot = slotOf[id] {
-                    slots[Int(slot)] = newValue
-                } else if let slot = freeSlots.popLast() {
-                    slots[Int(slot)] = newValue
-                    slotOf[id] = slot
-                } else {
-                    precondition(slots.count < Int(UInt32.max), "more leases than slot numbers")
-                    slotOf[id] = UInt32(slots.count)
-                    slots.append(newValue)
-                }
-            } else {
+            guard let newValue else {
                 removeValue(forKey: id)
+                return
+            }
+            precondition(newValue.id == id, "a lease is stored under its own id")
+            precondition(slots.count < Int(UInt32.max), "more leases than slot numbers")
+            // One lookup of the id: its slot if it has one, else the slot it
+            // gets (the last freed one, or a new one at the end).
+            let reused = freeSlots.last
+            let candidate = reused ?? UInt32(slots.count)
+            let existing: UInt32? = slotOf.modify(id) { slot in
+                if let slot { return slot }
+                slot = candidate
+                return nil
+            }
+            if let existing {
+                slots[Int(existing)] = newValue
+            } else if reused != nil {
+                freeSlots.removeLast()
+                slots[Int(candidate)] = newValue
+            } else {
+                slots.append(newValue)
             }
         }
     }

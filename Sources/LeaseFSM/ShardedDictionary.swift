@@ -52,6 +52,27 @@ struct ShardedDictionary<Key: Hashable, Value> {
         }
     }
 
+    /// Calls `body` with the value of `key` (nil if none) to read and change
+    /// in place: one lookup, where a read and then a write look the key up
+    /// (and hash it) twice each.
+    mutating func modify<Result>(_ key: Key, _ body: (inout Value?) -> Result) -> Result {
+        if shards.isEmpty { shards = Array(repeating: [:], count: Self.shardCount) }
+        var delta = 0
+        let result = Self.modify(&shards[Self.shard(of: key)][key]) { value in
+            let had = value != nil
+            let result = body(&value)
+            delta = (value != nil ? 1 : 0) - (had ? 1 : 0)
+            return result
+        }
+        count += delta
+        highWater = Swift.max(highWater, count)
+        return result
+    }
+
+    private static func modify<Result>(_ value: inout Value?, _ body: (inout Value?) -> Result) -> Result {
+        body(&value)
+    }
+
     /// Removes the entry of `key`; returns its value, or nil if there was none.
     @discardableResult
     mutating func removeValue(forKey key: Key) -> Value? {

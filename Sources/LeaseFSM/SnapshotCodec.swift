@@ -126,6 +126,46 @@ struct SnapshotWriter {
 
 // MARK: - Reading
 
+extension [UInt8] {
+    /// Calls `body` with a ``SnapshotReader`` over these bytes, starting at `position`.
+    func withSnapshotReader<R>(
+        at position: Int, _ body: (inout SnapshotReader) throws(LeaseStateMachine.DecodingError) -> R
+    ) throws(LeaseStateMachine.DecodingError) -> R {
+        let result = withUnsafeBytes { buffer -> Result<R, LeaseStateMachine.DecodingError> in
+            var reader = SnapshotReader(buffer, position: position)
+            return Result { () throws(LeaseStateMachine.DecodingError) in try body(&reader) }
+        }
+        return try result.get()
+    }
+}
+
+/// What a format-2 snapshot starts with after its magic: the format byte, the clock, the
+/// applied index, the job sequence and the counters.
+struct SnapshotHeader {
+    var now: WallTime
+    var appliedIndex: UInt64
+    var jobSequence: UInt64
+    var stats = LeaseStats()
+
+    init(_ r: inout SnapshotReader) throws(LeaseStateMachine.DecodingError) {
+        let format = try r.u8()
+        guard format == SnapshotCodec.format else {
+            throw LeaseStateMachine.DecodingError(message: "snapshot format \(format) is not supported (this build reads 1...\(SnapshotCodec.format))")
+        }
+        now = try r.time()
+        appliedIndex = try r.u64()
+        jobSequence = try r.u64()
+        stats.created = try r.u64()
+        stats.renewed = try r.u64()
+        stats.expired = try r.u64()
+        stats.released = try r.u64()
+        stats.cleanupAttempts = try r.u64()
+        stats.cleanupFailures = try r.u64()
+        stats.cleanupSucceeded = try r.u64()
+        stats.deadLettered = try r.u64()
+    }
+}
+
 /// Reads a format-2 snapshot; every read is bounds-checked and fails with
 /// ``LeaseStateMachine/DecodingError`` on truncated or malformed input.
 struct SnapshotReader {
@@ -185,6 +225,37 @@ struct SnapshotReader {
         let length = try length()
         defer { position += length }
         return String(decoding: UnsafeRawBufferPointer(rebasing: buffer[position..<(position + length)]), as: UTF8.self)
+    }
+
+    /// Moves past `count` bytes.
+    mutating func skip(_ count: Int) throws(LeaseStateMachine.DecodingError) {
+        guard remaining >= count else { throw truncated("a record") }
+        position += count
+    }
+
+    /// Moves past a string (or byte run) without building it.
+    mutating func skipString() throws(LeaseStateMachine.DecodingError) {
+        position += try length()
+    }
+
+    /// Moves past one lease record, reading only lengths and flags: where ``lease()`` would
+    /// stop, at a fraction of its cost (``LeaseStateMachine/init(binarySnapshot:limits:)``
+    /// uses it to find where the leases end). Must follow ``SnapshotWriter/lease(_:)``.
+    mutating func skipLease() throws(LeaseStateMachine.DecodingError) {
+        try skipString()  // id
+        try skip(4)  // object type
+        try skipString()  // object id
+        try skipString()  // service id
+        let metadataCount = Int(try u32())
+        guard metadataCount <= remaining / 8 else { throw truncated("metadata") }
+        for _ in 0..<(2 * metadataCount) { try skipString() }
+        if try flag() {
+            for _ in 0..<3 { try skipString() }  // endpoints and payload
+            try skip(4 + 8)  // max retries, retry delay
+        }
+        // created, expires, last renewed, duration, renewal count, fencing token,
+        // incarnation, state, ended, cleanup job, created index
+        try skip(8 + 8 + 8 + 8 + 4 + 8 + 8 + 4 + 8 + 8 + 8)
     }
 
     mutating func raw() throws(LeaseStateMachine.DecodingError) -> [UInt8] {

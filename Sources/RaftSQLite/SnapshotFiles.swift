@@ -148,12 +148,32 @@ public struct SnapshotFiles: SnapshotStager {
               Self.uint64(header, at: 8) == index, Self.uint64(header, at: 16) == reference.size else {
             throw .corrupted("snapshot at index \(index): file \(file) has a header that does not match its record")
         }
-        var data = [UInt8](repeating: 0, count: size)
-        try Self.readExactly(fd, &data, file)
+        // Read into uninitialized storage (no zero-filling of hundreds of MB), checksummed a
+        // chunk at a time while the chunk is still in cache.
+        var crc = CRC32()
+        var got = 0
+        let data = [UInt8](unsafeUninitializedCapacity: size) { buffer, initialized in
+            guard let base = buffer.baseAddress else { return }
+            while got < size {
+                let n = posixRead(fd, base + got, min(Self.chunkSize, size - got))
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    got = -1
+                    break
+                }
+                if n == 0 { break }
+                crc.update(UnsafeRawBufferPointer(start: base + got, count: n))
+                got += n
+            }
+            initialized = max(got, 0)
+        }
+        guard got == size else {
+            throw .corrupted("snapshot file \(file) is truncated or unreadable (\(got < 0 ? Self.errnoText() : "\(got) of \(size) bytes"))")
+        }
         var trailer = [UInt8](repeating: 0, count: 4)
         try Self.readExactly(fd, &trailer, file)
         let stored = UInt32(trailer[0]) | UInt32(trailer[1]) << 8 | UInt32(trailer[2]) << 16 | UInt32(trailer[3]) << 24
-        let computed = CRC32.checksum(data)
+        let computed = crc.value
         guard stored == reference.checksum, computed == reference.checksum else {
             throw .corrupted("snapshot at index \(index): file \(file) fails its checksum (recorded \(reference.checksum), stored \(stored), computed \(computed))")
         }

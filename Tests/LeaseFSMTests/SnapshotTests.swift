@@ -192,6 +192,50 @@ struct SnapshotTests {
         }
     }
 
+    @Test("a snapshot decoded in two halves at once (leases, and what follows them) restores the same state")
+    func parallelDecodeRoundTrip() throws {
+        let h = try Self.richState()
+        let bytes = try h.fsm.snapshot()
+        let restored = try LeaseStateMachine(binarySnapshot: bytes, limits: h.limits, parallelFrom: 0)
+        #expect(restored == h.fsm)
+        #expect(Observation(restored) == Observation(h.fsm))
+        #expect(try restored.snapshot() == bytes)
+    }
+
+    @Test("every truncation, and trailing bytes, are rejected when decoded in two halves too")
+    func parallelDecodeRejectsTruncation() throws {
+        let bytes = try Self.richState().fsm.snapshot()
+        for length in stride(from: 4, to: bytes.count, by: max(1, bytes.count / 300)) {
+            #expect(throws: LeaseStateMachine.DecodingError.self, "prefix of \(length) bytes") {
+                _ = try LeaseStateMachine(binarySnapshot: Array(bytes.prefix(length)), limits: .defaults, parallelFrom: 0)
+            }
+        }
+        #expect(throws: LeaseStateMachine.DecodingError.self) {
+            _ = try LeaseStateMachine(binarySnapshot: bytes + [0], limits: .defaults, parallelFrom: 0)
+        }
+    }
+
+    @Test("skipping a lease record (to split the decode) stops exactly where decoding it does")
+    func skipLeaseMatchesDecode() throws {
+        let h = try Self.richState()
+        let bytes = try h.fsm.snapshot()
+        let leases = try bytes.withSnapshotReader(at: SnapshotCodec.magic.count) { r throws(LeaseStateMachine.DecodingError) in
+            _ = try SnapshotHeader(&r)
+            let count = try r.count(minimumSize: 100)
+            var seen: [Lease] = []
+            for _ in 0..<count {
+                var skipped = r
+                try skipped.skipLease()
+                seen.append(try r.lease())
+                #expect(skipped.position == r.position, "lease \(seen.last?.id.rawValue ?? "")")
+            }
+            return seen
+        }
+        #expect(leases.count == allLeases(h.fsm).count)
+        // The state has leases with metadata, a cleanup target, and ended ones.
+        #expect(leases.contains { !$0.metadata.isEmpty } && leases.contains { $0.cleanup != nil } && leases.contains { !$0.isActive })
+    }
+
     @Test("a huge record count in damaged bytes is refused before anything is reserved")
     func hugeCountRejected() throws {
         let empty = try LeaseStateMachine(limits: .defaults).snapshot()

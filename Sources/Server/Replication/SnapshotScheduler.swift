@@ -151,7 +151,7 @@ struct SnapshotScheduler {
         if case .encoded(_, _, _, let staged?, _, _) = outcome { stager?.discard(staged) }
     }
 
-    private static func milliseconds(_ duration: Duration) -> Int64 {
+    static func milliseconds(_ duration: Duration) -> Int64 {
         duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
     }
 }
