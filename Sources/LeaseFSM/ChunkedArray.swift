@@ -11,7 +11,7 @@
 struct ChunkedArray<Element>: RandomAccessCollection, MutableCollection {
     /// Elements per chunk (a power of two).
     static var chunkSize: Int { 1 << chunkShift }
-    private static var chunkShift: Int { 12 }
+    private static var chunkShift: Int { 10 }
     private static var offsetMask: Int { chunkSize - 1 }
 
     private var chunks: [[Element]] = []

@@ -2,52 +2,61 @@
 /// hash, for the same reason as ``ChunkedArray``: a copy of the state
 /// machine (the one a snapshot encodes) shares the shards, and a write to a
 /// shared copy duplicates the table of shards and the one shard written
-/// (about 1/256 of the entries) instead of the whole table, on the store's
-/// isolation.
+/// (about 1/4096 of the entries of a large table) instead of the whole
+/// table, on the store's isolation.
+///
+/// Why 4,096: while a snapshot is encoded, every shard the store writes is
+/// copied once. With 256 shards of a million-entry table each copy was about
+/// 4,000 entries (a millisecond, mostly retaining their strings), and the
+/// first hundred writes after a snapshot started each paid one per table:
+/// applies of 40-180 ms. With 4,096 a copy is about 250 entries. A table of
+/// at most ``splitAt`` entries stays in one shard.
 ///
 /// Behaves as a dictionary: lookups, updates and removals by key; ``keys``,
 /// ``values`` and iteration in no particular order (callers sort); equality
 /// as a map.
 struct ShardedDictionary<Key: Hashable, Value> {
-    /// Shards per dictionary (a power of two).
-    static var shardCount: Int { 256 }
+    /// Shards of a large dictionary (a power of two).
+    static var shardCount: Int { 1 << shardBits }
+    private static var shardBits: Int { 12 }
+    /// Entries a dictionary holds in a single shard; past this it splits into ``shardCount``.
+    /// A small table (every state machine PostgreSQL mode builds per command, most tests')
+    /// then costs what one dictionary does, and copying it whole is cheap anyway.
+    static var splitAt: Int { 8192 }
 
-    /// Empty until the first insert (a state machine per PostgreSQL command is built and
-    /// dropped often), then ``shardCount`` dictionaries.
+    /// Empty until the first insert, then one dictionary, then (past ``splitAt`` entries)
+    /// ``shardCount`` of them.
     private var shards: [[Key: Value]] = []
     /// The number of entries.
     private(set) var count = 0
     /// The largest ``count`` since the shards were built: dictionaries keep
     /// their capacity when entries are removed, so this is what they are
-    /// sized for (summing 256 shards' capacities after every command would
+    /// sized for (summing 4,096 shards' capacities after every command would
     /// cost more than the command).
     private var highWater = 0
 
     init() {}
 
-    /// The shard of `key`: the top bits of its hash (a shard's dictionary
+    /// The shard of `key` among `shardCount`: the top bits of its hash (a shard's dictionary
     /// buckets by the low bits of its own seeded hash).
     private static func shard(of key: Key) -> Int {
-        Int(truncatingIfNeeded: UInt(bitPattern: key.hashValue) >> (UInt.bitWidth - 8))
+        Int(truncatingIfNeeded: UInt(bitPattern: key.hashValue) >> (UInt.bitWidth - shardBits))
+    }
+
+    /// Where `key` lives now.
+    private func index(of key: Key) -> Int {
+        shards.count == 1 ? 0 : Self.shard(of: key)
     }
 
     var isEmpty: Bool { count == 0 }
 
     subscript(key: Key) -> Value? {
-        get { shards.isEmpty ? nil : shards[Self.shard(of: key)][key] }
+        get { shards.isEmpty ? nil : shards[index(of: key)][key] }
         set {
-            if shards.isEmpty {
-                guard newValue != nil else { return }
-                shards = Array(repeating: [:], count: Self.shardCount)
-            }
-            let shard = Self.shard(of: key)
             if let newValue {
-                if shards[shard].updateValue(newValue, forKey: key) == nil {
-                    count += 1
-                    highWater = Swift.max(highWater, count)
-                }
-            } else if shards[shard].removeValue(forKey: key) != nil {
-                count -= 1
+                modify(key) { $0 = newValue }
+            } else {
+                removeValue(forKey: key)
             }
         }
     }
@@ -56,9 +65,9 @@ struct ShardedDictionary<Key: Hashable, Value> {
     /// in place: one lookup, where a read and then a write look the key up
     /// (and hash it) twice each.
     mutating func modify<Result>(_ key: Key, _ body: (inout Value?) -> Result) -> Result {
-        if shards.isEmpty { shards = Array(repeating: [:], count: Self.shardCount) }
+        if shards.isEmpty { shards = [[:]] }
         var delta = 0
-        let result = Self.modify(&shards[Self.shard(of: key)][key]) { value in
+        let result = Self.modify(&shards[index(of: key)][key]) { value in
             let had = value != nil
             let result = body(&value)
             delta = (value != nil ? 1 : 0) - (had ? 1 : 0)
@@ -66,6 +75,7 @@ struct ShardedDictionary<Key: Hashable, Value> {
         }
         count += delta
         highWater = Swift.max(highWater, count)
+        if count > Self.splitAt, shards.count == 1 { split() }
         return result
     }
 
@@ -73,10 +83,17 @@ struct ShardedDictionary<Key: Hashable, Value> {
         body(&value)
     }
 
+    /// Spreads the single shard over ``shardCount`` (once, when the table grows past ``splitAt``).
+    private mutating func split() {
+        var split = Array(repeating: [Key: Value](), count: Self.shardCount)
+        for (key, value) in shards.first ?? [:] { split[Self.shard(of: key)][key] = value }
+        shards = split
+    }
+
     /// Removes the entry of `key`; returns its value, or nil if there was none.
     @discardableResult
     mutating func removeValue(forKey key: Key) -> Value? {
-        guard !shards.isEmpty, let removed = shards[Self.shard(of: key)].removeValue(forKey: key) else { return nil }
+        guard !shards.isEmpty, let removed = shards[index(of: key)].removeValue(forKey: key) else { return nil }
         count -= 1
         return removed
     }
@@ -100,25 +117,32 @@ struct ShardedDictionary<Key: Hashable, Value> {
     /// About how many entries the shards are sized for (see `highWater`).
     var capacity: Int { highWater }
 
-    /// Sizes every shard for its share of `minimumCapacity` entries (with a
-    /// margin: keys do not spread exactly evenly).
+    /// Makes room for `minimumCapacity` entries: in one shard if that many fit in one, else in
+    /// every shard for its share (with a margin: keys do not spread exactly evenly).
     mutating func reserveCapacity(_ minimumCapacity: Int) {
-        let perShard = minimumCapacity / Self.shardCount + minimumCapacity / (8 * Self.shardCount) + 1
-        if shards.isEmpty { shards = Array(repeating: [:], count: Self.shardCount) }
-        for index in shards.indices { shards[index].reserveCapacity(perShard) }
+        if shards.isEmpty { shards = [[:]] }
+        if minimumCapacity > Self.splitAt, shards.count == 1 { split() }
+        if shards.count == 1 {
+            shards[0].reserveCapacity(minimumCapacity)
+        } else {
+            let perShard = minimumCapacity / Self.shardCount + minimumCapacity / (8 * Self.shardCount) + 1
+            for index in shards.indices { shards[index].reserveCapacity(perShard) }
+        }
         highWater = Swift.max(highWater, minimumCapacity)
     }
 
-    /// The same entries in shards sized for them (gives memory back after
-    /// most entries were removed).
+    /// The same entries in storage sized for them (gives memory back after
+    /// most entries were removed): one shard again if they fit in one.
     func rebuilt() -> ShardedDictionary {
-        var copy = self
-        for index in copy.shards.indices {
-            var shard = [Key: Value](minimumCapacity: copy.shards[index].count)
-            for (key, value) in copy.shards[index] { shard[key] = value }
-            copy.shards[index] = shard
+        var copy = ShardedDictionary()
+        copy.reserveCapacity(count)
+        if copy.shards.count == 1 {
+            for shard in shards { for (key, value) in shard { copy.shards[0][key] = value } }
+        } else {
+            for shard in shards { for (key, value) in shard { copy.shards[Self.shard(of: key)][key] = value } }
         }
-        copy.highWater = copy.count
+        copy.count = count
+        copy.highWater = count
         return copy
     }
 }

@@ -229,9 +229,9 @@ public final class SQLiteRaftStorage: RaftStorage {
     private func retire(_ name: String) {
         guard let files else { return }
         if options.synchronous == .full {
-            files.discard(named: name)
+            files.retire(named: name)
         } else {
-            if let older = fileAwaitingRemoval { files.discard(named: older) }
+            if let older = fileAwaitingRemoval { files.retire(named: older) }
             fileAwaitingRemoval = name
         }
     }

@@ -30,6 +30,17 @@ public struct SnapshotFiles: SnapshotStager {
     static let magic: [UInt8] = Array("GCSNAP01".utf8)
     static let headerSize = 24
     static let chunkSize = 1 << 20
+    /// Bytes of a snapshot file written between two `fdatasync`s while it is staged.
+    static let flushEvery = 16 << 20
+
+    /// Starts writing `count` bytes at `offset` to disk without waiting for them (Linux:
+    /// `POSIX_FADV_DONTNEED` starts writeback of the range's dirty pages, and drops those
+    /// already clean from the page cache). Best effort.
+    static func startWriteback(_ fd: Int32, from offset: Int, count: Int) {
+        #if os(Linux)
+        _ = posix_fadvise(fd, off_t(offset), off_t(count), POSIX_FADV_DONTNEED)
+        #endif
+    }
 
     /// Files for the database at `databasePath`.
     init(databasePath: String) {
@@ -78,13 +89,23 @@ public struct SnapshotFiles: SnapshotStager {
         Self.append(checksum, to: &trailer)
         do throws(RaftStorageError) {
             try Self.writeAll(fd, header, temporary)
-            // In chunks: the page cache is fed steadily, never one giant write.
+            // In chunks, each handed to the disk as soon as it is written, and flushed every
+            // ``flushEvery`` bytes: the Raft log's fsyncs share the disk (and, on ext4, the
+            // journal) with this file, and one fsync of hundreds of dirty megabytes at the
+            // end held them for a hundred milliseconds and more.
             let failed = data.withUnsafeBytes { bytes -> Bool in
                 var offset = 0
+                var unflushed = 0
                 while offset < bytes.count {
                     let end = min(offset + Self.chunkSize, bytes.count)
                     guard Self.rawWriteAll(fd, UnsafeRawBufferPointer(rebasing: bytes[offset..<end])) else { return true }
+                    Self.startWriteback(fd, from: Self.headerSize + offset, count: end - offset)
+                    unflushed += end - offset
                     offset = end
+                    if unflushed >= Self.flushEvery {
+                        guard fdatasync(fd) == 0 else { return true }
+                        unflushed = 0
+                    }
                 }
                 return false
             }
@@ -125,6 +146,40 @@ public struct SnapshotFiles: SnapshotStager {
     /// Removes the snapshot file `name` (best effort; a leftover is swept at the next open).
     func discard(named name: String) {
         unlink(path(name))
+    }
+
+    /// Suffix of a replaced snapshot file being removed in the background.
+    static let retiredSuffix = ".retired"
+
+    /// Removes the replaced snapshot file `name` without making the caller wait: it is renamed
+    /// aside at once (so nothing finds it under its name), then shrunk a step at a time and
+    /// unlinked on a background task. Unlinking a file of hundreds of megabytes at once took
+    /// tens of milliseconds on the store and made the next Raft log fsync wait for the
+    /// journal commit that freed its blocks. A file left by a crash meanwhile is swept at the
+    /// next open (its name starts with `snapshot-`). Best effort.
+    func retire(named name: String) {
+        let retired = path(name + Self.retiredSuffix)
+        guard rename(path(name), retired) == 0 else {
+            unlink(path(name))
+            return
+        }
+        Task.detached(priority: .background) { Self.removeGradually(retired) }
+    }
+
+    /// Bytes a retired file shrinks by per step.
+    static let shrinkStep = 32 << 20
+
+    /// Truncates `file` from its end in ``shrinkStep``s, then unlinks it.
+    static func removeGradually(_ file: String) {
+        var info = stat()
+        if stat(file, &info) == 0 {
+            var size = Int(info.st_size)
+            while size > shrinkStep {
+                size -= shrinkStep
+                guard truncate(file, off_t(size)) == 0 else { break }
+            }
+        }
+        unlink(file)
     }
 
     // MARK: Reading and cleaning

@@ -96,6 +96,33 @@ struct ChunkedStorageTests {
         #expect(snapshot[5] == "v5" && snapshot[7] == "v7" && snapshot[2_000] == nil)
     }
 
+    @Test("a sharded dictionary that grows past splitAt keeps every entry, and copies from either side of the split stay apart")
+    func shardedDictionarySplits() {
+        let size = ShardedDictionary<Int, Int>.splitAt + 100
+        var table = ShardedDictionary<Int, Int>()
+        var plain: [Int: Int] = [:]
+        for i in 0..<(size - 200) { table[i] = i; plain[i] = i }
+        let beforeSplit = table
+        let plainBefore = plain
+        for i in (size - 200)..<size { table[i] = -i; plain[i] = -i }
+        let afterSplit = table
+        table[3] = 33
+        table.removeValue(forKey: 4)
+        plain[3] = 33
+        plain[4] = nil
+        for (key, value) in plain { #expect(table[key] == value) }
+        #expect(table.count == plain.count && Set(table.keys) == Set(plain.keys))
+        #expect(beforeSplit.count == plainBefore.count && plainBefore.allSatisfy { beforeSplit[$0.key] == $0.value })
+        #expect(afterSplit[3] == 3 && afterSplit[4] == 4 && afterSplit.count == size)
+        // Shrunk and rebuilt: one shard again, same entries.
+        for i in 100..<size { table.removeValue(forKey: i) }
+        let rebuilt = table.rebuilt()
+        #expect(rebuilt == table && rebuilt.count == 99 && rebuilt.capacity == 99)
+        var grown = rebuilt
+        for i in 0..<size { grown[i] = i }
+        #expect(grown.count == size && rebuilt.count == 99)
+    }
+
     @Test("an empty sharded dictionary, never written or emptied, answers as an empty dictionary")
     func emptyShardedDictionary() {
         var fresh = ShardedDictionary<String, Int>()

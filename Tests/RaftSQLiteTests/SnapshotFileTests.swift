@@ -14,6 +14,15 @@ import Testing
         try FileManager.default.contentsOfDirectory(atPath: path + ".snapshots").sorted()
     }
 
+    /// The files once the background removal of replaced ones is done (bounded wait).
+    private func settledSnapshotFiles(_ path: String, expecting expected: [String]) throws -> [String] {
+        let deadline = ContinuousClock.now + .seconds(10)
+        while try snapshotFiles(path) != expected, ContinuousClock.now < deadline {
+            Thread.sleep(forTimeInterval: 0.01)
+        }
+        return try snapshotFiles(path)
+    }
+
     /// Stages and records `snap` the way the lease store does.
     private func compactViaFile(_ storage: SQLiteRaftStorage, _ snap: Snapshot) throws {
         let stager = try #require(storage.snapshotStager)
@@ -81,8 +90,23 @@ import Testing
             try storage.persist(PersistBatch(entries: makeEntries(1...30, term: 1)))
             try compactViaFile(storage, snapshot(10))
             try compactViaFile(storage, snapshot(25))
-            #expect(try snapshotFiles(path) == [SnapshotFiles.name(index: 25)])
+            // The replaced file left its name at once; it is removed in the background.
+            #expect(!FileManager.default.fileExists(atPath: path + ".snapshots/" + SnapshotFiles.name(index: 10)))
             #expect(try storage.load().snapshot == snapshot(25))
+            #expect(try settledSnapshotFiles(path, expecting: [SnapshotFiles.name(index: 25)]) == [SnapshotFiles.name(index: 25)])
+        }
+    }
+
+    @Test("a retired snapshot file is shrunk step by step and then unlinked")
+    func retiredFileIsRemovedGradually() throws {
+        try withTemporaryDirectory { directory in
+            let file = directory.appendingPathComponent("snapshot-1.snap.retired").path
+            #expect(FileManager.default.createFile(atPath: file, contents: nil))
+            let handle = try #require(FileHandle(forWritingAtPath: file))
+            try handle.truncate(atOffset: UInt64(3 * SnapshotFiles.shrinkStep + 12_345))  // sparse
+            try handle.close()
+            SnapshotFiles.removeGradually(file)
+            #expect(!FileManager.default.fileExists(atPath: file))
         }
     }
 
@@ -96,6 +120,8 @@ import Testing
             _ = try #require(storage.snapshotStager).stage(index: 25, data: snapshot(25).data)
             // And a temporary file of an interrupted staging.
             try Data([1, 2, 3]).write(to: URL(fileURLWithPath: path + ".snapshots/" + SnapshotFiles.name(index: 28) + ".tmp"))
+            // And a replaced file whose background removal a crash interrupted.
+            try Data([4, 5]).write(to: URL(fileURLWithPath: path + ".snapshots/" + SnapshotFiles.name(index: 5) + SnapshotFiles.retiredSuffix))
             storage.close()
             let reopened = try openStorage(path)
             let state = try reopened.load()
@@ -141,7 +167,8 @@ import Testing
             try storage.persist(PersistBatch(entries: makeEntries(1...20, term: 1)))
             try compactViaFile(storage, snapshot(12))
             try storage.persist(PersistBatch(snapshot: snapshot(40, term: 2)))
-            #expect(try snapshotFiles(path).isEmpty)
+            #expect(!FileManager.default.fileExists(atPath: path + ".snapshots/" + SnapshotFiles.name(index: 12)))
+            #expect(try settledSnapshotFiles(path, expecting: []).isEmpty)
             storage.close()
             #expect(try openStorage(path).load().snapshot == snapshot(40, term: 2))
         }

@@ -1,15 +1,18 @@
 import LeaseFSM
 import Logging
 import Raft
+import Synchronization
 
 /// When the lease store takes a snapshot, and the slow part of taking it.
 ///
 /// The store calls it at two points: ``startIfDue(machine:snapshotIndex:stager:finished:)``
 /// after each apply batch, and ``finish(_:node:storage:logger:)`` with what the background
-/// work produced. Everything slow happens in that background task, off the store's
-/// isolation: encoding the state (a copy-on-write copy of the state machine) and, when the
-/// storage can stage files (``RaftStorage/snapshotStager``), writing the encoded bytes to a
-/// file (write, fsync, rename, fsync the directory). On the store's isolation there remain
+/// work produced. Everything slow happens in that background work, on a thread of its own at
+/// a lower priority (``BackgroundThread``), off the store's isolation and off the cooperative
+/// pool: encoding the state (a copy-on-write copy of the state machine, released there as
+/// soon as it is encoded) and, when the storage can stage files
+/// (``RaftStorage/snapshotStager``), writing the encoded bytes to a file (write, fsync,
+/// rename, fsync the directory). On the store's isolation there remain
 /// only ``RaftNode/compact(appliedIndex:data:)`` (in memory) and recording the staged file
 /// with ``RaftStorage/compact(to:staged:)`` (one short transaction that also discards the
 /// log it covers), so no write waits for a snapshot write.
@@ -60,18 +63,25 @@ struct SnapshotScheduler {
     ) {
         guard isDue(appliedIndex: machine.appliedIndex, snapshotIndex: snapshotIndex) else { return }
         let index = machine.appliedIndex
+        // The copy goes to the background in a handoff that the encoder empties, so it is
+        // released there, when encoding ends, not wherever the task happens to end.
+        let copy = StateHandoff(machine)
         inFlight = Task.detached(priority: .utility) {
-            await finished(Self.produce(machine, index: index, stager: stager))
+            // Off the cooperative pool, at a lower priority (see ``BackgroundThread``).
+            let outcome = await BackgroundThread.run(name: "gc-snapshot") {
+                Self.produce(copy, index: index, stager: stager)
+            }
+            await finished(outcome)
         }
     }
 
     /// The background part: encode, then stage.
-    static func produce(_ state: LeaseStateMachine, index: UInt64, stager: (any SnapshotStager)?) -> Outcome {
+    static func produce(_ copy: StateHandoff, index: UInt64, stager: (any SnapshotStager)?) -> Outcome {
         let clock = ContinuousClock()
         let started = clock.now
-        let data: [UInt8]
+        var data: [UInt8]
         do throws(LeaseStateMachine.EncodingError) {
-            data = try state.snapshot()
+            data = try copy.take().snapshot()
         } catch {
             return .failed(index: index, message: "the snapshot at index \(index) could not be encoded (\(error.message))")
         }
@@ -85,8 +95,11 @@ struct SnapshotScheduler {
             }
         }
         // Staged: the file holds the bytes, and they are freed here, not on the store.
-        return .encoded(index: index, data: staged == nil ? data : [], size: data.count, staged: staged,
-                        encoding: encoded - started, staging: clock.now - encoded)
+        let size = data.count
+        let stagedAt = clock.now
+        if staged != nil { data = [] }
+        return .encoded(index: index, data: data, size: size, staged: staged,
+                        encoding: encoded - started, staging: stagedAt - encoded)
     }
 
     /// Records a finished snapshot, on the store's isolation: compacts the in-memory log and
@@ -153,5 +166,25 @@ struct SnapshotScheduler {
 
     static func milliseconds(_ duration: Duration) -> Int64 {
         duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
+    }
+}
+
+/// The copy of the state a snapshot encodes, handed to the background once and taken out by
+/// the encoder: when encoding ends nothing else holds it, so the tables it alone still
+/// references (every shard and chunk the store wrote to meanwhile) are freed right there, on
+/// the snapshot's thread.
+final class StateHandoff: Sendable {
+    private let state: Mutex<LeaseStateMachine?>
+
+    init(_ state: LeaseStateMachine) {
+        self.state = Mutex(state)
+    }
+
+    /// The state; an empty one if it was taken already (never, by construction).
+    func take() -> LeaseStateMachine {
+        state.withLock { held in
+            defer { held = nil }
+            return held ?? LeaseStateMachine(limits: .defaults)
+        }
     }
 }
