@@ -78,6 +78,7 @@ until "$gcctl" health --endpoint "$endpoint" >/dev/null 2>&1; do
 done
 probe=$("$gcctl" lease create --endpoint "$endpoint" --object-id measure-probe --service-id probe --duration 86400 --output json \
     | python3 -c "import json,sys; print(json.load(sys.stdin)['leaseId'])")
+echo "$probe" >"$work/probe-lease"  # for scripts/measure-kept-1m.sh
 
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo); load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "snapshot threshold: $GC_SNAPSHOT_THRESHOLD entries"

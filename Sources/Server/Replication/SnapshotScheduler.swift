@@ -80,8 +80,14 @@ struct SnapshotScheduler {
         let clock = ContinuousClock()
         let started = clock.now
         var data: [UInt8]
+        guard let state = copy.take() else {
+            // Never: each handoff is made for one snapshot. Failing (the node stops) is the
+            // only safe answer; an empty state would be compacted to and lose every lease.
+            return .failed(index: index, message: "the state for the snapshot at index \(index) was already taken")
+        }
         do throws(LeaseStateMachine.EncodingError) {
-            data = try copy.take().snapshot()
+            // The last use of `state`: its tables are released here, on this thread.
+            data = try state.snapshot()
         } catch {
             return .failed(index: index, message: "the snapshot at index \(index) could not be encoded (\(error.message))")
         }
@@ -180,11 +186,11 @@ final class StateHandoff: Sendable {
         self.state = Mutex(state)
     }
 
-    /// The state; an empty one if it was taken already (never, by construction).
-    func take() -> LeaseStateMachine {
+    /// The state, once; nil if it was taken already.
+    func take() -> LeaseStateMachine? {
         state.withLock { held in
             defer { held = nil }
-            return held ?? LeaseStateMachine(limits: .defaults)
+            return held
         }
     }
 }
