@@ -1,5 +1,3 @@
-import Foundation
-
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -14,20 +12,50 @@ import Glibc
 /// prefers the threads that serve requests whenever both want a core: the snapshot takes
 /// longer on a busy node instead of requests waiting for it. It still gets a share of the
 /// CPU (it is not `SCHED_IDLE`), so a node that is always busy still compacts its log.
+///
+/// The thread is a plain detached POSIX thread. If one cannot be created the work runs on
+/// the calling task instead, so the awaiting task is always resumed.
 enum BackgroundThread {
     /// The nice value the thread runs at (0 is normal, 19 the lowest priority).
     static let niceness: Int32 = 10
 
-    /// Runs `body` on a new thread named `name` and returns its result.
-    static func run<T: Sendable>(name: String, _ body: @escaping @Sendable () -> T) async -> T {
+    /// Runs `body` on a new thread and returns its result.
+    static func run<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
         await withCheckedContinuation { continuation in
-            let thread = Thread {
+            let started = spawn {
                 lowerPriority()
                 continuation.resume(returning: body())
             }
-            thread.name = name
-            thread.start()
+            if !started { continuation.resume(returning: body()) }
         }
+    }
+
+    /// What a spawned thread runs, passed to it through `pthread_create`'s argument.
+    private final class Job: Sendable {
+        let work: @Sendable () -> Void
+        init(_ work: @escaping @Sendable () -> Void) { self.work = work }
+    }
+
+    /// Starts a detached thread running `work`; false (and `work` not run) if none could be
+    /// created.
+    private static func spawn(_ work: @escaping @Sendable () -> Void) -> Bool {
+        #if os(Linux)
+        let job = Unmanaged.passRetained(Job(work)).toOpaque()
+        var thread = pthread_t()
+        let created = pthread_create(&thread, nil, { argument in
+            guard let argument else { return nil }
+            Unmanaged<Job>.fromOpaque(argument).takeRetainedValue().work()
+            return nil
+        }, job)
+        guard created == 0 else {
+            Unmanaged<Job>.fromOpaque(job).release()
+            return false
+        }
+        pthread_detach(thread)
+        return true
+        #else
+        return false
+        #endif
     }
 
     /// Lowers the calling thread's priority (best effort: a failure leaves it as it was).

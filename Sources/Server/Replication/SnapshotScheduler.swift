@@ -68,7 +68,7 @@ struct SnapshotScheduler {
         let copy = StateHandoff(machine)
         inFlight = Task.detached(priority: .utility) {
             // Off the cooperative pool, at a lower priority (see ``BackgroundThread``).
-            let outcome = await BackgroundThread.run(name: "gc-snapshot") {
+            let outcome = await BackgroundThread.run {
                 Self.produce(copy, index: index, stager: stager)
             }
             await finished(outcome)
