@@ -191,16 +191,16 @@ extension LeaseStateMachine {
 
     /// Rebuilds every derived index from the replicated state (the interned
     /// copies are kept: they only share storage).
-    ///
-    /// - Parameter leaseIDsInOrder: every retained lease id in ascending
-    ///   order, when the caller has it (a snapshot lists leases so); without
-    ///   it the ids are sorted.
-    mutating func rebuildIndexes(leaseIDsInOrder: ChunkedArray<LeaseID>? = nil) {
-        rebuildLeaseIndexes(leaseIDsInOrder: leaseIDsInOrder)
+    mutating func rebuildIndexes() {
+        rebuildLeaseIndexes(leaseIDsInOrder: nil)
         rebuildJobIndexes()
     }
 
     /// Rebuilds the indexes of leases (and resets those of jobs: see ``rebuildJobIndexes()``).
+    ///
+    /// - Parameter leaseIDsInOrder: every retained lease id in ascending
+    ///   order, when the caller has it (a snapshot lists leases so); without
+    ///   it the ids are sorted.
     mutating func rebuildLeaseIndexes(leaseIDsInOrder: ChunkedArray<LeaseID>?) {
         let interned = indexes.interned
         indexes = Indexes()
