@@ -54,6 +54,36 @@ struct CleanupURL: Hashable, Sendable {
         }
     }
 
+    /// ``pathAndQuery`` as an HTTP/1.1 request target: every byte outside
+    /// what RFC 3986 allows in a path or query (non-ASCII, controls, `"`,
+    /// `<`, `>`, `\`, `^`, `` ` ``, `{`, `|`, `}`) is percent-encoded; escapes
+    /// already there are kept.
+    var requestTarget: String {
+        let bytes = Array(pathAndQuery.utf8)
+        guard bytes.contains(where: { !Self.allowedInTarget($0) }) else { return pathAndQuery }
+        let hex = Array("0123456789ABCDEF".utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count * 3)
+        for byte in bytes {
+            if Self.allowedInTarget(byte) {
+                out.append(byte)
+            } else {
+                out += [UInt8(ascii: "%"), hex[Int(byte >> 4)], hex[Int(byte & 0xF)]]
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Unreserved, sub-delims, `:`, `@`, `/`, `?` and `%`.
+    private static func allowedInTarget(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+            return true
+        default:
+            return "-._~!$&'()*+,;=:@/?%".utf8.contains(byte)
+        }
+    }
+
     /// `Host` header value: the host, and the port when not the default.
     var hostHeader: String { explicitPort.map { "\(host):\($0)" } ?? host }
 

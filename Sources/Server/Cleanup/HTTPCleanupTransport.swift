@@ -5,7 +5,10 @@ import NIOCore
 import NIOHTTP1
 import Synchronization
 
-/// Delivers cleanups as `POST` requests with a JSON body (async-http-client).
+/// Delivers cleanups as `POST` requests with a JSON body: `http://` ones on
+/// the keep-alive connections of an ``HTTP1ConnectionPool`` (SwiftNIO's
+/// HTTP/1.1 codec, one request per connection at a time), `https://` ones
+/// through async-http-client.
 ///
 /// A 2xx answer is success; any other answer, a timeout or a connection
 /// error is a failed attempt to retry. gRPC targets go to
@@ -29,8 +32,9 @@ public struct HTTPCleanupTransport: CleanupTransport {
     /// Most bytes of a response body read; the rest is not waited for.
     public static let maxResponseBodyBytes = 64 * 1024
 
-    /// One client for the process (like `HTTPClient.shared`, never shut
-    /// down), configured never to follow redirects.
+    /// One client for the process's `https://` cleanups (like
+    /// `HTTPClient.shared`, never shut down), configured never to follow
+    /// redirects.
     static let client: HTTPClient = {
         var configuration = HTTPClient.Configuration(redirectConfiguration: .disallow)
         configuration.decompression = .disabled
@@ -57,13 +61,28 @@ public struct HTTPCleanupTransport: CleanupTransport {
     /// cleanups to one URL: it is parsed once, not per request).
     static let parsedURLs = ParsedURLCache()
 
+    /// Keep-alive connections for `http://` targets, shared by the
+    /// process's transports (like ``client``).
+    static let sharedPool = HTTP1ConnectionPool(maxBodyBytes: maxResponseBodyBytes)
+
     /// Sent as `X-GC-Node`, so a target's logs show which node delivered.
     let nodeName: String?
     let egress: CleanupEgress
+    let pool: HTTP1ConnectionPool
 
     public init(nodeName: String? = nil, egress: CleanupEgress = CleanupEgress()) {
+        self.init(nodeName: nodeName, egress: egress, pool: Self.sharedPool)
+    }
+
+    init(nodeName: String? = nil, egress: CleanupEgress = CleanupEgress(), pool: HTTP1ConnectionPool) {
         self.nodeName = nodeName
         self.egress = egress
+        self.pool = pool
+    }
+
+    /// Closes the idle `http://` connections (the pool stays usable).
+    public func shutdown() {
+        pool.closeIdle()
     }
 
     struct Answer: Sendable {
@@ -71,8 +90,6 @@ public struct HTTPCleanupTransport: CleanupTransport {
         var location: String?
         var bodyPrefix: String
     }
-
-    struct Timeout: Error {}
 
     public func deliver(_ request: CleanupRequest, to target: CleanupSpec.Target, timeout: Duration) async -> CleanupAttemptResult {
         guard case .http(let endpoint) = target else {
@@ -95,36 +112,47 @@ public struct HTTPCleanupTransport: CleanupTransport {
         case .unresolved(let why): return .failed(reason: "request to \(shown) failed: \(why)", permanent: false)
         }
         var headers = HTTPHeaders()
-        headers.reserveCapacity(6)
+        headers.reserveCapacity(7)
         headers.add(name: "Content-Type", value: "application/json")
         headers.add(name: "Idempotency-Key", value: request.idempotencyKey)
         headers.add(name: "User-Agent", value: Self.userAgent)
         if let nodeName { headers.add(name: "X-GC-Node", value: nodeName) }
-        if !url.isHTTPS { headers.add(name: "Host", value: url.hostHeader) }
         let body = request.jsonBody()
-
-        // https: one request to the name (TLS needs it). http: each checked
-        // address in the resolver's order until one answers, as a resolver
-        // with several answers would (localhost: ::1, then 127.0.0.1).
-        let tries: [String] = url.isHTTPS ? [endpoint] : addresses.map { url.pinned(to: $0) }
-        var answer: Answer?
-        var lastError: (any Error)?
-        for target in tries where answer == nil {
-            do {
-                let http = try HTTPClient.Request(url: target, method: .POST, headers: headers, body: .byteBuffer(body))
-                answer = try await Self.exchange(http, within: timeout - (ContinuousClock.now - start))
-            } catch is Timeout {
-                return .failed(reason: "no answer from \(shown) within \(timeout)", permanent: false)
-            } catch let error as HTTPClientError where error == .deadlineExceeded {
-                return .failed(reason: "no answer from \(shown) within \(timeout)", permanent: false)
-            } catch {
-                // Cleanups are idempotent: trying the next address is safe
-                // even if this one received the request.
-                lastError = error
+        let answer: Answer
+        let remaining = { timeout - (ContinuousClock.now - start) }
+        if url.isHTTPS {
+            // One request to the name (TLS needs it), through async-http-client.
+            switch await Self.exchangeTLS(endpoint, headers: headers, body: body, within: remaining()) {
+            case .answered(let a): answer = a
+            case .timedOut: return .failed(reason: "no answer from \(shown) within \(timeout)", permanent: false)
+            case .failed(let error): return .failed(reason: "request to \(shown) failed: \(error)", permanent: false)
             }
-        }
-        guard let answer else {
-            return .failed(reason: "request to \(shown) failed: \(lastError.map { "\($0)" } ?? "no address")", permanent: false)
+        } else {
+            // Each checked address in the resolver's order until one answers,
+            // as a resolver with several answers would (localhost: ::1, then
+            // 127.0.0.1), on the pool's keep-alive connections.
+            headers.add(name: "Host", value: url.hostHeader)
+            headers.add(name: "Content-Length", value: String(body.readableBytes))
+            let head = HTTPRequestHead(version: .http1_1, method: .POST, uri: url.requestTarget, headers: headers)
+            let deadline = NIODeadline.now() + .nanoseconds(remaining().nanoseconds)
+            var found: Answer?
+            var lastError: (any Error)?
+            for address in addresses where found == nil {
+                do {
+                    let a = try await pool.exchange(with: .init(address: address, port: url.port), head: head, body: body, deadline: deadline)
+                    found = Answer(status: a.status, location: a.location, bodyPrefix: a.bodyPrefix)
+                } catch is HTTP1ExchangeTimeout {
+                    return .failed(reason: "no answer from \(shown) within \(timeout)", permanent: false)
+                } catch {
+                    // Cleanups are idempotent: trying the next address is
+                    // safe even if this one received the request.
+                    lastError = error
+                }
+            }
+            guard let found else {
+                return .failed(reason: "request to \(shown) failed: \(lastError.map { "\($0)" } ?? "no address")", permanent: false)
+            }
+            answer = found
         }
         switch answer.status {
         case 200..<300:
@@ -137,29 +165,37 @@ public struct HTTPCleanupTransport: CleanupTransport {
         }
     }
 
-    /// Sends `request` and reads the answer (body up to the cap), all within
-    /// `limit`: the deadline keeps running while the body streams.
-    ///
-    /// This uses the client's event-loop API with a small delegate: the
-    /// whole exchange runs on NIO's event loop and this task waits once, for
-    /// its result (the async API costs a few extra tasks, continuations and
-    /// an actor hop per request, which showed at thousands a second).
-    /// Cancelling the calling task cancels the request.
-    static func exchange(_ request: HTTPClient.Request, within limit: Duration) async throws -> Answer {
-        guard limit > .zero else { throw Timeout() }
+    enum TLSOutcome {
+        case answered(Answer)
+        case timedOut
+        case failed(any Error)
+    }
+
+    /// Sends an `https://` cleanup through async-http-client and reads the
+    /// answer (body up to the cap), all within `limit`: the deadline keeps
+    /// running while the body streams. The whole exchange runs on NIO's
+    /// event loop with a small delegate and this task waits once, for its
+    /// result. Cancelling the calling task cancels the request.
+    static func exchangeTLS(_ endpoint: String, headers: HTTPHeaders, body: ByteBuffer, within limit: Duration) async -> TLSOutcome {
+        guard limit > .zero else { return .timedOut }
         let deadline = NIODeadline.now() + .nanoseconds(limit.nanoseconds)
         let collector = AnswerCollector()
-        let task = client.execute(request: request, delegate: collector, deadline: deadline)
         do {
-            return try await withTaskCancellationHandler {
+            let request = try HTTPClient.Request(url: endpoint, method: .POST, headers: headers, body: .byteBuffer(body))
+            let task = client.execute(request: request, delegate: collector, deadline: deadline)
+            return .answered(try await withTaskCancellationHandler {
                 try await task.get()
             } onCancel: {
                 task.cancel()
-            }
+            })
         } catch is AnswerCollector.EnoughRead {
             // The cap was reached: the head and the excerpt are the answer
             // (the connection is dropped rather than drained).
-            return collector.answer
+            return .answered(collector.answer)
+        } catch let error as HTTPClientError where error == .deadlineExceeded {
+            return .timedOut
+        } catch {
+            return .failed(error)
         }
     }
 }
