@@ -41,24 +41,133 @@ public struct WallTime: Hashable, Comparable, Sendable, CustomStringConvertible 
 /// suffix chosen by the proposer. Lease ids therefore sort in creation order,
 /// which gives `ListLeases` its stable paging order, and never repeat even if
 /// an in-memory cluster restarts its log at index 1.
+///
+/// Ids in that form with an 8-digit suffix (every id this cluster assigns)
+/// are held as two integers, with no heap storage: a lease id appears in
+/// several indexes of every lease, and as a 25-byte string each would cost
+/// its own allocation. Any other string (ids made by tests or older
+/// clusters) is kept as written. Either way an id equals, hashes and sorts
+/// exactly as its ``rawValue`` does.
 public struct LeaseID: Hashable, Comparable, Sendable, CustomStringConvertible {
-    public let rawValue: String
+    private enum Storage: Hashable, Sendable {
+        /// `index` as 16 lowercase hex digits, `-`, `suffix` as 8.
+        case compact(index: UInt64, suffix: UInt32)
+        /// Any other id, as written (boxed, so that this enum stays 16
+        /// bytes: a `String` payload would make it 24).
+        case text(Text)
+    }
+
+    private final class Text: Hashable, Sendable {
+        let value: String
+        init(_ value: String) { self.value = value }
+        static func == (lhs: Text, rhs: Text) -> Bool { lhs.value == rhs.value }
+        func hash(into hasher: inout Hasher) { hasher.combine(value) }
+    }
+
+    private let storage: Storage
 
     public init(_ rawValue: String) {
-        self.rawValue = rawValue
+        var rawValue = rawValue
+        let compact = rawValue.withUTF8 { Self.parseCompact($0) }
+        storage = compact.map { .compact(index: $0.index, suffix: $0.suffix) } ?? .text(Text(rawValue))
+    }
+
+    /// The id whose ``rawValue`` is these UTF-8 bytes (a snapshot's
+    /// record): the assigned form is read without building a string.
+    public init(utf8: UnsafeRawBufferPointer) {
+        let bytes = utf8.assumingMemoryBound(to: UInt8.self)
+        if let compact = Self.parseCompact(bytes) {
+            storage = .compact(index: compact.index, suffix: compact.suffix)
+        } else {
+            storage = .text(Text(String(decoding: bytes, as: UTF8.self)))
+        }
     }
 
     /// The id of the lease created by the command at `index` with `suffix`.
     public init(index: UInt64, suffix: String) {
-        let hex = String(index, radix: 16)
-        self.rawValue = String(repeating: "0", count: max(0, 16 - hex.count)) + hex + "-" + suffix
+        var suffix = suffix
+        if let value = suffix.withUTF8({ Self.parseHex($0, digits: 8) }) {
+            storage = .compact(index: index, suffix: UInt32(value))
+        } else {
+            let hex = String(index, radix: 16)
+            storage = .text(Text(String(repeating: "0", count: max(0, 16 - hex.count)) + hex + "-" + suffix))
+        }
+    }
+
+    /// The id as a string: what clients see and send.
+    public var rawValue: String {
+        switch storage {
+        case .text(let text):
+            return text.value
+        case .compact(let index, let suffix):
+            return String(unsafeUninitializedCapacity: 25) { buffer in
+                Self.writeHex(index, digits: 16, into: buffer, at: 0)
+                buffer[16] = UInt8(ascii: "-")
+                Self.writeHex(UInt64(suffix), digits: 8, into: buffer, at: 17)
+                return 25
+            }
+        }
+    }
+
+    /// Calls `body` with the UTF-8 bytes of ``rawValue``, built on the stack
+    /// for an id in the assigned form.
+    public func withUTF8<Result>(_ body: (UnsafeBufferPointer<UInt8>) throws -> Result) rethrows -> Result {
+        switch storage {
+        case .text(let text):
+            var value = text.value
+            return try value.withUTF8(body)
+        case .compact(let index, let suffix):
+            return try withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 25) { buffer in
+                Self.writeHex(index, digits: 16, into: buffer, at: 0)
+                buffer[16] = UInt8(ascii: "-")
+                Self.writeHex(UInt64(suffix), digits: 8, into: buffer, at: 17)
+                return try body(UnsafeBufferPointer(buffer))
+            }
+        }
     }
 
     public static func < (lhs: LeaseID, rhs: LeaseID) -> Bool {
-        lhs.rawValue < rhs.rawValue
+        if case .compact(let li, let ls) = lhs.storage, case .compact(let ri, let rs) = rhs.storage {
+            // Fixed-width lowercase hex sorts as the numbers do.
+            return (li, ls) < (ri, rs)
+        }
+        return lhs.rawValue < rhs.rawValue
     }
 
     public var description: String { rawValue }
+
+    /// Index and suffix of a 25-byte id in the assigned form, or nil.
+    private static func parseCompact(_ utf8: UnsafeBufferPointer<UInt8>) -> (index: UInt64, suffix: UInt32)? {
+        guard utf8.count == 25, utf8[16] == UInt8(ascii: "-"),
+              let index = parseHex(UnsafeBufferPointer(rebasing: utf8[0..<16]), digits: 16),
+              let suffix = parseHex(UnsafeBufferPointer(rebasing: utf8[17..<25]), digits: 8) else { return nil }
+        return (index, UInt32(suffix))
+    }
+
+    /// The value of exactly `digits` lowercase hex digits, or nil.
+    private static func parseHex(_ utf8: UnsafeBufferPointer<UInt8>, digits: Int) -> UInt64? {
+        guard utf8.count == digits else { return nil }
+        var value: UInt64 = 0
+        for byte in utf8 {
+            let digit: UInt8
+            switch byte {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): digit = byte &- UInt8(ascii: "0")
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): digit = byte &- UInt8(ascii: "a") &+ 10
+            default: return nil
+            }
+            value = value << 4 | UInt64(digit)
+        }
+        return value
+    }
+
+    private static func writeHex(_ value: UInt64, digits: Int, into buffer: UnsafeMutableBufferPointer<UInt8>, at offset: Int) {
+        var value = value
+        for i in stride(from: offset + digits - 1, through: offset, by: -1) {
+            let digit = UInt8(truncatingIfNeeded: value & 0xF)
+            buffer[i] = digit < 10 ? UInt8(ascii: "0") &+ digit : UInt8(ascii: "a") &+ digit &- 10
+            value >>= 4
+        }
+    }
 }
 
 /// Identifies a cleanup job. Assigned from a counter in the replicated state,

@@ -55,6 +55,14 @@ struct SnapshotWriter {
         }
     }
 
+    /// A lease id, written as its string is.
+    mutating func leaseID(_ id: LeaseID) {
+        id.withUTF8 { utf8 in
+            u32(UInt32(truncatingIfNeeded: utf8.count))
+            bytes.append(contentsOf: utf8)
+        }
+    }
+
     mutating func raw(_ value: [UInt8]) {
         u32(UInt32(truncatingIfNeeded: value.count))
         bytes.append(contentsOf: value)
@@ -83,7 +91,7 @@ struct SnapshotWriter {
     }
 
     mutating func lease(_ l: Lease) {
-        string(l.id.rawValue)
+        leaseID(l.id)
         object(l.object)
         string(l.serviceID)
         metadata(l.metadata)
@@ -110,7 +118,7 @@ struct SnapshotWriter {
         u64(j.id)
         object(j.object)
         u64(j.incarnation)
-        string(j.leaseID.rawValue)
+        leaseID(j.leaseID)
         string(j.serviceID)
         metadata(j.metadata)
         spec(j.spec)
@@ -227,6 +235,13 @@ struct SnapshotReader {
         return String(decoding: UnsafeRawBufferPointer(rebasing: buffer[position..<(position + length)]), as: UTF8.self)
     }
 
+    /// A lease id written by ``SnapshotWriter/leaseID(_:)``.
+    mutating func leaseID() throws(LeaseStateMachine.DecodingError) -> LeaseID {
+        let length = try length()
+        defer { position += length }
+        return LeaseID(utf8: UnsafeRawBufferPointer(rebasing: buffer[position..<(position + length)]))
+    }
+
     /// Moves past `count` bytes.
     mutating func skip(_ count: Int) throws(LeaseStateMachine.DecodingError) {
         guard remaining >= count else { throw truncated("a record") }
@@ -299,7 +314,7 @@ struct SnapshotReader {
     }
 
     mutating func lease() throws(LeaseStateMachine.DecodingError) -> Lease {
-        let id = LeaseID(try string())
+        let id = try leaseID()
         let object = try object()
         let serviceID = try string()
         let metadata = try metadata()
@@ -331,7 +346,7 @@ struct SnapshotReader {
         let id = try u64()
         let object = try object()
         let incarnation = try u64()
-        let leaseID = LeaseID(try string())
+        let leaseID = try leaseID()
         let serviceID = try string()
         let metadata = try metadata()
         let spec = try spec()
