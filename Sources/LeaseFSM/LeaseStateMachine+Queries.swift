@@ -151,6 +151,9 @@ extension LeaseStateMachine {
     public var deadLetteredCleanupCount: Int { indexes.deadLetteredJobs.count }
     /// Leases retained in total (active and ended within retention).
     public var retainedLeaseCount: Int { leases.count }
+    /// Cleanup jobs retained in total (pending, dead-lettered, and finished
+    /// within retention).
+    public var retainedJobCount: Int { jobs.count }
     public var activeLeasesByService: [String: Int] { indexes.activeByService }
     public var activeLeasesByType: [ObjectType: Int] { indexes.activeByType }
 

@@ -26,4 +26,18 @@ struct SnapshotSchedulerTests {
         }
         #expect(message.contains("already taken"))
     }
+
+    @Test("a snapshot is due after the threshold of entries, and for a large state after one entry per 16 leases and jobs it holds")
+    func intervalScalesWithTheState() {
+        let scheduler = SnapshotScheduler(threshold: 10_000)
+        #expect(scheduler.interval(stateSize: 0) == 10_000)
+        #expect(scheduler.interval(stateSize: 160_000) == 10_000)
+        #expect(scheduler.interval(stateSize: 1_000_000) == 62_500)
+        #expect(!scheduler.isDue(appliedIndex: 19_999, snapshotIndex: 10_000, stateSize: 100_000))
+        #expect(scheduler.isDue(appliedIndex: 20_000, snapshotIndex: 10_000, stateSize: 100_000))
+        #expect(!scheduler.isDue(appliedIndex: 72_499, snapshotIndex: 10_000, stateSize: 1_000_000))
+        #expect(scheduler.isDue(appliedIndex: 72_500, snapshotIndex: 10_000, stateSize: 1_000_000))
+        // The configured threshold stays the floor.
+        #expect(SnapshotScheduler(threshold: 100_000).interval(stateSize: 1_000_000) == 100_000)
+    }
 }

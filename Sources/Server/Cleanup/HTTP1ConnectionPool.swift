@@ -64,7 +64,9 @@ final class HTTP1ConnectionPool: Sendable {
             do {
                 return try await send(on: reused, key: key, head: head, body: body, deadline: deadline)
             } catch let lost as HTTP1ConnectionLost where !lost.sawAnswer {
-                // Closed by the target while idle: try a fresh connection.
+                // Closed by the target while idle: try a fresh connection
+                // (unless the close was this task's cancellation).
+                try Task.checkCancellation()
             }
         }
         let channel = try await connect(to: key, deadline: deadline)

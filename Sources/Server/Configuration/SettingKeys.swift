@@ -54,7 +54,7 @@ extension SettingKey {
               example: "/var/lib/gc-sidecar",
               "where this node's SQLite database lives (created if missing)", effective: { $0.dataDirectory }),
         .init("GC_SNAPSHOT_THRESHOLD", "count", default: .value("10000"), group: .storage,
-              "applied log entries between snapshots of the lease state; the log before a snapshot is compacted away",
+              "applied log entries between snapshots of the lease state, at least: a node holding more than 16 × this many leases and jobs waits for one entry per 16 of them; the log before a snapshot is compacted away",
               effective: { "\($0.snapshotThreshold)" }),
         .init("DATABASE_URL", "url", default: .none("required with `postgres`"), group: .storage, secret: true,
               example: "postgresql://gc:secret@db.internal:5432/distributed_gc?sslmode=verify-full",

@@ -18,9 +18,20 @@ import Synchronization
 /// log it covers), so no write waits for a snapshot write.
 ///
 /// At most one snapshot is in flight; the next one is considered when it finished.
+///
+/// **When.** A snapshot is due once ``threshold`` entries were applied since the last one,
+/// and, for a large state, once one entry per ``leasesPerEntry`` leases and jobs it holds
+/// was: a snapshot costs time in proportion to the state, so with a fixed threshold a node
+/// holding a million leases would be encoding one nearly all the time (a 230 MB file every
+/// 10,000 entries). Scaled this way, snapshot work stays in proportion to the writes, and
+/// the log a restart replays after the snapshot stays a small fraction of the state
+/// (62,500 entries at a million leases).
 struct SnapshotScheduler {
-    /// Applied entries between snapshots (`GC_SNAPSHOT_THRESHOLD`).
+    /// Applied entries between snapshots, at least (`GC_SNAPSHOT_THRESHOLD`).
     let threshold: UInt64
+    /// With more than ``threshold`` × this many leases and jobs held, a snapshot waits for
+    /// one applied entry per this many of them.
+    static let leasesPerEntry: UInt64 = 16
     /// The background work in flight, if any.
     private(set) var inFlight: Task<Void, Never>?
 
@@ -48,20 +59,26 @@ struct SnapshotScheduler {
         self.threshold = max(1, threshold)
     }
 
-    /// Whether a snapshot should start now.
-    func isDue(appliedIndex: UInt64, snapshotIndex: UInt64) -> Bool {
-        inFlight == nil && appliedIndex >= snapshotIndex + threshold
+    /// Applied entries between snapshots of a state holding `stateSize` leases and jobs.
+    func interval(stateSize: Int) -> UInt64 {
+        max(threshold, UInt64(max(0, stateSize)) / Self.leasesPerEntry)
     }
 
-    /// Starts a snapshot of `machine` if `threshold` entries were applied since the one at
-    /// `snapshotIndex` and none is in flight. `finished` is called (from the background task)
+    /// Whether a snapshot should start now.
+    func isDue(appliedIndex: UInt64, snapshotIndex: UInt64, stateSize: Int) -> Bool {
+        inFlight == nil && appliedIndex >= snapshotIndex &+ interval(stateSize: stateSize)
+    }
+
+    /// Starts a snapshot of `machine` if ``interval(stateSize:)`` entries were applied since
+    /// the one at `snapshotIndex` and none is in flight. `finished` is called (from the background task)
     /// with the outcome; the store passes it to ``finish(_:node:storage:logger:)`` on its
     /// isolation.
     mutating func startIfDue(
         machine: LeaseStateMachine, snapshotIndex: UInt64, stager: (any SnapshotStager)?,
         finished: @escaping @Sendable (Outcome) async -> Void
     ) {
-        guard isDue(appliedIndex: machine.appliedIndex, snapshotIndex: snapshotIndex) else { return }
+        guard isDue(appliedIndex: machine.appliedIndex, snapshotIndex: snapshotIndex,
+                    stateSize: machine.retainedLeaseCount + machine.retainedJobCount) else { return }
         let index = machine.appliedIndex
         // The copy goes to the background in a handoff that the encoder empties, so it is
         // released there, when encoding ends, not wherever the task happens to end.
