@@ -133,19 +133,29 @@ final class HTTP1ConnectionPool: Sendable {
         let now = NIODeadline.now()
         var expired: [any Channel] = []
         let found: (any Channel)? = idle.withLock { state in
-            guard var stack = state.byKey[key] else { return nil }
-            defer { state.byKey[key] = stack.isEmpty ? nil : stack }
-            // The oldest are at the bottom.
-            while let oldest = stack.first, now - oldest.since > idleTimeout {
-                expired.append(stack.removeFirst().channel)
-            }
-            while let top = stack.popLast() {
-                if top.channel.isActive { return top.channel }
-            }
-            return nil
+            guard state.byKey[key] != nil else { return nil }
+            // In place (a copy of the stack would be made on every request).
+            let found = Self.takeLive(from: &state.byKey[key]!, now: now, idleTimeout: idleTimeout, expired: &expired)
+            if state.byKey[key]!.isEmpty { state.byKey[key] = nil }
+            return found
         }
         for channel in expired { channel.close(promise: nil) }
         return found
+    }
+
+    /// Pops the most recent open connection of `stack`, after moving those
+    /// idle past `idleTimeout` (at the bottom) to `expired`.
+    private static func takeLive(from stack: inout [Idle], now: NIODeadline, idleTimeout: TimeAmount,
+                                 expired: inout [any Channel]) -> (any Channel)? {
+        let stale = stack.prefix { now - $0.since > idleTimeout }.count
+        if stale > 0 {
+            expired += stack[..<stale].map(\.channel)
+            stack.removeFirst(stale)
+        }
+        while let top = stack.popLast() {
+            if top.channel.isActive { return top.channel }
+        }
+        return nil
     }
 
     private func checkIn(_ channel: any Channel, key: Key) {
@@ -161,13 +171,11 @@ final class HTTP1ConnectionPool: Sendable {
                     state.byKey[other] = live.isEmpty ? nil : live
                 }
             }
-            var stack = state.byKey[key, default: []]
-            guard stack.count < maxIdlePerKey else {
+            guard state.byKey[key, default: []].count < maxIdlePerKey else {
                 closing.append(channel)
                 return
             }
-            stack.append(Idle(channel: channel, since: now))
-            state.byKey[key] = stack
+            state.byKey[key, default: []].append(Idle(channel: channel, since: now))
         }
         for channel in closing { channel.close(promise: nil) }
     }
