@@ -100,12 +100,7 @@ public struct LeaseID: Hashable, Comparable, Sendable, CustomStringConvertible {
         case .text(let text):
             return text.value
         case .compact(let index, let suffix):
-            return String(unsafeUninitializedCapacity: 25) { buffer in
-                Self.writeHex(index, digits: 16, into: buffer, at: 0)
-                buffer[16] = UInt8(ascii: "-")
-                Self.writeHex(UInt64(suffix), digits: 8, into: buffer, at: 17)
-                return 25
-            }
+            return String(unsafeUninitializedCapacity: Self.compactLength) { Self.format(index, suffix, into: $0) }
         }
     }
 
@@ -117,11 +112,8 @@ public struct LeaseID: Hashable, Comparable, Sendable, CustomStringConvertible {
             var value = text.value
             return try value.withUTF8(body)
         case .compact(let index, let suffix):
-            return try withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 25) { buffer in
-                Self.writeHex(index, digits: 16, into: buffer, at: 0)
-                buffer[16] = UInt8(ascii: "-")
-                Self.writeHex(UInt64(suffix), digits: 8, into: buffer, at: 17)
-                return try body(UnsafeBufferPointer(buffer))
+            return try withUnsafeTemporaryAllocation(of: UInt8.self, capacity: Self.compactLength) { buffer in
+                try body(UnsafeBufferPointer(rebasing: buffer[..<Self.format(index, suffix, into: buffer)]))
             }
         }
     }
@@ -136,9 +128,21 @@ public struct LeaseID: Hashable, Comparable, Sendable, CustomStringConvertible {
 
     public var description: String { rawValue }
 
-    /// Index and suffix of a 25-byte id in the assigned form, or nil.
+    /// Bytes of an id in the assigned form.
+    private static let compactLength = 25
+
+    /// Writes the assigned form of `index` and `suffix` (``compactLength``
+    /// bytes) at the start of `buffer`; returns the count.
+    private static func format(_ index: UInt64, _ suffix: UInt32, into buffer: UnsafeMutableBufferPointer<UInt8>) -> Int {
+        writeHex(index, digits: 16, into: buffer, at: 0)
+        buffer[16] = UInt8(ascii: "-")
+        writeHex(UInt64(suffix), digits: 8, into: buffer, at: 17)
+        return compactLength
+    }
+
+    /// Index and suffix of an id in the assigned form, or nil.
     private static func parseCompact(_ utf8: UnsafeBufferPointer<UInt8>) -> (index: UInt64, suffix: UInt32)? {
-        guard utf8.count == 25, utf8[16] == UInt8(ascii: "-"),
+        guard utf8.count == compactLength, utf8[16] == UInt8(ascii: "-"),
               let index = parseHex(UnsafeBufferPointer(rebasing: utf8[0..<16]), digits: 16),
               let suffix = parseHex(UnsafeBufferPointer(rebasing: utf8[17..<25]), digits: 8) else { return nil }
         return (index, UInt32(suffix))

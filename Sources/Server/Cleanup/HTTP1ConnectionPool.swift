@@ -59,7 +59,7 @@ final class HTTP1ConnectionPool: Sendable {
     /// Sends `head` and `body` to `key` and reads the answer, all by
     /// `deadline`. Throws ``HTTP1ExchangeTimeout`` once it passes, or the
     /// connection's error (connect refused, connection lost).
-    func exchange(with key: Key, head: HTTPRequestHead, body: ByteBuffer, deadline: NIODeadline) async throws -> HTTP1Answer {
+    func exchange(with key: Key, head: HTTPRequestHead, body: ByteBuffer, deadline: NIODeadline) async throws -> CleanupAnswer {
         if let reused = checkOut(key) {
             do {
                 return try await send(on: reused, key: key, head: head, body: body, deadline: deadline)
@@ -83,8 +83,8 @@ final class HTTP1ConnectionPool: Sendable {
     }
 
     private func send(on channel: any Channel, key: Key, head: HTTPRequestHead, body: ByteBuffer,
-                      deadline: NIODeadline) async throws -> HTTP1Answer {
-        let promise = channel.eventLoop.makePromise(of: HTTP1Answer.self)
+                      deadline: NIODeadline) async throws -> CleanupAnswer {
+        let promise = channel.eventLoop.makePromise(of: CleanupAnswer.self)
         let exchange = HTTP1Exchange(head: head, body: body, deadline: deadline, answer: promise)
         // A channel closed meanwhile never hands the write to the handler:
         // the failed write completes the exchange instead.

@@ -9,19 +9,7 @@ struct HTTP1Exchange: Sendable {
     /// The whole exchange (request written, answer and body read) ends by
     /// then, or fails with ``HTTP1ExchangeTimeout``.
     var deadline: NIODeadline
-    var answer: EventLoopPromise<HTTP1Answer>
-}
-
-/// What a cleanup target answered.
-struct HTTP1Answer: Sendable, Equatable {
-    var status: UInt
-    var location: String?
-    /// The first ``HTTP1ExchangeHandler/keptBodyBytes`` of the body, for
-    /// failure messages.
-    var bodyPrefix: String
-    /// The connection may carry another request: the answer was complete,
-    /// HTTP/1.1 keep-alive, and its body within the read cap.
-    var reusable: Bool
+    var answer: EventLoopPromise<CleanupAnswer>
 }
 
 /// The exchange's deadline passed (the connection is closed).
@@ -58,22 +46,12 @@ final class HTTP1ExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler 
 
     /// Bytes of a body read before the exchange ends without the rest.
     let maxBodyBytes: Int
-    /// Bytes of the body kept for ``HTTP1Answer/bodyPrefix``.
-    static let keptBodyBytes = 200
-
     private struct Running {
-        var promise: EventLoopPromise<HTTP1Answer>
+        var promise: EventLoopPromise<CleanupAnswer>
         var timer: Scheduled<Void>?
-        var status: UInt = 0
-        var location: String?
+        var excerpt = CleanupAnswerExcerpt()
         var keepAlive = false
         var sawAnswer = false
-        var kept = ByteBuffer()
-        var read = 0
-
-        var answer: HTTP1Answer {
-            HTTP1Answer(status: status, location: location, bodyPrefix: String(buffer: kept), reusable: false)
-        }
     }
 
     private var running: Running?
@@ -123,22 +101,16 @@ final class HTTP1ExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler 
         switch unwrapInboundIn(data) {
         case .head(let head):
             running?.sawAnswer = true
-            running?.status = head.status.code
-            running?.location = head.headers.first(name: "location")
+            running?.excerpt.head(head)
             running?.keepAlive = head.isKeepAlive
-        case .body(var part):
+        case .body(let part):
             running?.sawAnswer = true
-            running?.read += part.readableBytes
-            if let kept = running?.kept.readableBytes, kept < Self.keptBodyBytes,
-               let slice = part.readSlice(length: min(part.readableBytes, Self.keptBodyBytes - kept)) {
-                running?.kept.writeImmutableBuffer(slice)
-            }
-            if let running, running.read >= maxBodyBytes {
-                end(.success(running.answer), context: context, close: true)
+            if running?.excerpt.body(part, maxBodyBytes: maxBodyBytes) == true, let running {
+                end(.success(running.excerpt.answer(reusable: false)), context: context, close: true)
             }
         case .end:
-            guard var answer = running?.answer else { return }
-            answer.reusable = running?.keepAlive ?? false
+            guard let running else { return }
+            let answer = running.excerpt.answer(reusable: running.keepAlive)
             end(.success(answer), context: context, close: !answer.reusable)
         }
     }
@@ -155,7 +127,7 @@ final class HTTP1ExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler 
     }
 
     /// Completes the running exchange, if any, once.
-    private func end(_ result: Result<HTTP1Answer, any Error>, context: ChannelHandlerContext, close: Bool) {
+    private func end(_ result: Result<CleanupAnswer, any Error>, context: ChannelHandlerContext, close: Bool) {
         guard let finished = running else { return }
         running = nil
         finished.timer?.cancel()

@@ -85,12 +85,6 @@ public struct HTTPCleanupTransport: CleanupTransport {
         pool.closeIdle()
     }
 
-    struct Answer: Sendable {
-        var status: UInt
-        var location: String?
-        var bodyPrefix: String
-    }
-
     public func deliver(_ request: CleanupRequest, to target: CleanupSpec.Target, timeout: Duration) async -> CleanupAttemptResult {
         guard case .http(let endpoint) = target else {
             return .failed(reason: "not an HTTP target", permanent: true)
@@ -118,7 +112,7 @@ public struct HTTPCleanupTransport: CleanupTransport {
         headers.add(name: "User-Agent", value: Self.userAgent)
         if let nodeName { headers.add(name: "X-GC-Node", value: nodeName) }
         let body = request.jsonBody()
-        let answer: Answer
+        let answer: CleanupAnswer
         let remaining = { timeout - (ContinuousClock.now - start) }
         if url.isHTTPS {
             // One request to the name (TLS needs it), through async-http-client.
@@ -135,12 +129,11 @@ public struct HTTPCleanupTransport: CleanupTransport {
             headers.add(name: "Content-Length", value: String(body.readableBytes))
             let head = HTTPRequestHead(version: .http1_1, method: .POST, uri: url.requestTarget, headers: headers)
             let deadline = NIODeadline.now() + .nanoseconds(remaining().nanoseconds)
-            var found: Answer?
+            var found: CleanupAnswer?
             var lastError: (any Error)?
             for address in addresses where found == nil {
                 do {
-                    let a = try await pool.exchange(with: .init(address: address, port: url.port), head: head, body: body, deadline: deadline)
-                    found = Answer(status: a.status, location: a.location, bodyPrefix: a.bodyPrefix)
+                    found = try await pool.exchange(with: .init(address: address, port: url.port), head: head, body: body, deadline: deadline)
                 } catch is HTTP1ExchangeTimeout {
                     return .failed(reason: "no answer from \(shown) within \(timeout)", permanent: false)
                 } catch {
@@ -166,7 +159,7 @@ public struct HTTPCleanupTransport: CleanupTransport {
     }
 
     enum TLSOutcome {
-        case answered(Answer)
+        case answered(CleanupAnswer)
         case timedOut
         case failed(any Error)
     }
@@ -200,50 +193,29 @@ public struct HTTPCleanupTransport: CleanupTransport {
     }
 }
 
-/// Collects what ``HTTPCleanupTransport`` needs from a response: the
-/// status, `Location`, and the first 200 bytes of the body; it stops the
-/// exchange once ``HTTPCleanupTransport/maxResponseBodyBytes`` were read.
+/// Collects what ``HTTPCleanupTransport`` needs from an async-http-client
+/// response (``CleanupAnswerExcerpt``); it stops the exchange once
+/// ``HTTPCleanupTransport/maxResponseBodyBytes`` were read.
 ///
 /// The client calls a delegate on its request's event loop, one callback at
 /// a time; the lock makes that `Sendable` without relying on it.
 final class AnswerCollector: HTTPClientResponseDelegate {
-    typealias Response = HTTPCleanupTransport.Answer
+    typealias Response = CleanupAnswer
 
     /// Thrown (as the failed future of a body part) once enough was read.
     struct EnoughRead: Error {}
 
-    private struct State {
-        var status: UInt = 0
-        var location: String?
-        var kept = ByteBuffer()
-        var read = 0
-    }
+    private let excerpt = Mutex(CleanupAnswerExcerpt())
 
-    private let state = Mutex(State())
-
-    var answer: Response {
-        state.withLock { s in Response(status: s.status, location: s.location, bodyPrefix: String(buffer: s.kept)) }
-    }
+    var answer: Response { excerpt.withLock { $0.answer(reusable: false) } }
 
     func didReceiveHead(task: HTTPClient.Task<Response>, _ head: HTTPResponseHead) -> EventLoopFuture<Void> {
-        state.withLock { s in
-            s.status = head.status.code
-            s.location = head.headers.first(name: "location")
-        }
+        excerpt.withLock { $0.head(head) }
         return task.eventLoop.makeSucceededVoidFuture()
     }
 
     func didReceiveBodyPart(task: HTTPClient.Task<Response>, _ buffer: ByteBuffer) -> EventLoopFuture<Void> {
-        let enough = state.withLock { s in
-            s.read += buffer.readableBytes
-            if s.kept.readableBytes < 200 {
-                var piece = buffer
-                if let slice = piece.readSlice(length: min(piece.readableBytes, 200 - s.kept.readableBytes)) {
-                    s.kept.writeImmutableBuffer(slice)
-                }
-            }
-            return s.read >= HTTPCleanupTransport.maxResponseBodyBytes
-        }
+        let enough = excerpt.withLock { $0.body(buffer, maxBodyBytes: HTTPCleanupTransport.maxResponseBodyBytes) }
         return enough ? task.eventLoop.makeFailedFuture(EnoughRead()) : task.eventLoop.makeSucceededVoidFuture()
     }
 
