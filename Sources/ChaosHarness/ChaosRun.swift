@@ -102,7 +102,8 @@ public final class ChaosRun: Sendable {
             await healEverything()
             let healedAt = time.now()
             state.withLock { $0.disturbances.append(healing...healedAt) }
-            _ = await waitTicks(upTo: 20 * options.electionTicks) { self.state.withLock { $0.activeClients == 0 } }
+            let clientWait = 20 * options.electionTicks
+            _ = await waitTicks(upTo: clientWait) { self.state.withLock { $0.activeClients == 0 } }
             let settleTicks = options.settleSeconds * 1000 / Int(options.millisecondsPerTick)
             if await !waitTicks(upTo: settleTicks, every: 5, { await self.isSettled() }) {
                 extra.append(Violation(.convergence, "the cluster did not settle (a leader, every node caught up, no active lease, no pending cleanup) within \(options.settleSeconds) s after healing: \(await describeCluster())"))
@@ -116,6 +117,15 @@ public final class ChaosRun: Sendable {
             state.withLock { $0.finished = true }
             wakeAll()
             group.cancelAll()
+            // Every client call has a deadline (the request timeout, a few election timeouts at
+            // most), so none can still wait now. One that does would keep this group, and the
+            // run, from ever ending: it is reported, and its nodes are stopped, which fails it.
+            let unanswered = state.withLock { $0.activeClients }
+            if unanswered > 0 {
+                extra.append(Violation(.convergence, "\(unanswered) client(s) still waited for an answer \(clientWait) ticks after healing and after the final checks (a call without a deadline); the nodes were stopped to end the run: \(await describeCluster())"))
+                log("\(unanswered) client(s) still wait for an answer at the end of the run; stopping every node")
+                for node in nodes { await node.current?.store.shutDown("stopped: a client call was still unanswered at the end of the run") }
+            }
         }
         if state.withLock({ $0.timedOut }) {
             extra.append(Violation(.convergence, "the run did not finish within \(options.realTimeLimit) of real time (a node or the network was stuck; its nodes were stopped): \(await describeCluster())"))

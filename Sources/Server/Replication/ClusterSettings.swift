@@ -40,4 +40,11 @@ public struct ClusterSettings: Sendable {
 
     /// One election timeout in real time.
     public var electionTimeout: Duration { tickInterval * electionTicks }
+
+    /// The request timeout in ticks (at least one): how long a wait the store
+    /// bounds by its own ticks (an index to be applied) may last.
+    var requestTimeoutTicks: UInt64 {
+        guard tickInterval > .zero else { return 1 }
+        return UInt64(max(1, (requestTimeout / tickInterval).rounded(.up)))
+    }
 }

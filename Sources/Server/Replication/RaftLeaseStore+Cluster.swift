@@ -22,7 +22,7 @@ extension RaftLeaseStore {
         giveUp(forwards.withLock { $0.takeSentTo(unreachable) }, "the connection to the leader broke")
         giveUp(forwards.withLock { [ticks] in $0.takeOverdue(at: ticks) }, "the leader did not answer in time")
         node.tick()
-        reads.expire(at: ticks)
+        reads.expire(at: ticks, appliedIndex: machine.appliedIndex)
         drain()
         if ticks % 10 == 0 { publishRaftMetrics() }
     }
@@ -161,11 +161,13 @@ extension RaftLeaseStore {
         return node.conf
     }
 
-    /// Waits until the entry at `index` is applied.
+    /// Waits until the entry at `index` is applied; fails with
+    /// ``StoreError/Code/unavailable`` if it is not within the request timeout.
     func waitApplied(_ index: UInt64) async throws {
         if machine.appliedIndex >= index { return }
+        let expiry = ticks + cluster.requestTimeoutTicks
         try await withCheckedThrowingContinuation { continuation in
-            reads.waitApplied(index, continuation)
+            reads.waitApplied(index, expiresAtTick: expiry, continuation)
             scheduleDrain()
         }
     }

@@ -161,12 +161,7 @@ public actor RaftLeaseStore: LeaseStore, MachineReadable {
             if consistency == .linearizable { throw error }
         }
         if consistency == .linearizable {
-            let index = try await readIndexWithRetry()
-            if machine.appliedIndex < index {
-                try await withCheckedThrowingContinuation { continuation in
-                    reads.waitApplied(index, continuation)
-                }
-            }
+            try await waitApplied(try await readIndexWithRetry())
         }
         return query(machine)
     }

@@ -2,13 +2,16 @@
 /// reads waiting for the state machine to catch up with their index.
 ///
 /// A round's request or answer may be lost: a round still unanswered at its
-/// deadline (in ticks) fails, and the reader retries.
+/// deadline (in ticks) fails, and the reader retries. A node may also never
+/// catch up (cut off from the leader, or refusing a log it cannot hold): a
+/// wait for an index still unapplied at its deadline fails too, so no caller
+/// waits forever.
 struct ReadIndexWaiters {
     typealias RoundContinuation = CheckedContinuation<UInt64, any Error>
     typealias ApplyContinuation = CheckedContinuation<Void, any Error>
 
     private var rounds: [UInt64: (expiresAtTick: UInt64, continuation: RoundContinuation)] = [:]
-    private var applying: [(index: UInt64, continuation: ApplyContinuation)] = []
+    private var applying: [(index: UInt64, expiresAtTick: UInt64, continuation: ApplyContinuation)] = []
     private var lastID: UInt64 = 0
 
     /// A new round's id; its context on the wire is ``context(_:)``.
@@ -27,23 +30,38 @@ struct ReadIndexWaiters {
         round.continuation.resume(returning: index)
     }
 
-    /// Fails the rounds overdue at `tick`.
-    mutating func expire(at tick: UInt64) {
+    /// Fails the rounds, and the waits for an index, overdue at `tick`.
+    mutating func expire(at tick: UInt64, appliedIndex: UInt64) {
         let overdue = rounds.filter { $0.value.expiresAtTick <= tick }.map(\.key)
         for id in overdue {
             rounds.removeValue(forKey: id)?.continuation.resume(throwing: StoreError(.unavailable, "the leader did not confirm the read in time"))
         }
+        guard applying.contains(where: { $0.expiresAtTick <= tick }) else { return }
+        var waiting: [(index: UInt64, expiresAtTick: UInt64, continuation: ApplyContinuation)] = []
+        for waiter in applying {
+            if waiter.expiresAtTick > tick {
+                waiting.append(waiter)
+            } else {
+                waiter.continuation.resume(throwing: StoreError(.unavailable,
+                    "this node has applied the log only up to index \(appliedIndex), not to index \(waiter.index) in time "
+                    + "(it is behind or cut off from the leader); it may or may not have been applied: retry, or ask another node"))
+            }
+        }
+        applying = waiting
     }
 
-    /// `continuation` resumes once the entry at `index` is applied.
-    mutating func waitApplied(_ index: UInt64, _ continuation: ApplyContinuation) {
-        applying.append((index, continuation))
+    /// `continuation` resumes once the entry at `index` is applied, or fails at `expiresAtTick`.
+    mutating func waitApplied(_ index: UInt64, expiresAtTick: UInt64, _ continuation: ApplyContinuation) {
+        applying.append((index, expiresAtTick, continuation))
     }
+
+    /// How many callers wait for an index to be applied.
+    var waitingForIndexCount: Int { applying.count }
 
     /// Resumes those waiting for an index up to `applied`.
     mutating func applied(through applied: UInt64) {
         guard !applying.isEmpty else { return }
-        var waiting: [(index: UInt64, continuation: ApplyContinuation)] = []
+        var waiting: [(index: UInt64, expiresAtTick: UInt64, continuation: ApplyContinuation)] = []
         for waiter in applying {
             if waiter.index <= applied { waiter.continuation.resume() } else { waiting.append(waiter) }
         }
