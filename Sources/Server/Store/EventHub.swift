@@ -103,9 +103,10 @@ public final class EventHub: Sendable {
     /// before it looks again, while the feed has not started.
     let backfillPollInterval: Duration
 
-    /// The default of ``retentionBytes``: 8 MiB, about 30,000 events of
-    /// leases with 30-byte ids and no metadata.
-    public static let defaultRetentionBytes = 8 << 20
+    /// The default of ``retentionBytes``: 6 MiB, about 30,000 events of
+    /// leases with assigned ids, 20-byte object ids and no metadata (200
+    /// bytes each).
+    public static let defaultRetentionBytes = 6 << 20
 
     /// A hub that retains at most `retention` events and `retentionBytes`.
     /// With `backfill`, resumes from before what it retains are read from
@@ -251,7 +252,7 @@ public final class EventHub: Sendable {
     /// copies of its strings (counted in full, although most are shared
     /// with the lease while it is retained, so the bound errs low).
     public static func approximateBytes(of event: LeaseEvent) -> Int {
-        MemoryLayout<LeaseEvent>.stride + heapBytes(event.leaseID.rawValue) + heapBytes(event.object.id)
+        MemoryLayout<LeaseEvent>.stride + event.leaseID.heapBytes + heapBytes(event.object.id)
             + heapBytes(event.serviceID) + heapBytes(event.reason)
     }
 
