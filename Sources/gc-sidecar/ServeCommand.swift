@@ -25,6 +25,8 @@ struct Serve: AsyncParsableCommand {
         // Two malloc arenas instead of up to 16 on 2 cores: memory freed in
         // one arena is not reused by the others (DESIGN.md, "Memory").
         HeapTrimmer.limitArenas(to: 2, environment: environment)
+        // Large blocks mapped on their own, so freeing them returns them (DESIGN.md, "Memory").
+        HeapTrimmer.fixMmapThreshold(environment: environment)
         let loaded: LoadedConfiguration
         do {
             loaded = try SidecarConfig.load(arguments: settings, environment: environment, configFile: configFile)
