@@ -47,12 +47,7 @@ public struct HeapTrimmer: Service {
     /// burst each holds its own peak. Call before threads start.
     @discardableResult
     public static func limitArenas(to arenas: Int32, environment: [String: String]) -> Bool {
-        #if canImport(Glibc)
-        guard environment["MALLOC_ARENA_MAX"] == nil, let symbol = dlsym(nil, "mallopt") else { return false }
-        return unsafeBitCast(symbol, to: Mallopt.self)(arenaMaxParameter, arenas) == 1
-        #else
-        return false
-        #endif
+        mallopt(arenaMaxParameter, arenas, unlessSet: "MALLOC_ARENA_MAX", in: environment)
     }
 
     /// glibc's `M_MMAP_THRESHOLD` parameter of `mallopt`.
@@ -70,14 +65,21 @@ public struct HeapTrimmer: Service {
     /// every later large block comes from the heap, where one live block keeps the
     /// freed space around it from being returned. With the threshold fixed, large
     /// blocks (table chunks, hash tables, buffers) are mapped on their own and given
-    /// back whole when freed. Measured with 100,000 leases released: 83 → 72 MiB per
+    /// back whole when freed. Measured with 100,000 leases released: 83 → 75 MiB per
     /// node (BENCHMARKS.md, "Memory per node"). Setting it also fixes glibc's trim
     /// threshold at its default (128 KiB). Call before threads start.
     @discardableResult
     public static func fixMmapThreshold(at bytes: Int32 = mmapThreshold, environment: [String: String]) -> Bool {
+        mallopt(mmapThresholdParameter, bytes, unlessSet: "MALLOC_MMAP_THRESHOLD_", in: environment)
+    }
+
+    /// Sets glibc's malloc `parameter` to `value` unless the operator set `variable`, the
+    /// environment variable glibc reads for it (it wins). False if not set.
+    private static func mallopt(_ parameter: Int32, _ value: Int32, unlessSet variable: String,
+                                in environment: [String: String]) -> Bool {
         #if canImport(Glibc)
-        guard environment["MALLOC_MMAP_THRESHOLD_"] == nil, let symbol = dlsym(nil, "mallopt") else { return false }
-        return unsafeBitCast(symbol, to: Mallopt.self)(mmapThresholdParameter, bytes) == 1
+        guard environment[variable] == nil, let symbol = dlsym(nil, "mallopt") else { return false }
+        return unsafeBitCast(symbol, to: Mallopt.self)(parameter, value) == 1
         #else
         return false
         #endif
