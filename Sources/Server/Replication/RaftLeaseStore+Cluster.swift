@@ -157,7 +157,11 @@ extension RaftLeaseStore {
         } catch {
             throw StoreError(.unavailable, describe(error))
         }
-        try await waitApplied(position.index)
+        do {
+            try await waitApplied(position.index)
+        } catch let error as StoreError {
+            throw StoreError(error.code, "\(error.message); the change may or may not have been applied")
+        }
         return node.conf
     }
 

@@ -43,8 +43,8 @@ struct ReadIndexWaiters {
                 waiting.append(waiter)
             } else {
                 waiter.continuation.resume(throwing: StoreError(.unavailable,
-                    "this node has applied the log only up to index \(appliedIndex), not to index \(waiter.index) in time "
-                    + "(it is behind or cut off from the leader); it may or may not have been applied: retry, or ask another node"))
+                    "this node has applied the log only up to index \(appliedIndex), not to index \(waiter.index), "
+                    + "within the request timeout (it is behind or cut off from the leader); retry, or ask another node"))
             }
         }
         applying = waiting
