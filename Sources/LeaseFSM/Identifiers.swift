@@ -105,14 +105,11 @@ public struct LeaseID: Hashable, Comparable, Sendable, CustomStringConvertible {
     }
 
     /// Heap bytes this id holds beyond its inline 16: none in the assigned form; else its box
-    /// (a 16-byte object header and the string) and the string's own storage (none up to 15
-    /// UTF-8 bytes, else a 32-byte header and the bytes, rounded up to 16).
+    /// (a 16-byte object header and the string) and the string's own storage.
     public var heapBytes: Int {
         switch storage {
-        case .compact: return 0
-        case .text(let text):
-            let count = text.value.utf8.count
-            return 32 + (count <= 15 ? 0 : (32 + count + 1 + 15) & ~15)
+        case .compact: 0
+        case .text(let text): 32 + HeapSize.of(text.value)
         }
     }
 

@@ -9,9 +9,11 @@
 struct ReadIndexWaiters {
     typealias RoundContinuation = CheckedContinuation<UInt64, any Error>
     typealias ApplyContinuation = CheckedContinuation<Void, any Error>
+    /// A caller waiting until `index` is applied, failed at `expiresAtTick`.
+    typealias ApplyWaiter = (index: UInt64, expiresAtTick: UInt64, continuation: ApplyContinuation)
 
     private var rounds: [UInt64: (expiresAtTick: UInt64, continuation: RoundContinuation)] = [:]
-    private var applying: [(index: UInt64, expiresAtTick: UInt64, continuation: ApplyContinuation)] = []
+    private var applying: [ApplyWaiter] = []
     private var lastID: UInt64 = 0
 
     /// A new round's id; its context on the wire is ``context(_:)``.
@@ -37,7 +39,7 @@ struct ReadIndexWaiters {
             rounds.removeValue(forKey: id)?.continuation.resume(throwing: StoreError(.unavailable, "the leader did not confirm the read in time"))
         }
         guard applying.contains(where: { $0.expiresAtTick <= tick }) else { return }
-        var waiting: [(index: UInt64, expiresAtTick: UInt64, continuation: ApplyContinuation)] = []
+        var waiting: [ApplyWaiter] = []
         for waiter in applying {
             if waiter.expiresAtTick > tick {
                 waiting.append(waiter)
@@ -61,7 +63,7 @@ struct ReadIndexWaiters {
     /// Resumes those waiting for an index up to `applied`.
     mutating func applied(through applied: UInt64) {
         guard !applying.isEmpty else { return }
-        var waiting: [(index: UInt64, expiresAtTick: UInt64, continuation: ApplyContinuation)] = []
+        var waiting: [ApplyWaiter] = []
         for waiter in applying {
             if waiter.index <= applied { waiter.continuation.resume() } else { waiting.append(waiter) }
         }

@@ -252,15 +252,8 @@ public final class EventHub: Sendable {
     /// copies of its strings (counted in full, although most are shared
     /// with the lease while it is retained, so the bound errs low).
     public static func approximateBytes(of event: LeaseEvent) -> Int {
-        MemoryLayout<LeaseEvent>.stride + event.leaseID.heapBytes + heapBytes(event.object.id)
-            + heapBytes(event.serviceID) + heapBytes(event.reason)
-    }
-
-    /// Heap bytes of a native Swift string: none up to 15 UTF-8 bytes (held
-    /// inline), else a 32-byte header and the bytes, rounded up to 16.
-    private static func heapBytes(_ string: String) -> Int {
-        let count = string.utf8.count
-        return count <= 15 ? 0 : (32 + count + 1 + 15) & ~15
+        MemoryLayout<LeaseEvent>.stride + event.leaseID.heapBytes + HeapSize.of(event.object.id)
+            + HeapSize.of(event.serviceID) + HeapSize.of(event.reason)
     }
 
     /// Events retained for resumption, and their ``approximateBytes(of:)``.
