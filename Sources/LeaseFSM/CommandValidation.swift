@@ -79,12 +79,21 @@ extension LeaseLimits {
         return nil
     }
 
+    /// Whether `text` is 1 to `maxDigits` of `0-9a-f`. Checked on the UTF-8
+    /// bytes: `Character.isUppercase` builds an uppercased copy of each
+    /// character, and every node checks every create (1.5 % of a create's
+    /// CPU in a 3-node profile).
+    static func isLowercaseHex(_ text: String, maxDigits: Int) -> Bool {
+        let utf8 = text.utf8
+        return !utf8.isEmpty && utf8.count <= maxDigits
+            && utf8.allSatisfy { (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }
+    }
+
     private func validateCreate(_ c: LeaseCommand.CreateLease) -> LeaseError? {
         if let e = Self.checkID(c.object.id, field: "object_id") ?? Self.checkID(c.serviceID, field: "service_id") {
             return e
         }
-        let suffix = c.leaseIDSuffix
-        if suffix.isEmpty || suffix.count > 16 || !suffix.allSatisfy({ $0.isASCII && $0.isHexDigit && !$0.isUppercase }) {
+        if !Self.isLowercaseHex(c.leaseIDSuffix, maxDigits: 16) {
             return .invalid("lease_id_suffix", "must be 1 to 16 lowercase hex digits")
         }
         if let e = checkDuration(resolvedDuration(c.durationSeconds), field: "lease_duration_seconds") { return e }
