@@ -228,21 +228,3 @@ public enum ObjectType: Int32, Sendable, CaseIterable, Comparable {
         lhs.rawValue < rhs.rawValue
     }
 }
-
-/// An object that leases refer to: its type and its id. Two leases refer to
-/// the same object exactly when their keys are equal.
-public struct ObjectKey: Hashable, Comparable, Sendable, CustomStringConvertible {
-    public var type: ObjectType
-    public var id: String
-
-    public init(type: ObjectType, id: String) {
-        self.type = type
-        self.id = id
-    }
-
-    public static func < (lhs: ObjectKey, rhs: ObjectKey) -> Bool {
-        (lhs.type, lhs.id) < (rhs.type, rhs.id)
-    }
-
-    public var description: String { "\(type.wireName)/\(id)" }
-}

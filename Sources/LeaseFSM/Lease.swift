@@ -2,7 +2,7 @@
 ///
 /// Stored compactly, because a node holds every active lease in memory
 /// (DESIGN.md, "Memory"): the optional fields are flag bits beside their raw
-/// values, the object key is split into its parts, and the cleanup spec is a
+/// values, the object key holds a short id inline (``ObjectKey``), and the cleanup spec is a
 /// shared immutable box (leases of one service usually name the same target,
 /// and the state machine interns them). The properties read and write as plain
 /// values; equality and hashing are those of the values.
@@ -15,7 +15,7 @@ public struct Lease: Hashable, Sendable {
     }
 
     public var id: LeaseID
-    private var objectID: String
+    public var object: ObjectKey
     public var serviceID: String
     public var metadata: [String: String]
     /// The cleanup spec, shared between leases that name the same one.
@@ -37,7 +37,6 @@ public struct Lease: Hashable, Sendable {
     private var cleanupJobIDRaw: JobID
     public var renewalCount: UInt32
     public var state: State
-    private var objectType: ObjectType
     private var flags: Flags
 
     private struct Flags: OptionSet, Hashable, Sendable {
@@ -51,7 +50,7 @@ public struct Lease: Hashable, Sendable {
          renewalCount: UInt32, fencingToken: UInt64, incarnation: UInt64, state: State, endedAt: WallTime?,
          cleanupJobID: JobID?, createdIndex: UInt64) {
         self.id = id
-        self.objectID = object.id
+        self.object = object
         self.serviceID = serviceID
         self.metadata = metadata
         self.cleanupBox = cleanup.map(Box.init)
@@ -66,18 +65,9 @@ public struct Lease: Hashable, Sendable {
         self.cleanupJobIDRaw = 0
         self.renewalCount = renewalCount
         self.state = state
-        self.objectType = object.type
         self.flags = []
         self.endedAt = endedAt
         self.cleanupJobID = cleanupJobID
-    }
-
-    public var object: ObjectKey {
-        get { ObjectKey(type: objectType, id: objectID) }
-        set {
-            objectType = newValue.type
-            objectID = newValue.id
-        }
     }
 
     /// Where the object is cleaned when this lease is its last; nil for none.

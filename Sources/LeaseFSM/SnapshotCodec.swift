@@ -77,9 +77,13 @@ struct SnapshotWriter {
         }
     }
 
+    /// An object key: its type, then its id as a string is written.
     mutating func object(_ key: ObjectKey) {
         i32(key.type.rawValue)
-        string(key.id)
+        key.withUTF8 { utf8 in
+            u32(UInt32(truncatingIfNeeded: utf8.count))
+            bytes.append(contentsOf: utf8)
+        }
     }
 
     mutating func spec(_ spec: CleanupSpec) {
@@ -305,7 +309,11 @@ struct SnapshotReader {
         guard let type = ObjectType(rawValue: raw) else {
             throw LeaseStateMachine.DecodingError(message: "unknown object type \(raw)")
         }
-        return ObjectKey(type: type, id: try string())
+        let length = try length()
+        defer { position += length }
+        return UnsafeRawBufferPointer(rebasing: buffer[position..<(position + length)]).withMemoryRebound(to: UInt8.self) {
+            ObjectKey(type: type, utf8: $0)
+        }
     }
 
     mutating func spec() throws(LeaseStateMachine.DecodingError) -> CleanupSpec {

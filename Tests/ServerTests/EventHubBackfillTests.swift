@@ -223,17 +223,20 @@ func waitUntil(_ what: @autoclosure () -> String, timeout: Duration = .seconds(3
 /// What the event history counts against `GC_EVENT_HISTORY_BYTES`.
 @Suite("Event history size")
 struct EventHistorySizeTests {
-    @Test("an event is counted by what it holds: an assigned lease id costs no heap, an id kept as text does")
+    @Test("an event is counted by what it holds: assigned lease ids and short ASCII object ids cost no heap, ids kept as text do")
     func eventsAreCountedByWhatTheyHold() {
         var event = testEvent(1)
         event.leaseID = LeaseID(index: 7, suffix: "0badcafe")
         event.object = ObjectKey(type: .databaseRow, id: String(repeating: "o", count: 20))
-        // The inline event, and the 20-byte object id's heap string (32-byte header + 21, rounded to 16).
-        #expect(EventHub.approximateBytes(of: event) == MemoryLayout<LeaseEvent>.stride + 64)
+        // The inline event alone: a 20-byte ASCII object id is held inline too.
+        #expect(EventHub.approximateBytes(of: event) == MemoryLayout<LeaseEvent>.stride)
         event.leaseID = LeaseID("lease-with-an-id-of-its-own")  // 27 bytes: a box and a heap string
-        #expect(EventHub.approximateBytes(of: event) == MemoryLayout<LeaseEvent>.stride + 64 + 32 + 64)
+        #expect(EventHub.approximateBytes(of: event) == MemoryLayout<LeaseEvent>.stride + 32 + 64)
+        event.object = ObjectKey(type: .databaseRow, id: String(repeating: "o", count: 40))
+        // A 40-byte id: its box (48) and its heap string (32-byte header + 41, rounded to 16).
+        #expect(EventHub.approximateBytes(of: event) == MemoryLayout<LeaseEvent>.stride + 32 + 64 + 48 + 80)
         // The default budget keeps about 30,000 such events (assigned ids, 20-byte object ids).
-        let perEvent = MemoryLayout<LeaseEvent>.stride + 64
+        let perEvent = MemoryLayout<LeaseEvent>.stride
         #expect((25_000...40_000).contains(EventHub.defaultRetentionBytes / perEvent),
                 "\(EventHub.defaultRetentionBytes / perEvent) events of \(perEvent) bytes")
     }

@@ -79,7 +79,7 @@ extension SettingKey {
               "how long ended leases stay listable", effective: { "\($0.limits.endedRetentionSeconds)" }),
         .init("GC_MAX_WATCHERS", "count", default: .value("1000"), group: .leases,
               "`WatchLeases` streams one node serves at once", effective: { "\($0.maxWatchers)" }),
-        .init("GC_EVENT_HISTORY_BYTES", "bytes", default: .value("6291456"), group: .leases,
+        .init("GC_EVENT_HISTORY_BYTES", "bytes", default: .value("4194304"), group: .leases,
               "bytes of lease events a node keeps so that `WatchLeases` can resume (also at most 100,000 events); a resume from before the oldest is refused with the oldest index still kept",
               effective: { "\($0.eventHistoryBytes)" }),
     ]

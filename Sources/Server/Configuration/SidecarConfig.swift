@@ -96,7 +96,7 @@ public struct SidecarConfig: Hashable, Sendable {
     /// `WatchLeases` streams one node serves at once (`GC_MAX_WATCHERS`, default 1,000).
     public var maxWatchers = 1_000
     /// Bytes of lease events a node keeps so that watchers can resume
-    /// (`GC_EVENT_HISTORY_BYTES`, default 6 MiB; at most 100,000 events
+    /// (`GC_EVENT_HISTORY_BYTES`, default 4 MiB; at most 100,000 events
     /// either way). A resume from before the oldest kept event is refused
     /// with the oldest index still available.
     public var eventHistoryBytes = EventHub.defaultRetentionBytes

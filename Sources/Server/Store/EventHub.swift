@@ -103,10 +103,10 @@ public final class EventHub: Sendable {
     /// before it looks again, while the feed has not started.
     let backfillPollInterval: Duration
 
-    /// The default of ``retentionBytes``: 6 MiB, about 30,000 events of
-    /// leases with assigned ids, 20-byte object ids and no metadata (200
-    /// bytes each).
-    public static let defaultRetentionBytes = 6 << 20
+    /// The default of ``retentionBytes``: 4 MiB, about 29,000 events of
+    /// leases with assigned ids, object ids of up to 30 ASCII bytes and no
+    /// metadata (144 bytes each, none of it on the heap).
+    public static let defaultRetentionBytes = 4 << 20
 
     /// A hub that retains at most `retention` events and `retentionBytes`.
     /// With `backfill`, resumes from before what it retains are read from
@@ -252,7 +252,7 @@ public final class EventHub: Sendable {
     /// copies of its strings (counted in full, although most are shared
     /// with the lease while it is retained, so the bound errs low).
     public static func approximateBytes(of event: LeaseEvent) -> Int {
-        MemoryLayout<LeaseEvent>.stride + event.leaseID.heapBytes + HeapSize.of(event.object.id)
+        MemoryLayout<LeaseEvent>.stride + event.leaseID.heapBytes + event.object.heapBytes
             + HeapSize.of(event.serviceID) + HeapSize.of(event.reason)
     }
 
