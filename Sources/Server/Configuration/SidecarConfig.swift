@@ -151,7 +151,7 @@ public struct SidecarConfig: Hashable, Sendable {
     ///
     /// - Throws: ``Error`` for the first variable with an unusable value.
     public init(environment env: [String: String]) throws(Error) {
-        var r = EnvironmentReader(env)
+        let r = EnvironmentReader(env)
         nodeID = try r.string("GC_NODE_ID", default: nodeID)
         host = try r.host("GC_SERVER_HOST", default: host)
         port = try r.port("GC_SERVER_PORT", default: port)
