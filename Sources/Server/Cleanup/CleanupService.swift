@@ -18,13 +18,19 @@ public struct CleanupService: Service {
     let clock: any WallClock
     let reapInterval: Duration
     let logger: Logger
+    let sleepClock: any Clock<Duration>
 
-    public init(reaper: Reaper, dispatcher: CleanupDispatcher, clock: any WallClock, reapInterval: Duration, logger: Logger) {
+    /// - Parameters:
+    ///   - clock: the wall clock that decides which leases and jobs are due.
+    ///   - sleepClock: what the loops sleep on between passes (tests pass a fast one).
+    public init(reaper: Reaper, dispatcher: CleanupDispatcher, clock: any WallClock, reapInterval: Duration, logger: Logger,
+                sleepClock: any Clock<Duration> = ContinuousClock()) {
         self.reaper = reaper
         self.dispatcher = dispatcher
         self.clock = clock
         self.reapInterval = reapInterval
         self.logger = logger
+        self.sleepClock = sleepClock
     }
 
     public func run() async throws {
@@ -58,6 +64,6 @@ public struct CleanupService: Service {
     }
 
     private func repeating(_ name: String, _ body: () async throws -> Duration) async {
-        await repeatingPass(name, logger: logger, clock: ContinuousClock(), body)
+        await repeatingPass(name, logger: logger, clock: sleepClock, body)
     }
 }

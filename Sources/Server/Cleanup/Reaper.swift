@@ -21,13 +21,17 @@ public struct Reaper: Sendable {
     let store: any LeaseStore & MachineReadable
     let logger: Logger
     let metrics: SidecarMetrics?
+    let sleepClock: any Clock<Duration>
 
-    /// - Parameter metrics: counts the leases this reaper expires (`gc_leases_expired_total`).
+    /// - Parameters:
+    ///   - metrics: counts the leases this reaper expires (`gc_leases_expired_total`).
+    ///   - sleepClock: what the pause between batches sleeps on (tests pass a fast one).
     public init(store: any LeaseStore & MachineReadable, logger: Logger, batchSize: Int = 500, batchPause: Duration = .milliseconds(20),
-                metrics: SidecarMetrics? = nil) {
+                metrics: SidecarMetrics? = nil, sleepClock: any Clock<Duration> = ContinuousClock()) {
         self.store = store
         self.logger = logger
         self.metrics = metrics
+        self.sleepClock = sleepClock
         self.batchSize = max(1, min(batchSize, LeaseLimits.maxExpireBatch))
         self.batchPause = batchPause
     }
@@ -51,7 +55,7 @@ public struct Reaper: Sendable {
             var expiredThisRead = 0
             for start in stride(from: 0, to: due.count, by: batchSize) {
                 guard store.mayRunCleanup else { break reading }
-                if !first { try await Task.sleep(for: batchPause) }
+                if !first { try await sleepClock.sleep(for: batchPause) }
                 first = false
                 let ids = Array(due[start..<min(start + batchSize, due.count)])
                 guard case .expired(let expired) = try await store.propose(.expire(.init(leaseIDs: ids))) else { break reading }
