@@ -74,7 +74,9 @@ final class ChaosNode: Sendable {
             cluster: settings, seed: run.seed &+ UInt64(incarnation) &* 7919)
         try await store.start()
         let chaosStore = ChaosStore(inner: store, node: name, bugs: run.options.bugs, recorder: run.recorder, fabric: run.fabric)
-        let reaper = Reaper(store: chaosStore, logger: run.logger)
+        // The cleanup loops are the product's, on the run's simulated time.
+        let sleepClock = TickClock(run: run, node: self, incarnation: incarnation)
+        let reaper = Reaper(store: chaosStore, logger: run.logger, sleepClock: sleepClock)
         let dispatcher = CleanupDispatcher(
             store: chaosStore,
             transport: CleanupSink(node: name, recorder: run.recorder, store: chaosStore, isAlive: { [weak self] in self?.isCurrent(incarnation) ?? false }),
@@ -95,7 +97,12 @@ final class ChaosNode: Sendable {
                 fabric.received(by: self.name, incarnation: incarnation)
             }
         }
-        let cleanup = Task { await run.driveCleanup(on: self, reaper: reaper, dispatcher: dispatcher, incarnation: incarnation) }
+        let stalled = run.options.bugs.contains(.stalledReaper) ? 100 : 1
+        let cleanupService = CleanupService(
+            reaper: reaper, dispatcher: dispatcher, clock: clock,
+            reapInterval: .milliseconds(Int64(run.options.reapEveryTicks * stalled) * run.options.millisecondsPerTick),
+            logger: run.logger, sleepClock: sleepClock)
+        let cleanup = Task { _ = try? await cleanupService.run() }
         life.withLock { $0?.tasks = [receiver, cleanup] }
     }
 

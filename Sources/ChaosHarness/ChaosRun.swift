@@ -205,6 +205,9 @@ public final class ChaosRun: Sendable {
         wakeAll()
     }
 
+    /// Whether the run is over (its final checks are done, or the watchdog stopped it).
+    var isFinished: Bool { state.withLock { $0.finished } }
+
     /// Waits `ticks` simulated ticks (returns at once when the run is over).
     func sleep(ticks: Int) async {
         await withCheckedContinuation { continuation in
@@ -285,25 +288,6 @@ public final class ChaosRun: Sendable {
         }
         return best?.0
     }
-
-    /// The reaper every `reapEveryTicks` and the dispatcher every tick, on
-    /// the simulated clock, while this incarnation of `node` lives.
-    func driveCleanup(on node: ChaosNode, reaper: Reaper, dispatcher: CleanupDispatcher, incarnation: Int) async {
-        await withDiscardingTaskGroup { deliveries in
-            var ticks = 0
-            while node.isCurrent(incarnation), !state.withLock({ $0.finished }) {
-                await sleep(ticks: 1)
-                guard node.isCurrent(incarnation), !fabric.isPaused(node.name) else { continue }
-                ticks += 1
-                let reapEvery = options.reapEveryTicks * (options.bugs.contains(.stalledReaper) ? 100 : 1)
-                if ticks % reapEvery == 0 { _ = try? await reaper.reapOnce(now: node.clock.now()) }
-                guard let jobs = try? await dispatcher.claimDueJobs(now: node.clock.now()) else { continue }
-                // As CleanupService does: one task per claimed batch.
-                if !jobs.isEmpty { deliveries.addTask { await dispatcher.deliver(jobs) } }
-            }
-        }
-    }
-
 }
 
 struct ChaosError: Error, CustomStringConvertible {
