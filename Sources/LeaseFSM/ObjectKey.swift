@@ -41,7 +41,7 @@ public struct ObjectKey: Hashable, Comparable, Sendable, CustomStringConvertible
         func withUTF8<R>(_ body: (UnsafeBufferPointer<UInt8>) throws -> R) rethrows -> R {
             var copy = self
             return try withUnsafeBytes(of: &copy) { raw in
-                try body(UnsafeBufferPointer(rebasing: raw.bindMemory(to: UInt8.self)[..<count]))
+                try raw.withMemoryRebound(to: UInt8.self) { try body(UnsafeBufferPointer(rebasing: $0[..<count])) }
             }
         }
 
