@@ -151,11 +151,13 @@ extension LeaseStateMachine {
 
     // MARK: Index upkeep
 
-    private mutating func indexActive(_ lease: Lease) {
+    /// Counts and indexes an active lease, which is stored in ``leases``
+    /// (in `slot`, when the caller knows it).
+    private mutating func indexActive(_ lease: Lease, slot: UInt32? = nil) {
         indexes.activeCount += 1
         indexes.activeByService[lease.serviceID, default: 0] += 1
         indexes.activeByType[lease.object.type, default: 0] += 1
-        indexExpiry(lease)
+        indexExpiry(lease, slot: slot)
     }
 
     private mutating func unindexActive(_ lease: Lease) {
@@ -179,14 +181,34 @@ extension LeaseStateMachine {
         return r < 0 ? q - 1 : q
     }
 
-    mutating func indexExpiry(_ lease: Lease) {
-        indexes.expiryBuckets[Self.bucket(of: lease.expiresAt), default: []].insert(lease.id)
+    /// Puts an active lease, stored in ``leases``, in its expiry bucket.
+    private mutating func indexExpiry(_ lease: Lease, slot: UInt32? = nil) {
+        guard let slot = slot ?? leases.slot(of: lease.id) else {
+            assertionFailure("lease \(lease.id) is indexed before it is stored")
+            return
+        }
+        indexes.expiryBuckets[Self.bucket(of: lease.expiresAt), default: []].insert(slot)
     }
 
+    /// Takes a lease out of its expiry bucket (while it is still stored).
     private mutating func unindexExpiry(_ lease: Lease) {
+        guard let slot = leases.slot(of: lease.id) else {
+            assertionFailure("lease \(lease.id) is unindexed after it was removed")
+            return
+        }
         let key = Self.bucket(of: lease.expiresAt)
-        indexes.expiryBuckets[key]?.remove(lease.id)
+        indexes.expiryBuckets[key]?.remove(slot)
         if indexes.expiryBuckets[key]?.isEmpty == true { indexes.expiryBuckets[key] = nil }
+    }
+
+    /// Rebuilds the expiry buckets from the table: after ``LeaseTable/rebuilt()``
+    /// renumbered its slots.
+    mutating func rebuildExpiryIndex() {
+        indexes.expiryBuckets = [:]
+        let table = leases
+        table.forEachSlot { slot, lease in
+            if lease.isActive { indexExpiry(lease, slot: slot) }
+        }
     }
 
     /// Rebuilds every derived index from the replicated state (the interned
@@ -213,9 +235,10 @@ extension LeaseStateMachine {
         // One pass over the table in storage order: the active indexes are
         // counts and sets, and only the ended leases need an order.
         var ended: [(endedAt: WallTime, id: LeaseID)] = []
-        for (_, lease) in leases {
+        let table = leases
+        table.forEachSlot { slot, lease in
             if lease.isActive {
-                indexActive(lease)
+                indexActive(lease, slot: slot)
             } else {
                 ended.append((lease.endedAt ?? .zero, lease.id))
             }

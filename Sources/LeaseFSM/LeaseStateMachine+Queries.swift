@@ -93,8 +93,8 @@ extension LeaseStateMachine {
         var due: [(expiresAt: WallTime, id: LeaseID)] = []
         for key in indexes.expiryBuckets.keys.filter({ $0 <= last }).sorted() {
             guard due.count < limit, let bucket = indexes.expiryBuckets[key] else { break }
-            for id in bucket {
-                if let expiresAt = leases[id]?.expiresAt, expiresAt <= cutoff { due.append((expiresAt, id)) }
+            for slot in bucket {
+                if let lease = leases[slot: slot], lease.expiresAt <= cutoff { due.append((lease.expiresAt, lease.id)) }
             }
         }
         return due.smallest(limit) { ($0.expiresAt, $0.id) < ($1.expiresAt, $1.id) }.map(\.id)

@@ -15,7 +15,10 @@ extension LeaseStateMachine {
     /// command: it reads a few capacities. Invisible to behaviour (no
     /// iteration order is observable: everything that is shown is sorted).
     mutating func shrinkStorageIfSparse() {
-        if leases.isSparse { leases = leases.rebuilt() }
+        if leases.isSparse {
+            leases = leases.rebuilt()
+            rebuildExpiryIndex()
+        }
         if Self.isSparse(capacity: objects.capacity, count: objects.count) { objects = objects.rebuilt() }
         if Self.isSparse(capacity: jobs.capacity, count: jobs.count) { jobs = jobs.rebuilt() }
         if Self.isSparse(capacity: indexes.expiryBuckets.capacity, count: indexes.expiryBuckets.count) {

@@ -97,8 +97,10 @@ public struct LeaseStateMachine: Sendable {
         /// forgotten leases until the next compaction.
         var orderedLeaseIDs = ChunkedArray<LeaseID>()
         var forgottenInOrder = 0
-        /// Active leases by the second their `expires_at` falls in.
-        var expiryBuckets: [Int64: Set<LeaseID>] = [:]
+        /// Active leases by the second their `expires_at` falls in, as their
+        /// slots in ``leases`` (4 bytes each instead of a 16-byte id; renumbered
+        /// with the table, see ``rebuildExpiryIndex()``).
+        var expiryBuckets: [Int64: Set<UInt32>] = [:]
         var activeByService: [String: Int] = [:]
         var activeByType: [ObjectType: Int] = [:]
         var activeCount = 0

@@ -55,6 +55,20 @@ struct LeaseTable: Sendable {
         }
     }
 
+    /// The slot `id` is stored in. A lease keeps its slot while it is
+    /// retained, until the table is ``rebuilt()``, which renumbers them all.
+    func slot(of id: LeaseID) -> UInt32? { slotOf[id] }
+
+    /// The lease stored in `slot`, if any.
+    subscript(slot slot: UInt32) -> Lease? { Int(slot) < slots.count ? slots[Int(slot)] : nil }
+
+    /// Calls `body` with every retained lease and its slot, in slot order.
+    func forEachSlot(_ body: (UInt32, Lease) throws -> Void) rethrows {
+        for index in 0..<slots.count {
+            if let lease = slots[index] { try body(UInt32(index), lease) }
+        }
+    }
+
     @discardableResult
     mutating func removeValue(forKey id: LeaseID) -> Lease? {
         guard let slot = slotOf.removeValue(forKey: id) else { return nil }

@@ -30,6 +30,34 @@ struct MemoryFootprintTests {
         #expect(h.fsm.indexes.expiryBuckets.capacity < 4096)
     }
 
+    @Test("after churn rebuilt the lease table (renumbering its slots), exactly the leases still active become expirable, renewed ones on their new time")
+    func expiryAfterTheTableIsRebuilt() throws {
+        var h = Harness(limits: Self.noRetention)
+        var ids: [LeaseID] = []
+        for i in 0..<20_000 { ids.append(try h.create(key("o\(i)"), duration: 60).id) }
+        // Every 1,000th lease stays; releasing the rest makes the table
+        // sparse, and a command applied then rebuilds it.
+        let kept = stride(from: 0, to: ids.count, by: 1000).map { ids[$0] }
+        let keptSet = Set(kept)
+        #expect(h.fsm.leases.slot(of: kept[kept.count - 1]) == 19_000)
+        for id in ids where !keptSet.contains(id) { try h.release(id) }
+        h.advance(seconds: 1)
+        let late = try h.create(key("late"), duration: 60)
+        #expect(h.fsm.retainedLeaseCount == kept.count + 1)
+        let lastSlot = try #require(h.fsm.leases.slot(of: kept[kept.count - 1]))
+        #expect(lastSlot < 19_000, "the table was rebuilt, renumbering its slots")
+        // One kept lease is renewed after the rebuild: it moves to its new bucket.
+        h.advance(seconds: 30)
+        _ = try h.renew([kept[0]], extend: 120)
+
+        let grace = Int64(h.limits.cleanupGraceSeconds)
+        #expect(h.fsm.expirableLeases(asOf: t0.plus(seconds: 59 + grace), limit: 1000).isEmpty)
+        let due = h.fsm.expirableLeases(asOf: t0.plus(seconds: 62 + grace), limit: 1000)
+        #expect(due.count == kept.count)
+        #expect(Set(due) == Set(kept.dropFirst()).union([late.id]))
+        #expect(h.fsm.expirableLeases(asOf: t0.plus(seconds: 152 + grace), limit: 1000).count == kept.count + 1)
+    }
+
     @Test("a state that was shrunk behaves as one that never grew: same observation, snapshot and equality")
     func shrinkingIsInvisible() throws {
         var grown = Harness(limits: Self.noRetention)
