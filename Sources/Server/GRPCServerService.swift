@@ -9,15 +9,19 @@ public struct GRPCServerService: Service {
     /// Closed first on shutdown so `WatchLeases` streams end and do not hold
     /// the drain up.
     let events: EventHub?
+    /// Where the server's tasks (one per connection and per RPC) prefer to
+    /// run: the event loop its transport uses (``NodeEventLoop``), or nil.
+    let executor: (any TaskExecutor)?
 
-    public init(server: GRPCServer<HTTP2ServerTransport.Posix>, events: EventHub? = nil) {
+    public init(server: GRPCServer<HTTP2ServerTransport.Posix>, events: EventHub? = nil, executor: (any TaskExecutor)? = nil) {
         self.server = server
         self.events = events
+        self.executor = executor
     }
 
     public func run() async throws {
         try await withGracefulShutdownHandler {
-            try await server.serve()
+            try await withTaskExecutorPreference(executor) { try await server.serve() }
         } onGracefulShutdown: {
             events?.close()
             server.beginGracefulShutdown()

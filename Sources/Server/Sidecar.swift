@@ -27,6 +27,8 @@ public struct Sidecar: Sendable {
     public let admin: ClusterAdmin
     /// TLS material and the authorization policy (reloaded on SIGHUP).
     public let security: NodeSecurity
+    /// The thread the request path runs on (sockets, handlers, store).
+    public let eventLoop: NodeEventLoop
     let logger: Logger
 
     /// Builds the node; nothing listens until ``run()``.
@@ -45,11 +47,13 @@ public struct Sidecar: Sendable {
         self.config = config
         self.clock = clock
         self.logger = logger
+        let eventLoop = NodeEventLoop.shared
+        self.eventLoop = eventLoop
         let metrics = SidecarMetrics()
         self.metrics = metrics
         let security = try NodeSecurity(config: config.security, logger: logger)
         self.security = security
-        let cluster = Self.clusterSettings(config, logger: logger, metrics: metrics, security: security)
+        let cluster = Self.clusterSettings(config, logger: logger, metrics: metrics, security: security, eventLoop: eventLoop)
         // A new leader waits out the old one's term (an election timeout) and
         // the grace before reaping; alone, no other leader can exist.
         let holdOff = (config.isClustered ? cluster.electionTimeout : .zero) + .seconds(Int64(config.limits.cleanupGraceSeconds))
@@ -63,7 +67,7 @@ public struct Sidecar: Sendable {
         let egress = CleanupEgress(policy: config.cleanupEgress, onDenied: { metrics.recordEgressDenied(stage: $0) })
         service = DistributedGCService(store: store, clock: clock, metrics: metrics, nodeID: config.nodeID, logger: logger,
                                        egress: egress, leaderName: { [store] in await store.leaderName },
-                                       authorizationRequired: security.authenticator != nil)
+                                       authorizationRequired: security.authenticator != nil, executor: eventLoop.executor)
         reaper = Reaper(store: store, logger: logger, batchSize: Int(config.reapBatchSize),
                         batchPause: .milliseconds(Int64(config.reapBatchPauseMilliseconds)), metrics: metrics)
         Self.addScrapeHooks(config, metrics: metrics, store: store, clock: clock)
@@ -78,14 +82,14 @@ public struct Sidecar: Sendable {
 
     /// This node, its peers (GC_PEERS) and Raft timing.
     static func clusterSettings(_ config: SidecarConfig, logger: Logger, metrics: SidecarMetrics? = nil,
-                                security: NodeSecurity = .insecure) -> ClusterSettings {
+                                security: NodeSecurity = .insecure, eventLoop: NodeEventLoop? = nil) -> ClusterSettings {
         let local = config.peers.first { $0.name == config.nodeID }
             ?? ClusterMember(name: config.nodeID, host: config.raftHost == "0.0.0.0" ? "127.0.0.1" : config.raftHost, port: config.raftPort)
         let voters: Set<NodeID> = config.joinsExistingCluster ? [] : (config.peers.isEmpty ? [local.id] : Set(config.peers.map(\.id)))
         var settings = ClusterSettings(
             local: local, bootstrapVoters: voters,
             transport: PeerTransport(local: local, members: config.peers, logger: logger, metrics: metrics,
-                                     security: security.peerClientSecurity),
+                                     security: security.peerClientSecurity, eventLoop: eventLoop),
             electionTicks: config.electionTicks,
             tickInterval: .milliseconds(Int64(config.heartbeatIntervalMilliseconds)),
             requestTimeout: .milliseconds(Int64(config.requestTimeoutMilliseconds)))
@@ -130,7 +134,8 @@ public struct Sidecar: Sendable {
                     // Bounds what one connection can hold open at once
                     // (the library default is 4,096 streams).
                     $0.http2.maxConcurrentStreams = Self.maxConcurrentStreamsPerConnection
-                }),
+                },
+                eventLoopGroup: eventLoop.group),
             services: ClientPortReflection.adding(to: [
                 service, ClusterAdminService(admin: admin, securitySummary: security.summary),
                 GRPCHealthService(health: NodeHealth(store: store)),
@@ -148,8 +153,10 @@ public struct Sidecar: Sendable {
             transport: .http2NIOPosix(
                 address: .ipv4(host: config.raftHost, port: config.raftPort),
                 transportSecurity: security.peerPortSecurity,
-                config: .defaults { $0.rpc.maxRequestPayloadSize = 16 << 20 }),
-            services: [RaftPeerService(store: store, admin: admin, logger: logger, authorization: peerAuthorization)])
+                config: .defaults { $0.rpc.maxRequestPayloadSize = 16 << 20 },
+                eventLoopGroup: eventLoop.group),
+            services: [RaftPeerService(store: store, admin: admin, logger: logger, authorization: peerAuthorization,
+                                       executor: eventLoop.executor)])
     }
 
     /// With peer TLS on, the peer port's check that each caller's certificate
@@ -186,7 +193,7 @@ public struct Sidecar: Sendable {
             }),
             .init(service: StatusPageSampler(page: statusPage)),
             .init(service: SecurityReloadService(security: security, metrics: metrics, logger: logger)),
-            .init(service: PeerServerService(server: peerServer)),
+            .init(service: PeerServerService(server: peerServer, executor: eventLoop.executor)),
             .init(service: ListeningAnnouncer(server: peerServer, host: config.raftHost, what: "peer port", logger: logger)),
             .init(service: RaftTicker(store: store, interval: store.cluster.tickInterval)),
             .init(service: HeapTrimmer()),
@@ -198,7 +205,7 @@ public struct Sidecar: Sendable {
             .init(service: CleanupService(
                 reaper: reaper, dispatcher: dispatcher, clock: clock,
                 reapInterval: .seconds(Int64(config.cleanupIntervalSeconds)), logger: logger)),
-            .init(service: GRPCServerService(server: grpc, events: store.events)),
+            .init(service: GRPCServerService(server: grpc, events: store.events, executor: eventLoop.executor)),
             .init(service: ListeningAnnouncer(server: grpc, host: config.host, what: "gRPC", logger: logger)),
             // Last, so it hears of a shutdown first: a leader hands over
             // before the node stops serving.

@@ -21,10 +21,14 @@ final class PeerInbox: Sendable {
 
     private let state = Mutex(State())
     private let store: RaftLeaseStore
+    /// Where the pump runs: the node's event loop, so the store's turn
+    /// happens on the thread the peers' bytes arrived on; nil for the pool.
+    private let executor: (any TaskExecutor)?
     let limit: Int
 
-    init(store: RaftLeaseStore, limit: Int = 16_384) {
+    init(store: RaftLeaseStore, executor: (any TaskExecutor)? = nil, limit: Int = 16_384) {
         self.store = store
+        self.executor = executor
         self.limit = limit
     }
 
@@ -38,7 +42,7 @@ final class PeerInbox: Sendable {
             s.pumping = true
             return (start, s.itemCount > limit)
         }
-        if startPump { Task { await self.pump() } }
+        if startPump { Task(executorPreference: executor) { await self.pump() } }
         if full {
             await withCheckedContinuation { continuation in
                 let roomNow = state.withLock { s -> Bool in

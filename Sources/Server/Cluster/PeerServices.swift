@@ -7,11 +7,13 @@ import ServiceLifecycle
 /// waits at most `drainTime` and then cancels what is left.
 struct PeerServerService: Service {
     let server: GRPCServer<HTTP2ServerTransport.Posix>
+    /// Where the server's tasks prefer to run (``NodeEventLoop``), or nil.
+    var executor: (any TaskExecutor)?
     var drainTime: Duration = .milliseconds(500)
 
     func run() async throws {
         try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await server.serve() }
+            group.addTask(executorPreference: executor) { try await server.serve() }
             group.addTask {
                 try? await gracefulShutdown()
                 server.beginGracefulShutdown()

@@ -2,6 +2,7 @@ import GCProto
 import GRPCCore
 import GRPCNIOTransportHTTP2
 import Logging
+import NIOPosix
 import Raft
 import Synchronization
 
@@ -26,6 +27,9 @@ public final class PeerTransport: Sendable {
     private let metrics: SidecarMetrics?
     /// How connections to peers are secured (mutual TLS with peer TLS on).
     let security: HTTP2ClientTransport.Posix.TransportSecurity
+    /// The loop the connections and their stream tasks run on (the node's
+    /// ``NodeEventLoop``), or nil for SwiftNIO's shared group and Swift's pool.
+    let eventLoop: NodeEventLoop?
     /// Largest batch put on the stream (the receiver accepts up to 16 MiB).
     static let maxBatchBytes = 4 << 20
 
@@ -35,10 +39,12 @@ public final class PeerTransport: Sendable {
     /// - Parameter security: with TLS, each connection presents this node's
     ///   peer certificate and accepts a peer only if its certificate chains
     ///   to the peer CA and names the member dialled (its `GC_PEERS` name).
+    /// - Parameter eventLoop: the node's loop, shared with its servers.
     public init(local: ClusterMember, members: [ClusterMember], logger: Logger, metrics: SidecarMetrics? = nil,
-                security: HTTP2ClientTransport.Posix.TransportSecurity = .plaintext) {
+                security: HTTP2ClientTransport.Posix.TransportSecurity = .plaintext, eventLoop: NodeEventLoop? = nil) {
         self.local = local
         self.security = security
+        self.eventLoop = eventLoop
         self.logger = logger
         self.metrics = metrics
         for member in members where member.id != local.id {
@@ -172,12 +178,14 @@ final class PeerLink: Sendable {
     private let reportDown: @Sendable (NodeID) -> Void
     private let tasks = Mutex<[Task<Void, Never>]>([])
     private let isDown = Mutex(false)
+    private let executor: (any TaskExecutor)?
 
     /// - Throws: when no connection can be made for the address (no resolver for it).
     init(member: ClusterMember, local: ClusterMember, transport: PeerTransport, logger: Logger) throws {
         self.member = member
         self.local = local
         self.reportDown = { [weak transport] id in transport?.markUnreachable(id) }
+        self.executor = transport.eventLoop?.executor
         var logger = logger
         logger[metadataKey: "peer"] = "\(member.name)"
         self.logger = logger
@@ -191,15 +199,16 @@ final class PeerLink: Sendable {
                 // The name the peer's certificate must carry (TLS SNI and
                 // hostname verification): its member name, not its address.
                 $0.http2.authority = member.name
-            })
+            },
+            eventLoopGroup: transport.eventLoop?.group ?? MultiThreadedEventLoopGroup.singleton)
         grpc = GRPCClient(transport: grpcTransport)
         client = DistributedGc_Raft_RaftPeer.Client(wrapping: grpc)
     }
 
     func start() {
         let grpc = self.grpc
-        let connections = Task { _ = try? await grpc.runConnections() }
-        let stream = Task { await self.streamLoop() }
+        let connections = Task(executorPreference: executor) { _ = try? await grpc.runConnections() }
+        let stream = Task(executorPreference: executor) { await self.streamLoop() }
         tasks.withLock { $0 = [connections, stream] }
     }
 

@@ -13,12 +13,14 @@ struct RaftPeerService: DistributedGc_Raft_RaftPeer.SimpleServiceProtocol {
     /// Where every stream's batches wait for the store, coalesced.
     let inbox: PeerInbox
 
-    init(store: RaftLeaseStore, admin: ClusterAdmin, logger: Logger, authorization: PeerAuthorization? = nil) {
+    /// - Parameter executor: where the inbox's pump runs (the node's event loop).
+    init(store: RaftLeaseStore, admin: ClusterAdmin, logger: Logger, authorization: PeerAuthorization? = nil,
+         executor: (any TaskExecutor)? = nil) {
         self.store = store
         self.admin = admin
         self.logger = logger
         self.authorization = authorization
-        self.inbox = PeerInbox(store: store)
+        self.inbox = PeerInbox(store: store, executor: executor)
     }
 
     func stream(

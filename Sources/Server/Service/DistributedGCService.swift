@@ -40,9 +40,11 @@ public struct DistributedGCService: DistributedGc_DistributedGCService.SimpleSer
     ///   - authorizationRequired: calls without an authenticated caller are
     ///     refused, and each caller reaches only the services the policy
     ///     grants it (the server must install ``AuthorizationInterceptor``).
+    ///   - executor: where renewal batches are proposed from (the node's event loop).
     public init(store: any LeaseStore, clock: any WallClock, metrics: SidecarMetrics, nodeID: String, logger: Logger,
                 egress: CleanupEgress = CleanupEgress(),
-                leaderName: @escaping @Sendable () async -> String? = { nil }, authorizationRequired: Bool = false) {
+                leaderName: @escaping @Sendable () async -> String? = { nil }, authorizationRequired: Bool = false,
+                executor: (any TaskExecutor)? = nil) {
         self.authorizationRequired = authorizationRequired
         self.store = store
         self.clock = clock
@@ -52,7 +54,7 @@ public struct DistributedGCService: DistributedGc_DistributedGCService.SimpleSer
         self.logger = logger
         self.egress = egress
         self.leaderName = leaderName
-        self.renewals = RenewalBatcher(store: store)
+        self.renewals = RenewalBatcher(store: store, executor: executor)
     }
 
     // MARK: Writes

@@ -31,6 +31,7 @@ public final class RenewalBatcher: Sendable {
     public let maxQueued: Int
 
     private let store: any LeaseStore
+    private let executor: (any TaskExecutor)?
     private let state = Mutex(State())
 
     private struct Pending: Sendable {
@@ -63,9 +64,11 @@ public final class RenewalBatcher: Sendable {
     ///     flight per node halved the batch size (about 5 renewals per entry)
     ///     while the cluster's entry rate, not its latency, was the limit.
     ///   - maxQueued: renewals waiting at most (at least `maxBatch`).
-    public init(store: any LeaseStore, maxBatch: Int = LeaseLimits.maxRenewalsPerEntry, maxInFlight: Int = 1,
+    ///   - executor: where batches are proposed from (the node's event loop).
+    public init(store: any LeaseStore, executor: (any TaskExecutor)? = nil, maxBatch: Int = LeaseLimits.maxRenewalsPerEntry, maxInFlight: Int = 1,
                 maxQueued: Int = 16 * LeaseLimits.maxRenewalsPerEntry) {
         self.store = store
+        self.executor = executor
         self.maxBatch = min(max(1, maxBatch), LeaseLimits.maxRenewalsPerEntry)
         self.maxInFlight = max(1, maxInFlight)
         self.maxQueued = max(maxQueued, self.maxBatch)
@@ -90,7 +93,7 @@ public final class RenewalBatcher: Sendable {
         }
         guard let start else { return true }
         if start.isEmpty { return false }
-        Task { await self.propose(first: start) }
+        Task(executorPreference: executor) { await self.propose(first: start) }
         return true
     }
 

@@ -39,7 +39,8 @@ func withTestNode(
     configure(&config)
     let clock = ManualWallClock()
     let sidecar = try Sidecar(config: config, logger: quietLogger, clock: clock, transport: transport, seed: 7)
-    try await serving(sidecar.makeGRPCServer()) { address in
+    // As in production: the server's tasks prefer the node's event loop.
+    try await serving(sidecar.makeGRPCServer(), executor: sidecar.eventLoop.executor) { address in
         try await withGRPCClient(
             transport: .http2NIOPosix(target: .ipv4(address: address.host, port: address.port), transportSecurity: .plaintext)
         ) { client in
@@ -49,13 +50,15 @@ func withTestNode(
 }
 
 /// Runs `server` (bound to an IPv4 address) for the duration of `body`,
-/// which gets the address it listens on; then shuts it down.
+/// which gets the address it listens on; then shuts it down. The server's
+/// tasks prefer `executor` when one is given.
 func serving(
     _ server: GRPCServer<HTTP2ServerTransport.Posix>,
+    executor: (any TaskExecutor)? = nil,
     _ body: (SocketAddress.IPv4) async throws -> Void
 ) async throws {
     try await withThrowingDiscardingTaskGroup { group in
-        group.addTask { try await server.serve() }
+        group.addTask(executorPreference: executor) { try await server.serve() }
         guard let address = try await server.listeningAddress?.ipv4 else {
             server.beginGracefulShutdown()
             throw TestFailure("server did not listen on an IPv4 address")
