@@ -76,12 +76,15 @@ final class ChaosNode: Sendable {
         let chaosStore = ChaosStore(inner: store, node: name, bugs: run.options.bugs, recorder: run.recorder, fabric: run.fabric)
         // The cleanup loops are the product's, on the run's simulated time.
         let sleepClock = TickClock(run: run, node: self, incarnation: incarnation)
-        let reaper = Reaper(store: chaosStore, logger: run.logger, sleepClock: sleepClock)
-        let dispatcher = CleanupDispatcher(
+        let stalled = run.options.bugs.contains(.stalledReaper) ? 100 : 1
+        let cleanupService = CleanupService(
             store: chaosStore,
             transport: CleanupSink(node: name, recorder: run.recorder, store: chaosStore, isAlive: { [weak self] in self?.isCurrent(incarnation) ?? false }),
-            timeout: .seconds(1), limits: Self.cleanupLimits, metrics: run.metrics, logger: run.logger,
-            seed: run.seed ^ member.id)
+            settings: .init(
+                reapInterval: .milliseconds(Int64(run.options.reapEveryTicks * stalled) * run.options.millisecondsPerTick),
+                deliveryTimeout: .seconds(1), limits: Self.cleanupLimits),
+            clock: clock, metrics: run.metrics, logger: run.logger, seed: run.seed ^ member.id, sleepClock: sleepClock)
+        let (reaper, dispatcher) = (cleanupService.reaper, cleanupService.dispatcher)
         // This incarnation is current before its tasks start: they run
         // only while it is.
         life.withLock {
@@ -97,11 +100,6 @@ final class ChaosNode: Sendable {
                 fabric.received(by: self.name, incarnation: incarnation)
             }
         }
-        let stalled = run.options.bugs.contains(.stalledReaper) ? 100 : 1
-        let cleanupService = CleanupService(
-            reaper: reaper, dispatcher: dispatcher, clock: clock,
-            reapInterval: .milliseconds(Int64(run.options.reapEveryTicks * stalled) * run.options.millisecondsPerTick),
-            logger: run.logger, sleepClock: sleepClock)
         let cleanup = Task { _ = try? await cleanupService.run() }
         life.withLock { $0?.tasks = [receiver, cleanup] }
     }

@@ -21,8 +21,10 @@ public struct Sidecar: Sendable {
     public let metrics: SidecarMetrics
     public let store: RaftLeaseStore
     public let service: DistributedGCService
-    public let reaper: Reaper
-    public let dispatcher: CleanupDispatcher
+    /// The reaper, the dispatcher and the loops that run them.
+    public let cleanup: CleanupService
+    public var reaper: Reaper { cleanup.reaper }
+    public var dispatcher: CleanupDispatcher { cleanup.dispatcher }
     /// Cluster status, membership and leadership changes.
     public let admin: ClusterAdmin
     /// TLS material and the authorization policy (reloaded on SIGHUP).
@@ -68,16 +70,16 @@ public struct Sidecar: Sendable {
         service = DistributedGCService(store: store, clock: clock, metrics: metrics, nodeID: config.nodeID, logger: logger,
                                        egress: egress, leaderName: { [store] in await store.leaderName },
                                        authorizationRequired: security.authenticator != nil, executor: eventLoop.executor)
-        reaper = Reaper(store: store, logger: logger, batchSize: Int(config.reapBatchSize),
-                        batchPause: .milliseconds(Int64(config.reapBatchPauseMilliseconds)), metrics: metrics)
         Self.addScrapeHooks(config, metrics: metrics, store: store, clock: clock)
-        dispatcher = CleanupDispatcher(
+        cleanup = CleanupService(
             store: store,
             transport: transport ?? RoutingCleanupTransport(
                 http: HTTPCleanupTransport(nodeName: config.nodeID, egress: egress), grpc: GRPCCleanupTransport(egress: egress, tlsCAFile: config.security.cleanupCAFile)),
-            timeout: .seconds(Int64(config.cleanupTimeoutSeconds)),
-            limits: config.cleanupLimits, metrics: metrics, logger: logger,
-            seed: seed ?? UInt64.random(in: .min ... .max))
+            settings: .init(
+                reapInterval: .seconds(Int64(config.cleanupIntervalSeconds)), reapBatchSize: Int(config.reapBatchSize),
+                reapBatchPause: .milliseconds(Int64(config.reapBatchPauseMilliseconds)),
+                deliveryTimeout: .seconds(Int64(config.cleanupTimeoutSeconds)), limits: config.cleanupLimits),
+            clock: clock, metrics: metrics, logger: logger, seed: seed ?? UInt64.random(in: .min ... .max))
     }
 
     /// This node, its peers (GC_PEERS) and Raft timing.
@@ -202,9 +204,7 @@ public struct Sidecar: Sendable {
             services.append(.init(service: PeerTransportService(transport: transport)))
         }
         services += [
-            .init(service: CleanupService(
-                reaper: reaper, dispatcher: dispatcher, clock: clock,
-                reapInterval: .seconds(Int64(config.cleanupIntervalSeconds)), logger: logger)),
+            .init(service: cleanup),
             .init(service: GRPCServerService(server: grpc, events: store.events, executor: eventLoop.executor)),
             .init(service: ListeningAnnouncer(server: grpc, host: config.host, what: "gRPC", logger: logger)),
             // Last, so it hears of a shutdown first: a leader hands over

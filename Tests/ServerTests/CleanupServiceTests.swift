@@ -19,10 +19,10 @@ struct CleanupServiceTests {
         let sink = SinkTransport(delay: .zero)
         let sleepClock = SkippingClock()
         let reapInterval = Duration.seconds(3600)
+        // Assembled as Sidecar and the chaos harness assemble it.
         let service = CleanupService(
-            reaper: Reaper(store: store, logger: quietLogger, sleepClock: sleepClock),
-            dispatcher: CleanupLimitsTests.dispatcher(store, sink, CleanupLimits()), clock: wall,
-            reapInterval: reapInterval, logger: quietLogger, sleepClock: sleepClock)
+            store: store, transport: sink, settings: .init(reapInterval: reapInterval, deliveryTimeout: .seconds(5)),
+            clock: wall, metrics: SidecarMetrics(), logger: quietLogger, seed: 1, sleepClock: sleepClock)
         let running = Task { try await service.run() }
         defer { running.cancel() }
 

@@ -13,8 +13,10 @@ public struct CleanupService: Service {
     /// as they finish).
     public static let busyPollInterval = Duration.milliseconds(5)
 
-    let reaper: Reaper
-    let dispatcher: CleanupDispatcher
+    /// Expires due leases, every `reapInterval`.
+    public let reaper: Reaper
+    /// Delivers due cleanups, continuously.
+    public let dispatcher: CleanupDispatcher
     let clock: any WallClock
     let reapInterval: Duration
     let logger: Logger
