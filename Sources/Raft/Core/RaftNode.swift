@@ -263,7 +263,7 @@ public struct RaftNode: Sendable {
         rd.entries = log.takeUnstable()
         rd.mustSync = termOrVoteChanged || rd.snapshot != nil || !rd.entries.isEmpty
         rd.committedEntries = log.takeCommitted()
-        rd.messages = messages
+        rd.messages = Self.coalesced(messages, maxEntries: config.maxEntriesPerAppend, maxBytes: config.maxBytesPerAppend)
         messages.removeAll(keepingCapacity: true)
         rd.readStates = readStates
         readStates.removeAll()
