@@ -9,7 +9,8 @@ import NIOPosix
 /// Measured on the 2-core benchmark machine (BENCHMARKS, "One event loop per
 /// node"): a 3-node create cost about 520 µs of server CPU with the handlers
 /// on Swift's global pool and 25,000 context switches per second, and about
-/// 340 µs and 4,500 switches per second on one loop. Two loops with the work
+/// 390 µs (the side-by-side run's median) and 4,000 switches per second on
+/// one loop. Two loops with the work
 /// on one of them (hops between the loops) cost 477 µs: the saving comes from
 /// not crossing threads at all.
 ///
