@@ -25,6 +25,9 @@ final class ChaosNode: Sendable {
     struct Life: Sendable {
         var incarnation: Int
         var store: RaftLeaseStore
+        /// This incarnation's persist thread (a node of its own, as in
+        /// production: one node's slow disk does not hold the others').
+        var persistThread: PersistThread
         var chaosStore: ChaosStore
         var reaper: Reaper
         var dispatcher: CleanupDispatcher
@@ -68,11 +71,20 @@ final class ChaosNode: Sendable {
             electionTicks: run.options.electionTicks, tickInterval: run.options.realTick,
             requestTimeout: run.options.requestTimeout)
         settings.metrics = nil
-        let store = try RaftLeaseStore(
-            storage: storage, limits: run.limits, clock: clock, logger: run.logger,
-            snapshotThreshold: run.options.snapshotThreshold, cleanupHoldOff: run.options.cleanupHoldOff,
-            cluster: settings, seed: run.seed &+ UInt64(incarnation) &* 7919)
-        try await store.start()
+        // Persists off the store, as a node runs them.
+        let persistThread = PersistThread()
+        let store: RaftLeaseStore
+        do {
+            store = try RaftLeaseStore(
+                storage: storage, limits: run.limits, clock: clock, logger: run.logger,
+                snapshotThreshold: run.options.snapshotThreshold, cleanupHoldOff: run.options.cleanupHoldOff,
+                cluster: settings, seed: run.seed &+ UInt64(incarnation) &* 7919,
+                persistMode: .offloaded(persistThread, resumeOn: nil))
+            try await store.start()
+        } catch {
+            await persistThread.shutDown()
+            throw error
+        }
         let chaosStore = ChaosStore(inner: store, node: name, bugs: run.options.bugs, recorder: run.recorder, fabric: run.fabric)
         // The cleanup loops are the product's, on the run's simulated time.
         let sleepClock = TickClock(run: run, node: self, incarnation: incarnation)
@@ -88,7 +100,7 @@ final class ChaosNode: Sendable {
         // This incarnation is current before its tasks start: they run
         // only while it is.
         life.withLock {
-            $0 = Life(incarnation: incarnation, store: store, chaosStore: chaosStore, reaper: reaper,
+            $0 = Life(incarnation: incarnation, store: store, persistThread: persistThread, chaosStore: chaosStore, reaper: reaper,
                       dispatcher: dispatcher, tasks: [])
         }
         let (inbox, continuation) = AsyncStream.makeStream(of: Fabric.Delivery.self)
@@ -118,6 +130,7 @@ final class ChaosNode: Sendable {
         refused.withLock { $0.merge(counts, uniquingKeysWith: +) }
         await dead.store.settleSnapshots()
         await dead.store.withStorage { ($0 as? FaultyStorage)?.close() }
+        await dead.persistThread.shutDown()
     }
 
     /// Waits (bounded polling) until no other start or kill runs, and claims the node.

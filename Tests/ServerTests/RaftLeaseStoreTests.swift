@@ -22,18 +22,20 @@ struct RaftLeaseStoreTests {
         try await body(path + "/raft.sqlite")
     }
 
-    func makeStore(_ storage: sending any RaftStorage, clock: ManualWallClock, threshold: UInt64 = 10_000) throws -> RaftLeaseStore {
-        try RaftLeaseStore(storage: storage, limits: LeaseLimits(), clock: clock, logger: quietLogger, snapshotThreshold: threshold)
+    /// `offloaded`: persists on the persist thread, as a node runs them.
+    func makeStore(_ storage: sending any RaftStorage, clock: ManualWallClock, threshold: UInt64 = 10_000, offloaded: Bool = false) throws -> RaftLeaseStore {
+        try RaftLeaseStore(storage: storage, limits: LeaseLimits(), clock: clock, logger: quietLogger, snapshotThreshold: threshold,
+                           persistMode: offloaded ? .offloaded(.shared, resumeOn: nil) : .inline)
     }
 
-    @Test("every acknowledged create, renew and release survives a restart from SQLite")
-    func restartKeepsEverything() async throws {
+    @Test("every acknowledged create, renew and release survives a restart from SQLite", arguments: [false, true])
+    func restartKeepsEverything(offloaded: Bool) async throws {
         try await Self.withDirectory { path in
             let clock = ManualWallClock()
             var acknowledged: [LeaseID] = []
             let before: LeaseStateMachine
             do {
-                let store = try makeStore(try SQLiteRaftStorage(path: path), clock: clock)
+                let store = try makeStore(try SQLiteRaftStorage(path: path), clock: clock, offloaded: offloaded)
                 for i in 0..<50 {
                     guard case .created(let lease) = try await store.propose(Self.create("o\(i)")) else { throw TestFailure("not created") }
                     acknowledged.append(lease.id)
@@ -58,13 +60,13 @@ struct RaftLeaseStoreTests {
         }
     }
 
-    @Test("snapshots compact the log and a restart restores snapshot plus the log after it")
-    func snapshotAndRestart() async throws {
+    @Test("snapshots compact the log and a restart restores snapshot plus the log after it", arguments: [false, true])
+    func snapshotAndRestart(offloaded: Bool) async throws {
         try await Self.withDirectory { path in
             let clock = ManualWallClock()
             let before: LeaseStateMachine
             do {
-                let store = try makeStore(try SQLiteRaftStorage(path: path), clock: clock, threshold: 100)
+                let store = try makeStore(try SQLiteRaftStorage(path: path), clock: clock, threshold: 100, offloaded: offloaded)
                 for i in 0..<250 { _ = try await store.propose(Self.create("o\(i)")) }
                 await store.settleSnapshots()
                 let status = await store.status()
@@ -87,9 +89,9 @@ struct RaftLeaseStoreTests {
         }
     }
 
-    @Test("concurrent proposals share persists (group commit)")
-    func groupCommit() async throws {
-        let store = try makeStore(MemoryStorage(), clock: ManualWallClock())
+    @Test("concurrent proposals share persists (group commit)", arguments: [false, true])
+    func groupCommit(offloaded: Bool) async throws {
+        let store = try makeStore(MemoryStorage(), clock: ManualWallClock(), offloaded: offloaded)
         _ = try await store.read(.linearizable) { $0.appliedIndex }
         let persistsBefore = await store.withStorage { ($0 as? MemoryStorage)?.persistCount ?? 0 }
         try await withThrowingTaskGroup(of: Void.self) { group in

@@ -3,7 +3,7 @@ import NIOPosix
 
 /// The one thread a node's request path runs on: the sockets of its client
 /// port, its peer port and its connections to peers, the gRPC handlers, the
-/// store's drains (Raft, SQLite, apply), the peer streams and the renewal
+/// store's drains (Raft, apply), the peer streams and the renewal
 /// batches all run on this event loop.
 ///
 /// Measured on the 2-core benchmark machine (BENCHMARKS, "One event loop per
@@ -14,7 +14,8 @@ import NIOPosix
 /// on one of them (hops between the loops) cost 477 µs: the saving comes from
 /// not crossing threads at all.
 ///
-/// What stays off it: snapshot encoding (its own low-priority thread),
+/// What stays off it: the store's persists (SQLite and fsync, on
+/// ``PersistThread``), snapshot encoding (its own low-priority thread),
 /// cleanup delivery, the reaper's loop, the metrics endpoint and the
 /// PostgreSQL backend, which keep SwiftNIO's shared group and Swift's pool.
 ///

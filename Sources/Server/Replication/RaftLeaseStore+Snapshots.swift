@@ -14,8 +14,15 @@ extension RaftLeaseStore {
         }
     }
 
-    private func finishSnapshot(_ outcome: SnapshotScheduler.Outcome) {
+    /// Records a finished snapshot and compacts the log, or, while a persist
+    /// is in flight, leaves that to ``persistReturned(_:_:)``: one writer at
+    /// a time, and a record never overtakes a `Ready` taken before it.
+    func finishSnapshot(_ outcome: SnapshotScheduler.Outcome) {
         guard fault == nil else { return snapshots.abandon(outcome, stager: storage.snapshotStager) }
+        if persistInFlight {
+            snapshotAwaitingRecord = outcome
+            return
+        }
         switch snapshots.finish(outcome, node: &node, storage: storage, logger: logger) {
         case .poison(let message): poison(StoreError(.unavailable, message))
         case .checkAgain: compactIfDue()
@@ -24,6 +31,13 @@ extension RaftLeaseStore {
 
     /// Waits until no snapshot is being taken (tests and diagnostics).
     public func settleSnapshots() async {
-        while let task = snapshots.inFlight { await task.value }
+        while let task = snapshots.inFlight {
+            if snapshotAwaitingRecord != nil {
+                // Encoded; its record waits for the persist in flight.
+                await withCheckedContinuation { persistWaiters.append($0) }
+            } else {
+                await task.value
+            }
+        }
     }
 }

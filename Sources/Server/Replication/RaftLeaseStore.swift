@@ -11,7 +11,10 @@ import Synchronization
 /// storage, the `memory` one). Alone (no GC_PEERS) the node elects itself at
 /// start. In a cluster, ``tick()`` drives elections and heartbeats, peers'
 /// messages arrive through ``receive(_:)`` and the messages of each `Ready` go
-/// to the ``PeerTransport`` only after its persist. A follower forwards client
+/// to the ``PeerTransport`` only after its persist. With
+/// ``PersistMode/offloaded(_:resumeOn:)`` the persist runs on a thread of its
+/// own while the store keeps taking proposals and messages for the next
+/// `Ready`. A follower forwards client
 /// writes to the leader under a client session (exactly once across retries,
 /// see ``ClientOrigin``) and serves linearizable reads with ReadIndex.
 /// Restarting restores every acknowledged command from the latest snapshot
@@ -25,7 +28,15 @@ public actor RaftLeaseStore: LeaseStore, MachineReadable {
     public nonisolated let events: EventHub
 
     var node: RaftNode
-    let storage: any RaftStorage
+    let storage: StorageHandle
+    let persistMode: PersistMode
+    /// A `Ready` is being persisted off this actor (``PersistMode/offloaded(_:resumeOn:)``):
+    /// no other `Ready` is taken and nothing else writes to the storage until it returns.
+    var persistInFlight = false
+    /// A finished snapshot whose record waits for the persist in flight.
+    var snapshotAwaitingRecord: SnapshotScheduler.Outcome?
+    /// Who waits for the persist in flight to return (``settleSnapshots()``).
+    var persistWaiters: [CheckedContinuation<Void, Never>] = []
     var machine: LeaseStateMachine
     let clock: any WallClock
     let logger: Logger
@@ -63,10 +74,11 @@ public actor RaftLeaseStore: LeaseStore, MachineReadable {
     ///   - snapshotThreshold: applied entries between snapshots (log compaction).
     ///   - cleanupHoldOff: after becoming leader, how long to wait before
     ///     reaping (one election timeout + `GC_CLEANUP_GRACE_PERIOD`).
+    ///   - persistMode: where each `Ready` is written (a node offloads it).
     public init(
         storage: sending any RaftStorage, limits: LeaseLimits, clock: any WallClock, logger: Logger,
         snapshotThreshold: UInt64 = 10_000, cleanupHoldOff: Duration = .zero, events: EventHub = EventHub(),
-        cluster: ClusterSettings = .singleNode(), seed: UInt64 = 1,
+        cluster: ClusterSettings = .singleNode(), seed: UInt64 = 1, persistMode: PersistMode = .inline,
         onApply: @escaping @Sendable (LeaseStateMachine) -> Void = { _ in }
     ) throws {
         let loadStarted = ContinuousClock.now
@@ -102,7 +114,8 @@ public actor RaftLeaseStore: LeaseStore, MachineReadable {
         self.node = node
         self.cluster = cluster
         self.session = ForwardingSession(clientID: "\(cluster.local.name)/\(String(UInt64.random(in: 1...UInt64.max), radix: 16))")
-        self.storage = storage
+        self.storage = StorageHandle(storage)
+        self.persistMode = persistMode
         self.machine = machine
         self.limits = limits
         self.clock = clock
@@ -181,9 +194,11 @@ public actor RaftLeaseStore: LeaseStore, MachineReadable {
     public var appliedState: LeaseStateMachine { machine }
 
     /// Runs `body` with the Raft storage on this store's isolation (tests
-    /// and diagnostics: fault injection, closing the database).
-    public func withStorage<R: Sendable>(_ body: @Sendable (any RaftStorage) throws -> R) rethrows -> R {
-        try body(storage)
+    /// and diagnostics: fault injection, closing the database), after the
+    /// persist in flight, if any, returns (the store waits for it: not for
+    /// the request path).
+    public func withStorage<R: Sendable, E: Error>(_ body: @Sendable (any RaftStorage) throws(E) -> R) throws(E) -> R {
+        try storage.withStorage(body)
     }
 
     // MARK: Driving Raft
@@ -200,59 +215,134 @@ public actor RaftLeaseStore: LeaseStore, MachineReadable {
         started = true
         // Alone, take office at once; with peers, elections run on ticks.
         if node.conf.voters == [cluster.local.id] { node.campaign() }
-        drain()
+        // Inline, whatever the mode: a first persist that fails fails start.
+        drain(persistingInline: true)
         if let fault { throw fault }
     }
 
     func scheduleDrain() {
-        guard !drainScheduled else { return }
+        // While a persist is in flight its return drains everything queued.
+        guard !drainScheduled, !persistInFlight else { return }
         drainScheduled = true
         // Runs after the proposals already queued on this actor: they share
         // one Ready, one transaction and one fsync.
-        Task { await self.drain() }
+        Task { self.drain() }
     }
 
     /// Handles every `Ready`: persist, then send, then apply, then advance.
     /// What can be done once per drain is: lease events are published,
     /// metrics observed, followers' replies sent and readers resumed after
     /// the last `Ready`, not per entry.
-    func drain() {
+    ///
+    /// With ``PersistMode/offloaded(_:resumeOn:)`` a `Ready` that must be
+    /// synced is handed to the persist thread and the drain stops there;
+    /// ``persistReturned(_:_:)`` carries on from it. Meanwhile the store keeps
+    /// stepping messages and taking proposals, and every drain returns at
+    /// once: they all go into the next `Ready`, one persist for all of them.
+    func drain(persistingInline: Bool = false) {
         drainScheduled = false
+        guard !persistInFlight else { return }
+        var pass = DrainPass()
+        drainReadies(&pass, persistingInline: persistingInline)
+        finish(pass)
+    }
+
+    /// What one drain collected to do once at its end.
+    struct DrainPass {
         var events: [LeaseEvent] = []
         var appliedAny = false
+    }
+
+    private func drainReadies(_ pass: inout DrainPass, persistingInline: Bool) {
         while fault == nil, node.hasReady {
             let ready = node.ready()
             if ready.mustPersist {
+                if ready.mustSync, !persistingInline, case .offloaded(let thread, let executor) = persistMode {
+                    persistOffloaded(ready, on: thread, resumeOn: executor)
+                    return
+                }
                 do {
                     try storage.persist(ready.persistBatch)
                 } catch {
                     poison(StoreError(.unavailable, "the Raft log could not be written (\(error)); this node stopped acknowledging writes"))
-                    break
+                    return
                 }
             }
-            // Only after the persist above: a vote or an append
-            // acknowledgement must be durable before anyone hears of it.
-            cluster.transport?.send(ready.messages)
-            if let soft = ready.softState { leadershipChanged(soft) }
-            if let snapshot = ready.snapshot { install(snapshot) }
-            for entry in ready.committedEntries {
-                apply(entry, events: &events)
-                appliedAny = true
-                // An entry that cannot be applied stops this node (see apply).
-                if fault != nil { break }
-            }
-            if fault != nil { break }
-            for read in ready.readStates { reads.complete(context: read.context, index: read.index) }
-            node.advance(ready)
+            handle(ready, &pass)
         }
-        self.events.publish(events)
-        if appliedAny {
+    }
+
+    /// Everything after a `Ready`'s persist.
+    private func handle(_ ready: Ready, _ pass: inout DrainPass) {
+        // Only after the persist: a vote or an append acknowledgement must be
+        // durable before anyone hears of it.
+        cluster.transport?.send(ready.messages)
+        if let soft = ready.softState { leadershipChanged(soft) }
+        if let snapshot = ready.snapshot { install(snapshot) }
+        for entry in ready.committedEntries {
+            apply(entry, events: &pass.events)
+            pass.appliedAny = true
+            // An entry that cannot be applied stops this node (see apply).
+            if fault != nil { return }
+        }
+        for read in ready.readStates { reads.complete(context: read.context, index: read.index) }
+        node.advance(ready)
+    }
+
+    private func finish(_ pass: DrainPass) {
+        self.events.publish(pass.events)
+        if pass.appliedAny {
             onApply(machine)
             publishApplied()
         }
         sendReplies()
         reads.applied(through: machine.appliedIndex)
         if fault == nil { compactIfDue() }
+    }
+
+    /// Writes `ready` on the persist thread; the store carries on with it in
+    /// ``persistReturned(_:_:)``, back on `executor`.
+    private func persistOffloaded(_ ready: Ready, on thread: PersistThread, resumeOn executor: (any TaskExecutor)?) {
+        persistInFlight = true
+        let batch = ready.persistBatch
+        let storage = self.storage
+        Task(executorPreference: executor) {
+            let result = await thread.run { () -> Result<Void, RaftStorageError> in
+                do throws(RaftStorageError) {
+                    try storage.persist(batch)
+                    return .success(())
+                } catch {
+                    return .failure(error)
+                }
+            }
+            await self.persistReturned(ready, result ?? .failure(.unavailable("the persist thread was stopped")))
+        }
+    }
+
+    /// The persist of `ready` returned: a failure stops the node; otherwise
+    /// a snapshot record that waited for it is written, then `ready` is
+    /// handled (its messages sent, its entries applied) and the drain goes on
+    /// with everything that arrived meanwhile.
+    func persistReturned(_ ready: Ready, _ result: Result<Void, RaftStorageError>) {
+        persistInFlight = false
+        if case .failure(let error) = result {
+            poison(StoreError(.unavailable, "the Raft log could not be written (\(error)); this node stopped acknowledging writes"))
+        }
+        // Recorded now, or abandoned if the node stopped.
+        if let outcome = snapshotAwaitingRecord {
+            snapshotAwaitingRecord = nil
+            finishSnapshot(outcome)
+        }
+        let waiters = persistWaiters
+        persistWaiters = []
+        for waiter in waiters { waiter.resume() }
+        // Stopped meanwhile (shut down or poisoned): nothing more is sent or applied.
+        guard fault == nil else { return }
+        drainScheduled = false
+        var pass = DrainPass()
+        handle(ready, &pass)
+        if fault == nil { drainReadies(&pass, persistingInline: false) }
+        finish(pass)
     }
 
     /// Sends followers the answers to their forwarded writes, one batch each.

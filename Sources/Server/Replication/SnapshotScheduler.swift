@@ -128,7 +128,7 @@ struct SnapshotScheduler {
     /// Records a finished snapshot, on the store's isolation: compacts the in-memory log and
     /// records the snapshot in storage (the staged file, or the bytes if there is none).
     mutating func finish(
-        _ outcome: Outcome, node: inout RaftNode, storage: any RaftStorage, logger: Logger
+        _ outcome: Outcome, node: inout RaftNode, storage: StorageHandle, logger: Logger
     ) -> Action {
         inFlight = nil
         switch outcome {
@@ -158,11 +158,7 @@ struct SnapshotScheduler {
             }
             let compacted = clock.now
             do {
-                if let staged {
-                    try storage.compact(to: snapshot, staged: staged)
-                } else {
-                    try storage.compact(to: snapshot)
-                }
+                try storage.compact(to: snapshot, staged: staged)
             } catch {
                 return .poison("the snapshot at index \(index) could not be written (\(error))")
             }

@@ -21,7 +21,11 @@ final class InMemoryCluster: Sendable {
     private let ticking = Mutex(true)
     private let forwards = Mutex(0)
 
-    init(names: [String]) {
+    /// Where the nodes persist (off the store, as a node does, unless a test says otherwise).
+    let persistMode: PersistMode
+
+    init(names: [String], persistMode: PersistMode = .offloaded(.shared, resumeOn: nil)) {
+        self.persistMode = persistMode
         members = names.enumerated().map { ClusterMember(name: $1, host: "127.0.0.1", port: 1000 + $0) }
     }
 
@@ -58,7 +62,7 @@ final class InMemoryCluster: Sendable {
                 electionTicks: 10, tickInterval: .milliseconds(2), requestTimeout: .seconds(60))
             let store = try RaftLeaseStore(
                 storage: MemoryStorage(), limits: LeaseLimits(), clock: clock, logger: quietLogger,
-                cluster: settings, seed: UInt64(i + 1))
+                cluster: settings, seed: UInt64(i + 1), persistMode: persistMode)
             try await store.start()
             built.append(store)
             stores.withLock { $0[member.id] = store }
