@@ -127,7 +127,7 @@ struct ForwardingTests {
     func forwardingWaitsByTheInjectedClock() async throws {
         let clock = SkippingClock()
         let members = ["a", "b", "c"].enumerated().map { ClusterMember(name: $1, host: "127.0.0.1", port: 2000 + $0) }
-        var settings = ClusterSettings(local: members[0], bootstrapVoters: Set(members.map(\.id)), transport: SilentNetwork(members: members),
+        var settings = ClusterSettings(local: members[0], bootstrapVoters: Set(members.map(\.id)), transport: RecordingNetwork(members: members),
                                        electionTicks: 10, tickInterval: .seconds(1), requestTimeout: .seconds(3600))
         settings.time = TimeSource(clock)
         let store = try RaftLeaseStore(storage: MemoryStorage(), limits: LeaseLimits(), clock: ManualWallClock(), logger: quietLogger, cluster: settings)
@@ -157,17 +157,4 @@ final class SkippingClock: Clock, Sendable {
         time.withLock { $0 = max($0, deadline.offset) }
         await Task.yield()
     }
-}
-
-/// A network in which no peer ever answers.
-struct SilentNetwork: PeerNetwork {
-    let members: [ClusterMember]
-    func send(_ traffic: [PeerTraffic], to peer: NodeID) -> Bool { true }
-    func takeUnreachable() -> Set<NodeID> { [] }
-    func member(_ id: NodeID) -> ClusterMember? { members.first { $0.id == id } }
-    var peers: [ClusterMember] { Array(members.dropFirst()) }
-    func addMember(_ member: ClusterMember) {}
-    func removeMember(_ id: NodeID) {}
-    func status(of id: NodeID, timeout: Duration) async throws -> DistributedGc_Raft_PeerStatusResponse { throw TestFailure("silent") }
-    func admin(_ request: DistributedGc_Raft_AdminRequest, to leader: NodeID, timeout: Duration) async throws -> DistributedGc_Raft_AdminResponse { throw TestFailure("silent") }
 }
