@@ -124,6 +124,7 @@ struct OffloadedPersistTests {
         gate.allow(1)
         _ = try await tenth.value
         try await poll("the snapshot is encoded and its record waits") { await store.snapshotAwaitingRecord != nil }
+        try await gate.waitUntilEntered(before + 2)
         #expect(gate.entered == before + 2, "entry 11's persist is the one held")
         #expect(gate.compactions == 0, "no record while a persist is in flight")
         let settled = Task { await store.settleSnapshots() }
