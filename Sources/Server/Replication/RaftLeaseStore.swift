@@ -74,7 +74,7 @@ public actor RaftLeaseStore: LeaseStore, MachineReadable {
     ///   - snapshotThreshold: applied entries between snapshots (log compaction).
     ///   - cleanupHoldOff: after becoming leader, how long to wait before
     ///     reaping (one election timeout + `GC_CLEANUP_GRACE_PERIOD`).
-    ///   - persistMode: where each `Ready` is written (a node offloads it).
+    ///   - persistMode: where each `Ready` is written (a node in a cluster offloads it).
     public init(
         storage: sending any RaftStorage, limits: LeaseLimits, clock: any WallClock, logger: Logger,
         snapshotThreshold: UInt64 = 10_000, cleanupHoldOff: Duration = .zero, events: EventHub = EventHub(),
