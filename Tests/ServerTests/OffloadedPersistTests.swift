@@ -27,6 +27,19 @@ struct OffloadedPersistTests {
                            snapshotThreshold: threshold, cluster: cluster, persistMode: .offloaded(thread, resumeOn: nil))
     }
 
+    /// A three-member cluster in which only the first member, a follower, runs.
+    static let members = ["n1", "n2", "n3"].enumerated().map { ClusterMember(name: $1, host: "127.0.0.1", port: 7000 + $0) }
+
+    /// The first of ``members``, started, its persists at a gate, its messages recorded.
+    static func startFollower() async throws -> (RaftLeaseStore, PersistGate, RecordingNetwork) {
+        let network = RecordingNetwork(members: members)
+        let settings = ClusterSettings(local: members[0], bootstrapVoters: Set(members.map(\.id)), transport: network)
+        let gate = PersistGate()
+        let store = try makeStore(gate, cluster: settings)
+        try await store.start()
+        return (store, gate, network)
+    }
+
     @Test("while a persist is held, the store answers and takes proposals; they share the next persist")
     func storeWorksDuringPersist() async throws {
         let gate = PersistGate()
@@ -60,13 +73,8 @@ struct OffloadedPersistTests {
 
     @Test("a follower acknowledges appended entries only after their persist returns")
     func messagesWaitForTheirPersist() async throws {
-        let members = ["n1", "n2", "n3"].enumerated().map { ClusterMember(name: $1, host: "127.0.0.1", port: 7000 + $0) }
-        let network = RecordingNetwork(members: members)
-        let settings = ClusterSettings(local: members[0], bootstrapVoters: Set(members.map(\.id)), transport: network)
-        let gate = PersistGate()
-        let store = try Self.makeStore(gate, cluster: settings)
-        try await store.start()
-        let leader = members[1].id, local = members[0].id
+        let (store, gate, network) = try await Self.startFollower()
+        let leader = Self.members[1].id, local = Self.members[0].id
         func append(_ index: UInt64) -> Message {
             Message(type: .append, from: leader, to: local, term: 1, logTerm: index == 1 ? 0 : 1, index: index - 1,
                     entries: [Entry(term: 1, index: index)], commit: 0)
@@ -103,6 +111,30 @@ struct OffloadedPersistTests {
         await #expect(throws: StoreError.self) { _ = try await store.propose(Self.create("after")) }
         #expect(store.healthProblem?.contains("could not be written") == true)
         #expect(await store.appliedState.activeLeaseCount == 1)
+    }
+
+    @Test("a first persist that fails fails start(), as inline")
+    func failedFirstPersistFailsStart() async throws {
+        let gate = PersistGate()
+        let store = try Self.makeStore(gate)
+        gate.failNext()
+        await #expect(throws: StoreError.self) { try await store.start() }
+        #expect(store.healthProblem?.contains("could not be written") == true)
+    }
+
+    @Test("a node stopped while its persist is held neither applies nor sends that Ready")
+    func stopDuringPersistDropsTheReady() async throws {
+        let (store, gate, network) = try await Self.startFollower()
+        let leader = Self.members[1].id
+        let before = gate.entered
+        gate.close()
+        await store.receive([Message(type: .append, from: leader, to: Self.members[0].id, term: 1, entries: [Entry(term: 1, index: 1)], commit: 0)])
+        try await gate.waitUntilEntered(before + 1)
+        await store.shutDown("stopped for the test")
+        gate.open()
+        // The store handles the return in one turn, which starts by clearing this.
+        try await poll("the store handles the held persist's return") { await !store.persistInFlight }
+        #expect(network.sent(to: leader).isEmpty, "a stopped node acknowledges nothing")
     }
 
     @Test("a snapshot finished during a persist is recorded after it, never beside it")

@@ -10,8 +10,9 @@ import NIOPosix
 /// benchmark machine, with the loop otherwise busy only 40-60 % of the time
 /// under load). Jobs run one at a time, in the order they were submitted.
 ///
-/// One per process, like ``NodeEventLoop``: nodes in one process (tests)
-/// share it.
+/// Used by nodes in a cluster; a node alone persists on its loop, which
+/// measured faster there (DESIGN, "Threads"). One per process, like
+/// ``NodeEventLoop``: nodes in one process (tests) share it.
 public final class PersistThread: Sendable {
     private let pool: NIOThreadPool
 

@@ -264,7 +264,7 @@ public actor RaftLeaseStore: LeaseStore, MachineReadable {
                 do {
                     try storage.persist(ready.persistBatch)
                 } catch {
-                    poison(StoreError(.unavailable, "the Raft log could not be written (\(error)); this node stopped acknowledging writes"))
+                    persistFailed(error)
                     return
                 }
             }
@@ -326,7 +326,7 @@ public actor RaftLeaseStore: LeaseStore, MachineReadable {
     func persistReturned(_ ready: Ready, _ result: Result<Void, RaftStorageError>) {
         persistInFlight = false
         if case .failure(let error) = result {
-            poison(StoreError(.unavailable, "the Raft log could not be written (\(error)); this node stopped acknowledging writes"))
+            persistFailed(error)
         }
         // Recorded now, or abandoned if the node stopped.
         if let outcome = snapshotAwaitingRecord {
@@ -343,6 +343,12 @@ public actor RaftLeaseStore: LeaseStore, MachineReadable {
         handle(ready, &pass)
         if fault == nil { drainReadies(&pass, persistingInline: false) }
         finish(pass)
+    }
+
+    /// A persist failed: the write may or may not be on disk, so the node
+    /// stops acknowledging (inline and offloaded alike).
+    private func persistFailed(_ error: RaftStorageError) {
+        poison(StoreError(.unavailable, "the Raft log could not be written (\(error)); this node stopped acknowledging writes"))
     }
 
     /// Sends followers the answers to their forwarded writes, one batch each.
