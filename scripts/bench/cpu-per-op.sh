@@ -10,8 +10,11 @@
 #   PERF=/tmp/p.data scripts/bench/cpu-per-op.sh BIN_DIR gc-create
 #
 # TARGET is a loadgen.py target (gc-create, gc-release, gc-renew, gc-keepalive,
-# gc-health). Same load as vs-etcd.sh: 2 processes, 64 calls in flight; 12 s,
-# of which seconds 4-10 are measured. Needs setup.sh once.
+# gc-health). Same load as vs-etcd.sh: 2 processes, 64 calls in flight, 12
+# measured seconds after the target's setup and a 1 s warm-up; the servers'
+# CPU, context switches and the profile are sampled over seconds 2-8 of
+# those 12 (`watched=` in loadgen's line is the servers' CPU over all 12).
+# Needs setup.sh once.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 BIN=$(cd "${1:?usage: cpu-per-op.sh BIN_DIR TARGET}" && pwd)
@@ -39,9 +42,16 @@ cpu_ticks() { for p in $pids; do awk '{print $14 + $15}' "/proc/$p/stat"; done |
 switches() { for p in $pids; do cat /proc/"$p"/task/*/status | awk '/ctxt_switches/ { s += $2 } END { print s }'; done | paste -sd+ | bc; }
 
 $PY "$HERE/loadgen.py" --target "$TARGET" --endpoints "$eps" --to all --procs 2 --concurrency 64 \
-    --duration 12 --quiet-wait 30 >"$st/loadgen.out" 2>&1 &
+    --duration 12 --quiet-wait 30 --mark-start "$st/measuring" --watch-pids "$(echo $pids | tr ' ' ',')" >"$st/loadgen.out" 2>&1 &
 loadgen=$!
-sleep 4
+# The window opens once the target's setup (gc-release creates its whole
+# pool first) and warm-up are over: CPU is then spent on the measured operations.
+for _ in $(seq 1 1800); do
+    [ -e "$st/measuring" ] || ! kill -0 "$loadgen" 2>/dev/null && break
+    sleep 0.1
+done
+[ -e "$st/measuring" ] || { cat "$st/loadgen.out" >&2; echo "the load generator never started measuring" >&2; exit 1; }
+sleep 2
 c0=$(cpu_ticks); w0=$(switches); t0=$(date +%s.%N)
 if [ -n "${PERF:-}" ]; then
     perf record -F 999 -g -o "$PERF" -p "$(echo $pids | tr ' ' ',')" -- sleep 6 >/dev/null 2>&1
@@ -53,13 +63,14 @@ wait $loadgen
 line=$(grep 'ops/s' "$st/loadgen.out" | tail -1)
 echo "$line"
 ops=$(echo "$line" | sed -E 's/.*ops\/s= *([0-9.]+).*/\1/')
-python3 - "$c0" "$c1" "$w0" "$w1" "$t0" "$t1" "$ops" <<'EOF'
+watched=$(echo "$line" | sed -E 's/.*watched= *([0-9.]+)cores.*/\1/')
+python3 - "$c0" "$c1" "$w0" "$w1" "$t0" "$t1" "$ops" "$watched" <<'EOF'
 import os, sys
-c0, c1, w0, w1, t0, t1, ops = map(float, sys.argv[1:])
+c0, c1, w0, w1, t0, t1, ops, watched = map(float, sys.argv[1:])
 hz = os.sysconf("SC_CLK_TCK"); secs = t1 - t0
 cores = (c1 - c0) / hz / secs
 print(f"servers: {cores:.2f} cores, {cores / ops * 1e6:.0f} us of CPU per op (at the run's {ops:.0f} ops/s), "
-      f"{(w1 - w0) / secs:.0f} context switches/s")
+      f"{(w1 - w0) / secs:.0f} context switches/s; over all 12 s: {watched / ops * 1e6:.0f} us per op")
 EOF
 for m in $(ports metrics); do
     curl -s "127.0.0.1:$m/metrics" | grep -E '^(gc_raft_is_leader|gc_raft_commit_index|gc_raft_storage_fsync_duration_seconds_count|gc_forwarded_writes_total) ' \

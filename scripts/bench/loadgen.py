@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 # A copy of the neutral load generator of the side-by-side kit, unchanged
 # except for the added `gc-keepalive` target (durable renewals over the
-# KeepAlive stream, the counterpart of etcd-keepalive). Used by
+# KeepAlive stream, the counterpart of etcd-keepalive) and `--mark-start`
+# (a file created when the measured window opens, so scripts/bench/cpu-per-op.sh
+# profiles the measured operations, not a target's setup). Used by
 # scripts/bench-keepalive.sh; keep the rest in step with the original.
 """Closed-loop gRPC load generator (multiprocessing x grpc.aio).
 
@@ -473,6 +475,8 @@ def _drive(args, endpoints, procs, conns):
     watch = [int(x) for x in args.watch_pids.split(",") if x] if args.watch_pids else []
     mine = [p.pid for p in procs]
     time.sleep(max(0.0, t_rec - time.monotonic()))
+    if args.mark_start:
+        open(args.mark_start, "w").close()
     cpu0 = {pid: _cpu_ticks(pid) for pid in mine + watch}
     sys0, all0 = _sys_ticks(), _all_ticks()
     # until t_end, or earlier if every worker stopped early (max-ops reached / pool exhausted)
@@ -558,6 +562,7 @@ def parse(argv=None):
     ap.add_argument("--setup-timeout", type=float, default=120.0)
     ap.add_argument("--cleanup-timeout", type=float, default=120.0)
     ap.add_argument("--watch-pids", default="", help="comma list of server PIDs to report CPU for")
+    ap.add_argument("--mark-start", help="create this file when the measured window opens (after setup and warm-up)")
     ap.add_argument("--quiet-wait", type=float, default=0.0,
                     help="first wait up to this many s for the machine to be <10%% busy for 3 s")
     ap.add_argument("--label", default="")
