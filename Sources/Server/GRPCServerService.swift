@@ -4,8 +4,8 @@ import ServiceLifecycle
 
 /// A `GRPCServer` as a lifecycle `Service`: serves until graceful shutdown,
 /// then stops accepting RPCs and lets in-flight ones finish.
-public struct GRPCServerService: Service {
-    public let server: GRPCServer<HTTP2ServerTransport.Posix>
+public struct GRPCServerService<Transport: ServerTransport>: Service {
+    public let server: GRPCServer<Transport>
     /// Closed first on shutdown so `WatchLeases` streams end and do not hold
     /// the drain up.
     let events: EventHub?
@@ -13,7 +13,7 @@ public struct GRPCServerService: Service {
     /// run: the event loop its transport uses (``NodeEventLoop``), or nil.
     let executor: (any TaskExecutor)?
 
-    public init(server: GRPCServer<HTTP2ServerTransport.Posix>, events: EventHub? = nil, executor: (any TaskExecutor)? = nil) {
+    public init(server: GRPCServer<Transport>, events: EventHub? = nil, executor: (any TaskExecutor)? = nil) {
         self.server = server
         self.events = events
         self.executor = executor

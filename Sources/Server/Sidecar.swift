@@ -126,13 +126,12 @@ public struct Sidecar: Sendable {
     }
 
     /// The gRPC server for the client API on the configured host and port,
-    /// with TLS and the authorization interceptor when configured.
-    public func makeGRPCServer() -> GRPCServer<HTTP2ServerTransport.Posix> {
-        // Metrics first, so calls the authorization refuses are counted too.
-        let interceptors: [any ServerInterceptor] = [GRPCMetricsInterceptor(metrics: metrics)] + (security.authenticator.map {
-            [AuthorizationInterceptor(authenticator: $0, metrics: metrics)]
-        } ?? [])
-        return GRPCServer(
+    /// with TLS and authorization when configured.
+    ///
+    /// - Parameter directUnaryCalls: false serves the hot unary calls through
+    ///   GRPCCore too (``DirectUnaryTransport``); for tests.
+    public func makeGRPCServer(directUnaryCalls: Bool = true) -> ClientPortServer {
+        .clientPort(
             transport: .http2NIOPosix(
                 address: .ipv4(host: config.host, port: config.port),
                 transportSecurity: security.clientPortSecurity,
@@ -142,11 +141,12 @@ public struct Sidecar: Sendable {
                     $0.http2.maxConcurrentStreams = Self.maxConcurrentStreamsPerConnection
                 },
                 eventLoopGroup: eventLoop.group),
-            services: ClientPortReflection.adding(to: [
-                service, ClusterAdminService(admin: admin, securitySummary: security.summary),
+            leases: service,
+            services: [
+                ClusterAdminService(admin: admin, securitySummary: security.summary),
                 GRPCHealthService(health: NodeHealth(store: store)),
-                BackupService(store: store, clock: clock, nodeName: config.nodeID)]),
-            interceptors: interceptors)
+                BackupService(store: store, clock: clock, nodeName: config.nodeID)],
+            metrics: metrics, authenticator: security.authenticator, direct: directUnaryCalls)
     }
 
     /// Concurrent RPCs one client connection may have open on the client port.
@@ -225,13 +225,28 @@ public struct Sidecar: Sendable {
 
 /// Logs the gRPC address once the server listens (the port may be 0 = any).
 struct ListeningAnnouncer: Service {
-    let server: GRPCServer<HTTP2ServerTransport.Posix>
+    let address: @Sendable () async throws -> GRPCNIOTransportCore.SocketAddress?
     let host: String
     var what = "gRPC"
     let logger: Logger
 
+    init(server: GRPCServer<HTTP2ServerTransport.Posix>, host: String, what: String = "gRPC", logger: Logger) {
+        self.init(address: { try await server.listeningAddress }, host: host, what: what, logger: logger)
+    }
+
+    init(server: ClientPortServer, host: String, what: String = "gRPC", logger: Logger) {
+        self.init(address: { try await server.listeningAddress }, host: host, what: what, logger: logger)
+    }
+
+    init(address: @escaping @Sendable () async throws -> GRPCNIOTransportCore.SocketAddress?, host: String, what: String, logger: Logger) {
+        self.address = address
+        self.host = host
+        self.what = what
+        self.logger = logger
+    }
+
     func run() async throws {
-        guard let address = try await server.listeningAddress else { return }
+        guard let address = try await address() else { return }
         let port = address.ipv4?.port ?? address.ipv6?.port ?? 0
         logger.info("\(what) listening", metadata: ["address": "\(host):\(port)"])
         try? await gracefulShutdown()

@@ -225,22 +225,14 @@ struct ServerReflectionTests {
 
     @Test("with authorization on, any authenticated caller may reflect; no credentials is UNAUTHENTICATED")
     func reflectionNeedsAuthenticationOnly() async throws {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("policy-\(UUID().uuidString).yaml").path
-        defer { try? FileManager.default.removeItem(atPath: path) }
         // An identity with one service and no role.
-        try """
-            identities:
-              a: { services: [a] }
-            tokens:
-              - { identity: a, sha256: \(Authenticator.sha256Hex("token-a")) }
-            """.write(toFile: path, atomically: true, encoding: .utf8)
-        try await withTestNode(configure: { $0.security.authPolicyFile = path }) { node in
+        try await withPolicyFile(oneServicePolicy) { path in try await withTestNode(configure: { $0.security.authPolicyFile = path }) { node in
             try Self.expectAnswers(try await Self.askV1(node.connection, Self.questions, metadata: AuthorizedServiceTests.bearer("token-a")))
             let refused = await #expect(throws: RPCError.self) {
                 try await Self.askV1(node.connection, Self.questions)
             }
             #expect(refused?.code == .unauthenticated)
-        }
+        } }
         let serviceOnly = Caller(identity: "a", grant: .init(services: ["a"]))
         for service in ["grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"] {
             let permission = Permission.required(service: service, method: "ServerReflectionInfo")

@@ -96,10 +96,7 @@ public struct PostgresSidecar: Sendable {
 
     /// The client port: the lease API, `gcctl cluster status` (sidecars and
     /// database), health and reflection.
-    public func makeGRPCServer() -> GRPCServer<HTTP2ServerTransport.Posix> {
-        let interceptors: [any ServerInterceptor] = [GRPCMetricsInterceptor(metrics: metrics)] + (security.authenticator.map {
-            [AuthorizationInterceptor(authenticator: $0, metrics: metrics)]
-        } ?? [])
+    public func makeGRPCServer() -> ClientPortServer {
         let heartbeat = self.heartbeat, connector = self.connector, config = self.config
         let cluster = PostgresClusterService(
             nodeName: config.nodeID, securitySummary: security.summary,
@@ -131,13 +128,13 @@ public struct PostgresSidecar: Sendable {
                 }
                 return status
             })
-        return GRPCServer(
+        return .clientPort(
             transport: .http2NIOPosix(
                 address: .ipv4(host: config.host, port: config.port),
                 transportSecurity: security.clientPortSecurity,
                 config: .defaults { $0.http2.maxConcurrentStreams = Sidecar.maxConcurrentStreamsPerConnection }),
-            services: ClientPortReflection.adding(to: [service, cluster, GRPCHealthService(health: health)]),
-            interceptors: interceptors)
+            leases: service, services: [cluster, GRPCHealthService(health: health)],
+            metrics: metrics, authenticator: security.authenticator)
     }
 
     /// Runs until SIGTERM/SIGINT: the pool, the wait for the database, the

@@ -26,6 +26,7 @@ let quietLogger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler()
 /// Starts a node on 127.0.0.1:0, runs `body` against it, then shuts it down.
 func withTestNode(
     configure: (inout SidecarConfig) -> Void = { _ in },
+    directUnaryCalls: Bool = true,
     transport: any CleanupTransport = RecordingTransport(),
     _ body: (TestNode) async throws -> Void
 ) async throws {
@@ -40,7 +41,7 @@ func withTestNode(
     let clock = ManualWallClock()
     let sidecar = try Sidecar(config: config, logger: quietLogger, clock: clock, transport: transport, seed: 7)
     // As in production: the server's tasks prefer the node's event loop.
-    try await serving(sidecar.makeGRPCServer(), executor: sidecar.eventLoop.executor) { address in
+    try await serving(sidecar.makeGRPCServer(directUnaryCalls: directUnaryCalls), executor: sidecar.eventLoop.executor) { address in
         try await withGRPCClient(
             transport: .http2NIOPosix(target: .ipv4(address: address.host, port: address.port), transportSecurity: .plaintext)
         ) { client in
@@ -57,9 +58,27 @@ func serving(
     executor: (any TaskExecutor)? = nil,
     _ body: (SocketAddress.IPv4) async throws -> Void
 ) async throws {
+    try await serving(server, address: { try await server.listeningAddress }, executor: executor, body)
+}
+
+/// Runs a client port `server` as ``serving(_:executor:_:)`` does.
+func serving(
+    _ server: ClientPortServer,
+    executor: (any TaskExecutor)? = nil,
+    _ body: (SocketAddress.IPv4) async throws -> Void
+) async throws {
+    try await serving(server, address: { try await server.listeningAddress }, executor: executor, body)
+}
+
+private func serving<Transport: ServerTransport>(
+    _ server: GRPCServer<Transport>,
+    address listeningAddress: @Sendable () async throws -> SocketAddress?,
+    executor: (any TaskExecutor)?,
+    _ body: (SocketAddress.IPv4) async throws -> Void
+) async throws {
     try await withThrowingDiscardingTaskGroup { group in
         group.addTask(executorPreference: executor) { try await server.serve() }
-        guard let address = try await server.listeningAddress?.ipv4 else {
+        guard let address = try await listeningAddress()?.ipv4 else {
             server.beginGracefulShutdown()
             throw TestFailure("server did not listen on an IPv4 address")
         }
