@@ -28,7 +28,14 @@ extension LeaseStateMachine {
                         stats.cleanupFailures, stats.cleanupSucceeded, stats.deadLettered] {
             w.u64(counter)
         }
-        for (key, record) in writeLeasesInOrder(into: &w) {
+        let (leaseIDs, objectKeys) = snapshotOrder()
+        w.u64(UInt64(leases.count))
+        for id in leaseIDs {
+            if let lease = leases[id] { w.lease(lease) }
+        }
+        w.u64(UInt64(objects.count))
+        for key in objectKeys {
+            guard let record = objects[key] else { continue }
             w.object(key)
             w.u64(record.incarnation)
             w.u32(UInt32(truncatingIfNeeded: record.activeLeases.count))
@@ -62,40 +69,26 @@ extension LeaseStateMachine {
         return w.bytes
     }
 
-    /// Writes the lease count and every lease, then the object count, and returns the objects to
-    /// write next, in the order a snapshot keeps, the same for equal states: leases by id, each
-    /// object where its oldest active lease comes. Both come from one pass over
-    /// ``Indexes/orderedLeaseIDs`` (kept sorted) that looks each lease and its object up once
-    /// and writes the lease at once: no sorting of the tables (sorting a million string keys was
-    /// more than half of a snapshot's encoding time) and no second lookup of either. Should that
-    /// index ever disagree with the tables, the leases are rewritten, and the objects taken, in
-    /// sorted key order instead (nothing is lost).
-    func writeLeasesInOrder(into w: inout SnapshotWriter) -> [(ObjectKey, ObjectRecord)] {
-        let leasesStart = w.bytes.count
-        w.u64(UInt64(leases.count))
-        var written = 0
-        var objectsInOrder: [(ObjectKey, ObjectRecord)] = []
-        objectsInOrder.reserveCapacity(objects.count)
+    /// The order a snapshot writes leases and objects in, the same for equal states: leases by
+    /// id, each object where its oldest active lease comes. Both come from one pass over
+    /// ``Indexes/orderedLeaseIDs`` (kept sorted), without sorting the tables: sorting a
+    /// million string keys was more than half of a snapshot's encoding time. Should that
+    /// index ever disagree with the tables, the tables are sorted instead (nothing is lost).
+    func snapshotOrder() -> (leases: [LeaseID], objects: [ObjectKey]) {
+        var leaseIDs: [LeaseID] = []
+        leaseIDs.reserveCapacity(leases.count)
+        var objectKeys: [ObjectKey] = []
+        objectKeys.reserveCapacity(objects.count)
         for id in indexes.orderedLeaseIDs {
             guard let lease = leases[id] else { continue }
-            w.lease(lease)
-            written += 1
+            leaseIDs.append(id)
             if let record = objects[lease.object], record.activeLeases.smallest == id {
-                objectsInOrder.append((lease.object, record))
+                objectKeys.append(lease.object)
             }
         }
-        if written != leases.count {
-            w.bytes.removeSubrange(leasesStart...)
-            w.u64(UInt64(leases.count))
-            for id in leases.keys.sorted() {
-                if let lease = leases[id] { w.lease(lease) }
-            }
-        }
-        if objectsInOrder.count != objects.count {
-            objectsInOrder = objects.keys.sorted().compactMap { key in objects[key].map { (key, $0) } }
-        }
-        w.u64(UInt64(objects.count))
-        return objectsInOrder
+        if leaseIDs.count != leases.count { leaseIDs = leases.keys.sorted() }
+        if objectKeys.count != objects.count { objectKeys = objects.keys.sorted() }
+        return (leaseIDs, objectKeys)
     }
 
     /// The state in the protobuf format 1 that versions before format 2 wrote (tests: old
