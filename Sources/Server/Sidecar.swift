@@ -200,7 +200,7 @@ public struct Sidecar: Sendable {
             .init(service: StatusPageSampler(page: statusPage)),
             .init(service: SecurityReloadService(security: security, metrics: metrics, logger: logger)),
             .init(service: PeerServerService(server: peerServer, executor: eventLoop.executor)),
-            .init(service: ListeningAnnouncer(server: peerServer, host: config.raftHost, what: "peer port", logger: logger)),
+            .init(service: ListeningAnnouncer(address: { try await peerServer.listeningAddress }, host: config.raftHost, what: "peer port", logger: logger)),
             .init(service: RaftTicker(store: store, interval: store.cluster.tickInterval)),
             .init(service: HeapTrimmer()),
         ]
@@ -210,7 +210,7 @@ public struct Sidecar: Sendable {
         services += [
             .init(service: cleanup),
             .init(service: GRPCServerService(server: grpc, events: store.events, executor: eventLoop.executor)),
-            .init(service: ListeningAnnouncer(server: grpc, host: config.host, what: "gRPC", logger: logger)),
+            .init(service: ListeningAnnouncer(address: { try await grpc.listeningAddress }, host: config.host, what: "gRPC", logger: logger)),
             // Last, so it hears of a shutdown first: a leader hands over
             // before the node stops serving.
             .init(service: LeadershipHandoffService(admin: admin)),
@@ -225,25 +225,11 @@ public struct Sidecar: Sendable {
 
 /// Logs the gRPC address once the server listens (the port may be 0 = any).
 struct ListeningAnnouncer: Service {
+    /// The server's bound address, once it listens.
     let address: @Sendable () async throws -> GRPCNIOTransportCore.SocketAddress?
     let host: String
     var what = "gRPC"
     let logger: Logger
-
-    init(server: GRPCServer<HTTP2ServerTransport.Posix>, host: String, what: String = "gRPC", logger: Logger) {
-        self.init(address: { try await server.listeningAddress }, host: host, what: what, logger: logger)
-    }
-
-    init(server: ClientPortServer, host: String, what: String = "gRPC", logger: Logger) {
-        self.init(address: { try await server.listeningAddress }, host: host, what: what, logger: logger)
-    }
-
-    init(address: @escaping @Sendable () async throws -> GRPCNIOTransportCore.SocketAddress?, host: String, what: String, logger: Logger) {
-        self.address = address
-        self.host = host
-        self.what = what
-        self.logger = logger
-    }
 
     func run() async throws {
         guard let address = try await address() else { return }

@@ -162,7 +162,7 @@ public struct PostgresSidecar: Sendable {
             .init(service: AfterStartup(gate: started, service: eventTail)),
             .init(service: AfterStartup(gate: started, service: eventRetention)),
             .init(service: GRPCServerService(server: grpc, events: store.events)),
-            .init(service: ListeningAnnouncer(server: grpc, host: config.host, what: "gRPC", logger: logger)),
+            .init(service: ListeningAnnouncer(address: { try await grpc.listeningAddress }, host: config.host, what: "gRPC", logger: logger)),
         ]
         let group = ServiceGroup(configuration: .init(
             services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))

@@ -3,9 +3,10 @@ import GRPCCore
 import GRPCNIOTransportHTTP2
 
 /// The gRPC server of a node's client port: the lease API's hot unary calls
-/// served directly by ``DirectUnaryTransport``, everything else (streams,
-/// reads, operator and admin calls, health, reflection) by GRPCCore's
-/// server with the same metrics and authorization as interceptors.
+/// (``DistributedGCService/directRoutes()``) served directly by
+/// ``DirectUnaryTransport``, everything else (streams, lists, operator and
+/// admin calls, grpc.health.v1, reflection, backup) by GRPCCore's server with
+/// the same metrics and authorization as interceptors.
 public typealias ClientPortServer = GRPCServer<DirectUnaryTransport<HTTP2ServerTransport.Posix>>
 
 extension GRPCServer where Transport == DirectUnaryTransport<HTTP2ServerTransport.Posix> {
